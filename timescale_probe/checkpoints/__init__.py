@@ -1,0 +1,8 @@
+"""Reading every supported checkpoint format into one :class:`~timescale_probe.stack.LSTMStack`.
+
+``load_checkpoint(path)`` detects the format; nothing in a file can run code (see ``safe_unpickle``).
+"""
+from __future__ import annotations
+
+from .ours import FORMAT_NAME, FORMAT_VERSION, read_card, save_checkpoint  # noqa: F401
+from .loader import load_checkpoint  # noqa: F401

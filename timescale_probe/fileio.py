@@ -1,0 +1,184 @@
+"""Writing outputs safely: atomic files, output folders, and the ``run.json`` record of a run."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import InputError, OptionError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed over ``path``.
+
+    An exception (or a kill) leaves ``path`` untouched: readers never see a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path:
+    """Call ``writer(tmp_path)`` (e.g. ``df.to_csv``, ``fig.savefig``, ``torch.save``) atomically."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+    return Path(path)
+
+
+def write_table(df, path: str | os.PathLike) -> Path:
+    """Write a DataFrame as CSV, Parquet or JSON (by suffix), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return atomic_write_with(path, lambda p: df.to_csv(p, index=False))
+    if suffix == ".parquet":
+        return atomic_write_with(path, lambda p: df.to_parquet(p, index=False))
+    if suffix == ".json":
+        return atomic_write_with(path, lambda p: df.to_json(p, orient="records", indent=1))
+    raise OptionError(f"cannot write a table as '{suffix}': use .csv, .parquet or .json ({path})")
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix, PDF by default) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "pdf"
+    try:
+        return atomic_write_with(path, lambda p: fig.savefig(p, format=fmt, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Return ``path`` as a Path if it is a readable regular file, else raise a one-line InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{what} not found: {p}")
+    if p.is_dir():
+        raise InputError(f"{what} is a directory, expected a file: {p}")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{what} is not readable (permissions): {p}")
+    return p
+
+
+def prepare_out_dir(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out must be a directory, but {out} is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        try:
+            return _jsonable(value.item())
+        except (ValueError, RuntimeError):
+            pass
+    if hasattr(value, "to_dict") and callable(value.to_dict):
+        return _jsonable(value.to_dict())
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("timescale_probe", "torch", "numpy", "scipy", "pandas", "matplotlib"):
+        mod = sys.modules.get(name)
+        if mod is None:
+            try:
+                mod = __import__(name)
+            except ImportError:
+                continue
+        versions[name] = getattr(mod, "__version__", "?")
+    return versions
+
+
+def write_run_json(
+    out_dir: str | os.PathLike,
+    command: str,
+    options: dict[str, Any],
+    *,
+    seed: int | None = None,
+    inputs: list[str | os.PathLike] | None = None,
+    results: dict[str, Any] | None = None,
+    filename: str = "run.json",
+) -> Path:
+    """Record what produced an output folder: resolved options, seed, versions and input hashes."""
+    record = {
+        "command": command,
+        "options": _jsonable(options),
+        "seed": seed,
+        "inputs": {
+            str(p): (file_sha256(p) if Path(p).is_file() else "not a file")
+            for p in (inputs or [])
+        },
+        "versions": library_versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if results is not None:
+        record["results"] = _jsonable(results)
+    path = Path(out_dir) / filename
+    return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def resolve_device(device: str = "auto"):
+    """Map ``auto|cpu|cuda|cuda:N`` to a torch.device; asking for CUDA without one is a user error."""
+    import torch
+
+    device = (device or "auto").lower()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise OptionError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+        return torch.device(device)
+    raise OptionError(f"unknown device '{device}': use auto, cpu or cuda")

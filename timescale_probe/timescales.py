@@ -1,0 +1,428 @@
+"""Forget-gate bias <-> memory timescale, and multi-timescale (MTS) specs.
+
+Two conventions for what a forget gate value ``f = sigmoid(b)`` means as a timescale ``T`` (in
+time steps):
+
+- ``paper`` (Mahto et al. 2021, the default): with no input the cell decays as ``f**t = exp(-t/T)``,
+  so ``T = -1/log(f) = 1/softplus(-b)`` and ``b = -log(expm1(1/T))``. ``b=+inf -> T=inf``,
+  ``b=-inf -> T=0``.
+- ``chrono`` (Tallec & Ollivier 2018): ``T = 1/(1-f) = 1 + exp(b)`` and ``b = log(T-1)``;
+  ``T`` lies in ``[1, inf]``.
+
+Every function accepts Python scalars, numpy arrays and torch tensors and returns the same kind.
+
+An MTS spec says, layer by layer, which timescales to impose on the units of a stacked LSTM: the
+forget bias is set from ``T`` (``bias_hh[f] = b_f``), the input-gate bias to ``-b_f``, the input
+biases of those two gates to 0, and the bias vectors of the layer are frozen (the paper's choice).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from .errors import OptionError
+
+CONVENTIONS = ("paper", "chrono")
+#: Forget biases are clipped to +-BIAS_LIMIT when a spec is applied. 30 keeps every finite
+#: quantile of the paper's specs exact (the longest paper-lm T, 359,932 steps, needs b=12.8) and
+#: turns the T=0 quantile (b=-inf) into b=-30, a gate of 9e-14 whose timescale is 0.033 steps.
+BIAS_LIMIT = 30.0
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise OptionError(f"unknown timescale convention '{convention}': use 'paper' or 'chrono'")
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def forget_bias_to_timescale(bias, convention: str = "paper"):
+    """Timescale in steps of a unit whose effective forget-gate bias is ``bias``.
+
+    The effective bias of a PyTorch LSTM is ``bias_ih + bias_hh`` (forget rows ``H:2H``).
+    Stable for any ``|b|`` up to 1e4 and for infinities: overflow gives ``inf``, never ``nan``.
+    """
+    _check_convention(convention)
+    if _is_torch(bias):
+        import torch
+
+        b = bias if bias.is_floating_point() else bias.double()
+        if convention == "paper":
+            return 1.0 / torch.logaddexp(torch.zeros_like(b), -b)
+        return 1.0 + torch.exp(b)
+    b = np.asarray(bias, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        if convention == "paper":
+            out = 1.0 / np.logaddexp(0.0, -b)
+        else:
+            out = 1.0 + np.exp(b)
+    return out if out.ndim else float(out)
+
+
+def _log_expm1(x):
+    """log(exp(x) - 1) for x >= 0 without overflow (x large) or cancellation (x small)."""
+    big = x > 1.0
+    safe_small = np.where(big, 1.0, x)
+    safe_big = np.where(big, x, 1.0)
+    with np.errstate(divide="ignore", under="ignore"):
+        return np.where(big, safe_big + np.log1p(-np.exp(-safe_big)), np.log(np.expm1(safe_small)))
+
+
+def timescale_to_forget_bias(timescale, convention: str = "paper"):
+    """Forget-gate bias that gives a unit the timescale ``timescale`` (the inverse of
+    :func:`forget_bias_to_timescale`). ``paper``: T=0 -> -inf, T=inf -> +inf. ``chrono``: T=1 ->
+    -inf; T < 1 has no chrono bias and raises."""
+    _check_convention(convention)
+    torch_in = _is_torch(timescale)
+    if torch_in:
+        import torch
+
+        dtype, device = timescale.dtype, timescale.device
+        T = timescale.detach().cpu().double().numpy()
+    else:
+        T = np.asarray(timescale, dtype=np.float64)
+    if np.any(np.isnan(T)) or np.any(T < 0):
+        raise OptionError("timescales must be >= 0 (no NaN)")
+    with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+        if convention == "paper":
+            inv = np.where(T == 0, np.inf, 1.0 / np.where(T == 0, 1.0, T))
+            out = np.where(np.isinf(inv), -np.inf, -_log_expm1(np.where(np.isinf(inv), 1.0, inv)))
+        else:
+            if np.any(T < 1):
+                raise OptionError("the chrono convention needs timescales >= 1 (T = 1/(1-f))")
+            out = np.log(T - 1.0)
+    if torch_in:
+        return torch.as_tensor(out, dtype=dtype if dtype.is_floating_point else torch.float64, device=device)
+    return out if out.ndim else float(out)
+
+
+def population_memory(timescales, t):
+    """``M(t) = mean_T exp(-t/T)`` over a population of unit timescales (T=0 contributes 0).
+
+    ``t`` may be a scalar or an array; returns an array of the same shape as ``t``.
+    """
+    T = np.asarray(timescales, dtype=np.float64).ravel()
+    t = np.asarray(t, dtype=np.float64)
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
+        rate = np.where(T > 0, 1.0 / np.where(T > 0, T, 1.0), np.inf)
+        out = np.exp(-np.multiply.outer(t, rate)).mean(axis=-1)
+    return out if out.ndim else float(out)
+
+
+def inverse_gamma_memory(t, shape: float, scale: float = 1.0):
+    """``E[exp(-t/T)]`` for ``T ~ InvGamma(shape, scale)``: the power law ``(1 + t/scale)**-shape``."""
+    return (1.0 + np.asarray(t, dtype=np.float64) / scale) ** (-shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# MTS specs
+# ----------------------------------------------------------------------------------------------
+
+FREEZE_CHOICES = ("all", "gates", "none")
+ENDS_CHOICES = ("drop-first", "drop-both", "midpoints")
+
+
+@dataclass(frozen=True)
+class FreeLayer:
+    """Biases initialised and trained as usual."""
+
+    kind: str = field(default="free", init=False)
+
+    def timescales(self, n_units: int) -> None:
+        return None
+
+    @property
+    def freeze(self) -> str:
+        return "none"
+
+
+@dataclass(frozen=True)
+class FixedTimescales:
+    """Fixed timescales: ``values`` split into equal consecutive blocks over the layer's units
+    (``np.array_split`` order; ``(3, 4)`` on 1150 units gives 575 x T=3 then 575 x T=4), or one
+    value per unit when ``len(values)`` equals the layer size."""
+
+    values: tuple[float, ...]
+    freeze: str = "all"
+    kind: str = field(default="fixed", init=False)
+
+    def timescales(self, n_units: int) -> np.ndarray:
+        values = np.asarray(self.values, dtype=np.float64)
+        if len(values) == n_units:
+            return values.copy()
+        if len(values) > n_units:
+            raise OptionError(f"fixed spec has {len(values)} values for a layer of {n_units} units")
+        blocks = np.array_split(np.arange(n_units), len(values))
+        return np.concatenate([np.full(len(b), v) for b, v in zip(blocks, values)])
+
+
+@dataclass(frozen=True)
+class InverseGammaQuantiles:
+    """Deterministic inverse-gamma quantiles, longest timescale first.
+
+    ``ends`` says how the infinite (q=0) and zero (q=1) quantiles are treated for ``n`` units:
+
+    - ``drop-first`` (the paper's LM spec): ``isf(linspace(0, 1, n+1))[1:]``; the last unit gets
+      T=0, whose bias -inf is clipped to ``-BIAS_LIMIT`` when applied;
+    - ``drop-both`` (the paper's Dyck spec): ``isf(linspace(0, 1, n+2))[1:-1]``;
+    - ``midpoints``: ``isf((i + 0.5) / n)``.
+
+    ``n=None`` means the size of the layer the spec is applied to.
+    """
+
+    shape: float
+    scale: float = 1.0
+    n: int | None = None
+    ends: str = "drop-first"
+    freeze: str = "all"
+    kind: str = field(default="ig-quantiles", init=False)
+
+    def timescales(self, n_units: int) -> np.ndarray:
+        from scipy.stats import invgamma
+
+        n = self.n or n_units
+        if n != n_units:
+            raise OptionError(f"inverse-gamma spec is for {n} units but the layer has {n_units}")
+        if self.ends == "drop-first":
+            q = np.linspace(0.0, 1.0, n + 1)[1:]
+        elif self.ends == "drop-both":
+            q = np.linspace(0.0, 1.0, n + 2)[1:-1]
+        elif self.ends == "midpoints":
+            q = (np.arange(n) + 0.5) / n
+        else:
+            raise OptionError(f"unknown ends treatment '{self.ends}': use one of {', '.join(ENDS_CHOICES)}")
+        return invgamma.isf(q, self.shape, scale=self.scale)
+
+
+@dataclass(frozen=True)
+class InverseGammaDraws:
+    """Random inverse-gamma timescales (seeded), sorted longest first."""
+
+    shape: float
+    scale: float = 1.0
+    seed: int = 0
+    n: int | None = None
+    freeze: str = "all"
+    kind: str = field(default="ig-draws", init=False)
+
+    def timescales(self, n_units: int) -> np.ndarray:
+        from scipy.stats import invgamma
+
+        n = self.n or n_units
+        if n != n_units:
+            raise OptionError(f"inverse-gamma spec is for {n} units but the layer has {n_units}")
+        draws = invgamma.rvs(self.shape, scale=self.scale, size=n, random_state=np.random.default_rng(self.seed))
+        return np.sort(draws)[::-1].copy()
+
+
+LayerSpec = Union[FreeLayer, FixedTimescales, InverseGammaQuantiles, InverseGammaDraws]
+_KINDS = {"free": FreeLayer, "fixed": FixedTimescales, "ig-quantiles": InverseGammaQuantiles, "ig-draws": InverseGammaDraws}
+
+
+def layer_spec_from_dict(d: dict[str, Any]) -> LayerSpec:
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind not in _KINDS:
+        raise OptionError(f"unknown layer spec kind '{kind}': use one of {', '.join(_KINDS)}")
+    if kind == "fixed":
+        d["values"] = tuple(float(v) for v in d["values"])
+    try:
+        spec = _KINDS[kind](**d)
+    except TypeError as exc:
+        raise OptionError(f"bad '{kind}' layer spec {d}: {exc}") from None
+    if spec.freeze not in FREEZE_CHOICES:
+        raise OptionError(f"unknown freeze '{spec.freeze}': use one of {', '.join(FREEZE_CHOICES)}")
+    return spec
+
+
+@dataclass(frozen=True)
+class MTSSpec:
+    """Per-layer timescale specs of a stacked LSTM (layer 1 first). Layers beyond the list are free.
+
+    ``convention`` is the bias<->timescale convention used to turn ``T`` into biases.
+    """
+
+    layers: tuple[LayerSpec, ...]
+    name: str = "custom"
+    convention: str = "paper"
+    bias_limit: float = BIAS_LIMIT
+
+    def layer(self, index: int) -> LayerSpec:
+        """Spec of layer ``index`` (0-based); free beyond the list."""
+        return self.layers[index] if index < len(self.layers) else FreeLayer()
+
+    def timescales(self, layer_sizes: Sequence[int]) -> list[np.ndarray | None]:
+        return [self.layer(i).timescales(n) for i, n in enumerate(layer_sizes)]
+
+    def forget_biases(self, layer_sizes: Sequence[int]) -> list[np.ndarray | None]:
+        """Forget biases each constrained layer gets (clipped to +-bias_limit), None for free layers."""
+        out = []
+        for T in self.timescales(layer_sizes):
+            if T is None:
+                out.append(None)
+            else:
+                b = np.asarray(timescale_to_forget_bias(T, self.convention), dtype=np.float64)
+                out.append(np.clip(b, -self.bias_limit, self.bias_limit))
+        return out
+
+    @property
+    def is_free(self) -> bool:
+        return all(isinstance(l, FreeLayer) for l in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "convention": self.convention,
+            "bias_limit": self.bias_limit,
+            "layers": [asdict(l) | {"kind": l.kind} for l in self.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MTSSpec":
+        try:
+            layers = tuple(layer_spec_from_dict(l) for l in d["layers"])
+            spec = cls(
+                layers=layers,
+                name=str(d.get("name", "custom")),
+                convention=str(d.get("convention", "paper")),
+                bias_limit=float(d.get("bias_limit", BIAS_LIMIT)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OptionError(f"malformed MTS spec: {exc}") from None
+        _check_convention(spec.convention)
+        return spec
+
+    def describe(self) -> str:
+        parts = []
+        for i, l in enumerate(self.layers, 1):
+            if isinstance(l, FreeLayer):
+                parts.append(f"layer {i}: free")
+            elif isinstance(l, FixedTimescales):
+                parts.append(f"layer {i}: fixed T={','.join(f'{v:g}' for v in l.values)}")
+            elif isinstance(l, InverseGammaQuantiles):
+                parts.append(f"layer {i}: inverse-gamma quantiles a={l.shape:g} b={l.scale:g} ({l.ends})")
+            else:
+                parts.append(f"layer {i}: inverse-gamma draws a={l.shape:g} b={l.scale:g} seed={l.seed}")
+        return f"{self.name} [{self.convention}]: " + "; ".join(parts or ["all free"])
+
+
+BASELINE = MTSSpec(layers=(), name="baseline")
+
+
+def paper_lm_spec(shape: float = 0.56, scale: float = 1.0) -> MTSSpec:
+    """The paper's LM spec: layer 1 half T=3 / half T=4, layer 2 inverse-gamma quantiles
+    (``drop-first``: the last unit has T=0, clipped), layer 3 free; bias vectors frozen."""
+    return MTSSpec(
+        layers=(FixedTimescales((3.0, 4.0)), InverseGammaQuantiles(shape, scale, ends="drop-first"), FreeLayer()),
+        name="paper-lm" if (shape, scale) == (0.56, 1.0) else f"paper-lm(a={shape:g},b={scale:g})",
+    )
+
+
+def paper_dyck_spec(shape: float = 1.5, scale: float = 1.0) -> MTSSpec:
+    """The paper's Dyck spec: one layer of inverse-gamma quantiles with both ends dropped."""
+    return MTSSpec(
+        layers=(InverseGammaQuantiles(shape, scale, ends="drop-both"),),
+        name="paper-dyck" if (shape, scale) == (1.5, 1.0) else f"paper-dyck(a={shape:g},b={scale:g})",
+    )
+
+
+PRESETS = {"baseline": lambda: BASELINE, "none": lambda: BASELINE, "paper-lm": paper_lm_spec, "paper-dyck": paper_dyck_spec}
+
+
+def _parse_layer_text(text: str) -> LayerSpec:
+    """``free`` | ``fixed:3,4`` | ``ig:0.56[,1[,ends]]`` | ``ig-draws:0.56,1,SEED``."""
+    text = text.strip()
+    kind, _, args = text.partition(":")
+    vals = [a.strip() for a in args.split(",") if a.strip()]
+    try:
+        if kind == "free":
+            return FreeLayer()
+        if kind == "fixed":
+            return FixedTimescales(tuple(float(v) for v in vals))
+        if kind in ("ig", "ig-quantiles"):
+            ends = vals[2] if len(vals) > 2 else "drop-first"
+            if ends not in ENDS_CHOICES:
+                raise OptionError(f"unknown ends '{ends}' in '{text}': use one of {', '.join(ENDS_CHOICES)}")
+            return InverseGammaQuantiles(float(vals[0]), float(vals[1]) if len(vals) > 1 else 1.0, ends=ends)
+        if kind == "ig-draws":
+            return InverseGammaDraws(float(vals[0]), float(vals[1]) if len(vals) > 1 else 1.0,
+                                     seed=int(vals[2]) if len(vals) > 2 else 0)
+    except (ValueError, IndexError):
+        pass
+    raise OptionError(
+        f"cannot read layer spec '{text}': use free, fixed:3,4, ig:SHAPE[,SCALE[,ENDS]] or ig-draws:SHAPE,SCALE,SEED"
+    )
+
+
+def parse_mts_spec(text: str | None) -> MTSSpec:
+    """An MTS spec from a preset name (``baseline``, ``paper-lm``, ``paper-dyck``), a JSON file
+    (as written by :meth:`MTSSpec.to_dict`), or per-layer text such as
+    ``"fixed:3,4;ig:0.56,1;free"``."""
+    if text is None or text == "":
+        return BASELINE
+    if text in PRESETS:
+        return PRESETS[text]()
+    path = Path(text)
+    if text.endswith(".json"):
+        if not path.is_file():
+            raise OptionError(f"MTS spec file not found: {text}")
+        try:
+            return MTSSpec.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise OptionError(f"MTS spec file {text} is not valid JSON: {exc}") from None
+    return MTSSpec(layers=tuple(_parse_layer_text(t) for t in text.split(";")), name=text)
+
+
+def apply_layer_spec(lstm, layer_spec: LayerSpec, *, module_layer: int = 0, convention: str = "paper",
+                     bias_limit: float = BIAS_LIMIT) -> np.ndarray | None:
+    """Impose ``layer_spec`` on layer ``module_layer`` of an ``nn.LSTM`` in place.
+
+    Sets ``bias_hh[f] = b_f``, ``bias_hh[i] = -b_f``, ``bias_ih[i] = bias_ih[f] = 0`` (the effective
+    forget bias is then ``b_f``) and freezes: ``all`` = the whole bias vectors stop training (the
+    paper), ``gates`` = only the input/forget rows (gradient mask), ``none``. Returns the
+    timescales imposed, or None for a free layer.
+    """
+    import torch
+
+    H = lstm.hidden_size
+    T = layer_spec.timescales(H)
+    if T is None:
+        return None
+    b_f = np.clip(np.asarray(timescale_to_forget_bias(T, convention), dtype=np.float64), -bias_limit, bias_limit)
+    b_ih = getattr(lstm, f"bias_ih_l{module_layer}")
+    b_hh = getattr(lstm, f"bias_hh_l{module_layer}")
+    with torch.no_grad():
+        bf = torch.as_tensor(b_f, dtype=b_hh.dtype, device=b_hh.device)
+        b_ih[0:2 * H].zero_()
+        b_hh[H:2 * H].copy_(bf)
+        b_hh[0:H].copy_(-bf)
+    if layer_spec.freeze == "all":
+        b_ih.requires_grad_(False)
+        b_hh.requires_grad_(False)
+    elif layer_spec.freeze == "gates":
+        mask = torch.ones_like(b_hh)
+        mask[0:2 * H] = 0
+        for p in (b_ih, b_hh):
+            p.register_hook(lambda g, m=mask: g * m.to(g.device))
+    return T
+
+
+def apply_mts_spec(lstms, spec: MTSSpec) -> list[np.ndarray | None]:
+    """Apply ``spec`` to a stack given as one multi-layer ``nn.LSTM`` or a list of single-layer
+    ``nn.LSTM`` modules (AWD-LSTM style). Returns the imposed timescales per layer."""
+    import torch
+
+    if isinstance(lstms, torch.nn.LSTM):
+        targets = [(lstms, k) for k in range(lstms.num_layers)]
+    else:
+        targets = [(m, 0) for m in lstms]
+    return [
+        apply_layer_spec(m, spec.layer(i), module_layer=k, convention=spec.convention, bias_limit=spec.bias_limit)
+        for i, (m, k) in enumerate(targets)
+    ]
