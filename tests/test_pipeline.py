@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from timescale_probe.errors import InputError, OptionError
+from timescale_probe.pipeline import Step, StepSkipped, run_pipeline
+
+
+def make_steps(calls, fail_b=False):
+    def a(ctx):
+        calls.append("a")
+        ctx.path("a.txt").write_text("A")
+        return {"value": 1, "_files": ["a.txt"]}
+
+    def b(ctx):
+        calls.append("b")
+        if fail_b:
+            raise InputError("corpus missing")
+        return {"twice": ctx.results["a"]["value"] * 2}
+
+    def c(ctx):
+        calls.append("c")
+        raise StepSkipped("WikiText-2 train split not found")
+
+    return [Step("a", "first", a), Step("b", "second", b, needs=("a",)), Step("c", "third", c)]
+
+
+def test_steps_are_cached_and_forced(tmp_path):
+    calls = []
+    recs = run_pipeline(make_steps(calls), tmp_path, "smoke")
+    assert calls == ["a", "b", "c"]
+    assert recs["b"]["results"]["twice"] == 2
+    assert recs["c"]["status"] == "skipped" and "WikiText" in recs["c"]["reason"]
+    calls.clear()
+    run_pipeline(make_steps(calls), tmp_path, "smoke")
+    assert calls == []  # everything cached (a skipped step is remembered too)
+    run_pipeline(make_steps(calls), tmp_path, "smoke", force={"a"})
+    assert calls == ["a", "b"]  # forcing a redoes its dependant b
+    calls.clear()
+    (tmp_path / "a.txt").unlink()  # a declared output vanished -> a is stale
+    run_pipeline(make_steps(calls), tmp_path, "smoke")
+    assert calls == ["a", "b"]
+    calls.clear()
+    run_pipeline(make_steps(calls), tmp_path, "small")  # another profile is not the same result
+    assert calls == ["a", "b", "c"]
+
+
+def test_failures_are_recorded_and_dependants_skipped(tmp_path):
+    calls = []
+    steps = make_steps(calls, fail_b=True)
+    steps.append(Step("d", "needs b", lambda ctx: {"x": 1}, needs=("b",)))
+    recs = run_pipeline(steps, tmp_path, "smoke")
+    assert recs["b"]["status"] == "failed" and "corpus missing" in recs["b"]["reason"]
+    assert recs["d"]["status"] == "skipped" and "needs b" in recs["d"]["reason"]
+    on_disk = json.loads((tmp_path / ".steps" / "b.json").read_text())
+    assert on_disk["status"] == "failed"
+
+
+def test_only_and_unknown_steps(tmp_path):
+    calls = []
+    run_pipeline(make_steps(calls), tmp_path, "smoke", only={"b"})
+    assert calls == ["a", "b"]
+    with pytest.raises(OptionError):
+        run_pipeline(make_steps(calls), tmp_path, "smoke", force={"nope"})
