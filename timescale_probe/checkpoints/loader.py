@@ -1,22 +1,264 @@
-"""Format detection and dispatch (placeholder until the loaders land: reads our own format only)."""
+"""Format detection and dispatch: every supported checkpoint file becomes one :class:`LSTMStack`.
+
+Order of attempts for a ``torch.save`` file (zip or legacy): ``torch.load(weights_only=True)``
+first (our own format, plain state dicts); only when that refuses (whole pickled objects) the
+restricted unpickler of :mod:`.safe_unpickle`, which never imports or runs anything named in the
+file. ``provenance.source_format`` says what was found:
+
+==============================  ==========================================================
+``tsprobe-checkpoint``          our own format (:mod:`.ours`)
+``state-dict:nn.LSTM``          state dict of an ``nn.LSTM`` (``weight_ih_l{k}`` ...)
+``state-dict:nn.LSTMCell``      state dict of ``nn.LSTMCell`` s (``weight_ih`` ...)
+``state-dict:lm``               state dict of an LM wrapping them (embedding/decoder, AWD names)
+``pickle:awd-lstm``             whole pickled AWD-LSTM / reference-repo model
+``pickle:word_language_model``  whole pickled pytorch/examples ``RNNModel``
+``pickle:module``               any other whole pickled module holding an LSTM
+``keras-npz`` / ``tf1-npz``     Keras / TensorFlow-1 LSTM weights saved with ``np.savez``
+==============================  ==========================================================
+
+Safetensors files are read too (header + raw tensors, no dependency) as state dicts.
+"""
 from __future__ import annotations
 
+import json
 import os
+import struct
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, OptionError
 from ..fileio import file_sha256, require_file
-from ..stack import LSTMStack
-from .ours import is_our_payload, payload_to_stack
+from ..stack import LSTMStack, Provenance
+from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
+from .pickled import describe_model, flatten
+from .safe_unpickle import is_inert, load_torch_file_restricted
+from .state_dict import _LSTM_KEY, find_lstm
+
+#: Values of ``format=`` (``--format``): ``auto`` detects.
+FORMATS = ("auto", "tsprobe", "state-dict", "pickle", "safetensors", "keras-npz", "tf1-npz")
+NO_VOCAB_NOTE = ("no vocabulary in the file: rebuild it from the training corpus (the reference numbers words in "
+                 "first-occurrence order of train.txt)")
 
 
-def load_checkpoint(path: str | os.PathLike) -> LSTMStack:
-    p = require_file(path, "checkpoint")
+def sniff(path: Path) -> str:
+    """The kind of file from its first bytes: torch-zip, npz, zip, pickle, npy, safetensors, png, hdf5, text, unknown."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "torch-zip"  # let the torch readers report the damage
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return "torch-zip"
+        if names and all(n.endswith(".npy") for n in names):
+            return "npz"
+        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+            return "torchscript"
+        return "zip"
+    if head[:6] == b"\x93NUMPY":
+        return "npy"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if head[:4] == b"\x89HDF":
+        return "hdf5"
+    if len(head) >= 9 and head[8:9] == b"{":
+        (n,) = struct.unpack("<Q", head[:8])
+        if 0 < n <= size - 8:
+            return "safetensors"
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"cannot read {p} as a checkpoint: {str(exc).splitlines()[0]}") from None
-    if not is_our_payload(obj):
-        raise CheckpointError(f"{p} is not a tsprobe checkpoint")
-    return payload_to_stack(obj, path=str(p), sha256=file_sha256(p))
+        text = head.decode("utf-8")
+        if text and all(c.isprintable() or c in "\r\n\t" for c in text):
+            return "text"
+    except UnicodeDecodeError:
+        pass
+    return "unknown"
+
+
+_NOT_A_CHECKPOINT = {
+    "npy": "a NumPy array (.npy), not a checkpoint; arrays of timescales go to `tsprobe fit-distribution`",
+    "png": "a PNG image, not a checkpoint",
+    "hdf5": "an HDF5 file (Keras .h5), which tsprobe does not read; save the LSTM weights with np.savez "
+            "(kernel, recurrent_kernel, bias per layer) and load the .npz",
+    "text": "a text file, not a checkpoint",
+    "zip": "a zip archive without data.pkl: not a PyTorch checkpoint",
+    "torchscript": "a TorchScript archive (torch.jit.save); load it in a trusted environment and torch.save its state_dict()",
+    "unknown": "not a recognised checkpoint (neither a torch.save file, safetensors, nor a Keras/TF .npz)",
+}
+
+
+def load_checkpoint(path: str | os.PathLike, *, format: str | None = None, tf_forget_bias: float = 1.0) -> LSTMStack:
+    """Read any supported checkpoint into an :class:`LSTMStack` (CPU float32 weights, gate order i,f,g,o).
+
+    ``format`` forces a loader (one of :data:`FORMATS`; ``None``/``auto`` detects). ``tf_forget_bias``
+    is the forget bias TensorFlow-1 ``LSTMCell`` adds at run time (default 1.0); it is added back
+    into ``bias_ih`` of ``tf1-npz`` files. Raises :class:`CheckpointError` (or its subclass
+    :class:`UnsafeCheckpointError` for files that try to run code) with a one-line message.
+    """
+    p = require_file(path, "checkpoint")
+    fmt = (format or "auto").lower()
+    if fmt not in FORMATS:
+        raise OptionError(f"unknown checkpoint format '{format}': use one of {', '.join(FORMATS)}")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p} is empty (0 bytes): not a checkpoint; was the save or the download interrupted?")
+    kind = sniff(p)
+    sha = file_sha256(p)
+    if fmt in ("keras-npz", "tf1-npz") or (fmt == "auto" and kind == "npz"):
+        from .keras import load_npz_lstm
+
+        if kind not in ("npz",):
+            raise CheckpointError(f"{p} is not an .npz archive, so it cannot be read as --format {fmt}")
+        return load_npz_lstm(p, sha256=sha, format=None if fmt == "auto" else fmt, tf_forget_bias=tf_forget_bias)
+    if fmt == "safetensors" or (fmt == "auto" and kind == "safetensors"):
+        return _stack_from_tree(_read_safetensors(p), p, sha, loaded_by="safetensors", fmt=fmt)
+    if kind in ("torch-zip", "pickle"):
+        obj, loaded_by = _read_torch(p, fmt)
+        return _stack_from_tree(obj, p, sha, loaded_by=loaded_by, fmt=fmt)
+    if fmt != "auto":
+        raise CheckpointError(f"{p} cannot be read as --format {fmt}: it is {_NOT_A_CHECKPOINT.get(kind, kind)}")
+    raise CheckpointError(f"{p} is {_NOT_A_CHECKPOINT[kind]}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_torch(p: Path, fmt: str) -> tuple[Any, str]:
+    """``(object, how)``: ``torch.load(weights_only=True)`` first, the restricted unpickler after."""
+    if fmt != "pickle":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return torch.load(p, map_location="cpu", weights_only=True), "weights-only"
+        except Exception as exc:  # noqa: BLE001 (weights-only refusal, or corruption: the restricted reader says which)
+            if fmt in ("state-dict", "tsprobe"):
+                # still read it safely so that a malicious file is reported as such
+                load_torch_file_restricted(p)
+                raise CheckpointError(
+                    f"{p} is not a plain state dict (torch.load(weights_only=True) refused it: {_first_line(exc)[:160]}); "
+                    "it holds pickled objects: leave out --format to read it safely"
+                ) from None
+    return load_torch_file_restricted(p), "restricted-unpickler"
+
+
+def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
+    dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+    data = p.read_bytes()
+    try:
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8: 8 + n].decode("utf-8"))
+        body = bytearray(data[8 + n:])
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            begin, end = (int(x) for x in info["data_offsets"])
+            dtype, shape = dtypes[info["dtype"]], [int(s) for s in info["shape"]]
+            if not 0 <= begin <= end <= len(body):
+                raise ValueError(f"tensor {name} lies outside the file")
+            t = torch.frombuffer(body, dtype=torch.uint8, offset=begin, count=end - begin) if end > begin else torch.empty(0, dtype=torch.uint8)
+            out[name] = t.view(dtype).reshape(shape)
+        return out
+    except (ValueError, KeyError, TypeError, RuntimeError, UnicodeDecodeError, struct.error) as exc:
+        raise CheckpointError(f"{p} is not a valid safetensors file ({_first_line(exc)}); the file is corrupt") from None
+
+
+def _has_lstm_tensors(tensors: dict[str, Any]) -> bool:
+    return any(isinstance(k, str) and _LSTM_KEY.match(k) for k in tensors)
+
+
+def _class_name(obj: Any) -> str:
+    return obj.tsprobe_class if is_inert(obj) else type(obj).__name__
+
+
+def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -> LSTMStack:
+    if is_our_payload(obj):
+        return payload_to_stack(obj, path=str(p), sha256=sha)
+    if fmt == "tsprobe":
+        raise CheckpointError(f"{p} is a PyTorch file but not a tsprobe checkpoint (no format='{FORMAT_NAME}' field); leave out --format")
+    notes: list[str] = []
+    root = obj
+    if isinstance(obj, (list, tuple)) and obj:
+        picked = None
+        for i, item in enumerate(obj):
+            if _has_lstm_tensors(flatten(item).tensors):
+                picked = i
+                break
+        if picked is not None:
+            root = obj[picked]
+            if len(obj) > 1:
+                kinds = ", ".join(_class_name(o) for o in obj)
+                notes.append(f"the file holds a list of {len(obj)} objects ({kinds}); the LSTM was read from item {picked + 1}")
+    flat = flatten(root)
+    found = find_lstm(flat.tensors, where=str(p))
+    config: dict[str, Any] = {}
+    mts_spec = None
+    if flat.modules:
+        desc = describe_model(root, flat, found.prefix)
+        source = desc.source_format
+        config.update(desc.config)
+        notes.extend(desc.notes)
+        if isinstance(config.get("tie_weights"), bool) and found.is_lm and config["tie_weights"] != found.tied:
+            notes.append(f"the model says tie_weights={config['tie_weights']} but the decoder and embedding "
+                         f"{'are' if found.tied else 'are not'} equal")
+        mts_spec = _reference_mts_spec(desc.model_class, found, notes)
+    else:
+        if fmt == "pickle":
+            notes.append("read with the restricted unpickler (--format pickle)")
+        source = "state-dict:lm" if (found.is_lm or found.style == "awd-lstm") else f"state-dict:{found.style}"
+        config["arch"] = {"awd-lstm": "awd-lstm", "nn.LSTM": "lstm", "nn.LSTMCell": "lstm-cells"}[found.style]
+        if loaded_by == "safetensors":
+            notes.append("read from a safetensors file")
+    if found.is_lm:
+        config["tie_weights"] = found.tied
+    notes.extend(found.notes)
+    notes.append(NO_VOCAB_NOTE)
+    return LSTMStack(
+        layers=found.layers,
+        embedding=found.embedding,
+        decoder_weight=found.decoder_weight,
+        decoder_bias=found.decoder_bias,
+        vocab=None,
+        config=config,
+        mts_spec=mts_spec,
+        provenance=Provenance(source, path=str(p), sha256=sha, notes=notes),
+    )
+
+
+def _reference_mts_spec(model_class: str | None, found, notes: list[str]) -> dict[str, Any] | None:
+    """The reference's ``model_mts.RNNModel`` hard-codes the paper's LM spec; confirm it from the biases."""
+    if not model_class or not model_class.startswith("model_mts."):
+        return None
+    from ..timescales import paper_lm_spec
+
+    spec = paper_lm_spec()
+    sizes = [l.hidden_size for l in found.layers]
+    try:
+        expected = spec.forget_biases(sizes)
+    except Exception:  # noqa: BLE001 (odd layer sizes: the spec does not apply)
+        expected = [None] * len(sizes)
+    ok = len(sizes) >= 2
+    for layer, b in zip(found.layers, expected):
+        if b is None:
+            continue
+        got = layer.forget_bias.numpy()
+        finite = np.abs(b) < spec.bias_limit
+        ok = ok and bool(np.allclose(got[finite], b[finite], atol=1e-3))
+    if ok:
+        notes.append("model_mts.RNNModel (reference multi-timescale model): layer 1-2 forget biases match the paper's "
+                     "LM spec (paper-lm)")
+        return spec.to_dict()
+    notes.append("class model_mts.RNNModel, but the forget biases do not match the paper's LM spec; no MTS spec recorded")
+    return None

@@ -97,6 +97,16 @@ def payload_to_stack(obj: dict[str, Any], path: str | None = None, sha256: str |
 
 
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The model card stored in one of our checkpoints (empty when there is none)."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """The model card stored in one of our checkpoints (empty when there is none).
+
+    Read with ``torch.load(weights_only=True)``: a file that needs more (a whole pickled model, a
+    malicious pickle) has no card of ours and gives ``{}``; a missing or unreadable file raises.
+    """
+    from ..fileio import require_file
+
+    p = require_file(path, "checkpoint")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 (not our format: no card)
+        return {}
     return dict(obj.get("card") or {}) if is_our_payload(obj) else {}

@@ -1,0 +1,53 @@
+"""What ``tsprobe inspect`` and ``tsprobe timescales`` report about a loaded :class:`LSTMStack`."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..stack import LSTMStack
+
+#: Units with a timescale above this many steps count as "long" in summaries.
+LONG_T = 10.0
+
+
+def describe_stack(stack: LSTMStack) -> dict[str, Any]:
+    """Everything ``inspect`` shows: the stack's summary plus one row per layer and the config."""
+    info = stack.summary()
+    info["source_format"] = info.pop("format")
+    info["config"] = dict(stack.config)
+    info["mts_spec_full"] = stack.mts_spec
+    info["layer_table"] = [
+        {
+            "layer": k,
+            "input_size": layer.input_size,
+            "hidden_size": layer.hidden_size,
+            "parameters": layer.num_parameters(),
+            "forget_bias_median": float(np.median(layer.forget_bias.numpy())),
+        }
+        for k, layer in enumerate(stack.layers, 1)
+    ]
+    return info
+
+
+def timescale_summary(table: pd.DataFrame, long_t: float = LONG_T) -> pd.DataFrame:
+    """Per layer and over all units: ``layer, units, T_median, T_max, share_long`` (share with T > ``long_t``).
+
+    ``table`` is :meth:`LSTMStack.timescales_table` (columns ``layer, unit, forget_bias, T_bias``);
+    the last row has ``layer = "all"``. Timescales are in time steps, in the table's convention.
+    """
+    rows = []
+    groups = [(str(k), g["T_bias"].to_numpy(np.float64)) for k, g in table.groupby("layer", sort=True)]
+    groups.append(("all", table["T_bias"].to_numpy(np.float64)))
+    for label, T in groups:
+        rows.append({
+            "layer": label,
+            "units": int(T.size),
+            "T_median": float(np.median(T)),
+            "T_max": float(np.max(T)),
+            f"share_gt_{long_t:g}": float(np.mean(T > long_t)),
+        })
+    out = pd.DataFrame(rows)
+    out.attrs["convention"] = table.attrs.get("convention", "paper")
+    return out
