@@ -1,0 +1,225 @@
+"""Estimator exactness, fits and synthetic ground truth for timescale_probe.mutual_info."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy.special import digamma
+
+from timescale_probe.errors import CorpusError, OptionError
+from timescale_probe.mutual_info import (
+    distance_stats, entropy_from_counts, fit_decay_laws, fits_table, grassberger_g, log_distances, markov_decay_length,
+    markov_exact_mi, mi_curve, mi_decay, pair_counts, parse_distances, random_reversible_matrix, read_token_stream,
+    sample_markov_chain, sample_tree_grammar, second_eigenvalue_modulus, shuffle_null, tree_exact_mi, tree_exponent,
+)
+from timescale_probe.mutual_info.estimate import _counts_with_blocks, mi_from_counts
+
+
+def direct_mi(x, d, seg=None):
+    """Independent reference: plug-in, Miller-Madow and Grassberger MI (nats) from Python Counters."""
+    pairs = [(x[i], x[i + d]) for i in range(len(x) - d) if seg is None or seg[i] == seg[i + d]]
+    n = len(pairs)
+    joint, first, second = Counter(pairs), Counter(p[0] for p in pairs), Counter(p[1] for p in pairs)
+    plug = sum(c / n * math.log(c * n / (first[a] * second[b])) for (a, b), c in joint.items())
+    mm = plug + (len(first) + len(second) - len(joint) - 1) / (2 * n)
+
+    def g(k):
+        return digamma(k) + 0.5 * (-1) ** k * (digamma((k + 1) / 2) - digamma(k / 2))
+
+    def hg(counter):
+        return math.log(n) - sum(c * g(c) for c in counter.values()) / n
+
+    return plug, mm, hg(first) + hg(second) - hg(joint), n
+
+
+@pytest.fixture(scope="module")
+def small_stream():
+    rng = np.random.default_rng(3)
+    # a little dependence: a noisy copy at lag 2 over a skewed alphabet
+    x = rng.zipf(1.6, size=3000) % 40
+    x[2:] = np.where(rng.random(2998) < 0.3, x[:-2], x[2:])
+    seg = np.repeat(np.arange(30), 100)
+    return x.astype(np.int64), seg
+
+
+@pytest.mark.parametrize("d", [1, 2, 7, 50])
+@pytest.mark.parametrize("use_seg", [False, True])
+def test_estimators_equal_direct_formula(small_stream, d, use_seg):
+    x, seg = small_stream
+    seg = seg if use_seg else None
+    plug, mm, gr, n = direct_mi(x.tolist(), d, None if seg is None else seg.tolist())
+    r = distance_stats(x, d, 40, boundaries=seg, se="delta")
+    assert r["n_pairs"] == n
+    assert r["plugin"] == pytest.approx(plug, rel=1e-12, abs=1e-14)
+    assert r["miller-madow"] == pytest.approx(mm, rel=1e-12, abs=1e-14)
+    assert r["grassberger"] == pytest.approx(gr, rel=1e-11, abs=1e-13)
+
+
+def test_grassberger_g_known_values():
+    euler = 0.5772156649015329
+    assert grassberger_g(1) == pytest.approx(-euler - math.log(2), abs=1e-14)
+    assert grassberger_g(2) == pytest.approx(2 - euler - math.log(2), abs=1e-14)
+    # G(n) -> ln n for large n (the estimator becomes the plug-in)
+    assert grassberger_g(10**6) == pytest.approx(math.log(10**6), abs=1e-6)
+    counts = np.array([5, 3, 1, 1, 0, 7])
+    n = counts.sum()
+    ml = -sum(c / n * math.log(c / n) for c in counts if c)
+    assert entropy_from_counts(counts, "plugin") == pytest.approx(ml, rel=1e-14)
+    assert entropy_from_counts(counts, "miller-madow") == pytest.approx(ml + 4 / (2 * n), rel=1e-14)
+
+
+def test_chunked_counts_equal_single_pass(small_stream):
+    x, seg = small_stream
+    for b in (None, seg):
+        full = pair_counts(x, 3, 40, boundaries=b)
+        chunked = pair_counts(x, 3, 40, boundaries=b, chunk_size=97)  # many chunks, merges on the way
+        np.testing.assert_array_equal(full.cells, chunked.cells)
+        np.testing.assert_array_equal(full.joint, chunked.joint)
+        np.testing.assert_array_equal(full.first, chunked.first)
+        # large alphabet forces the sort path instead of bincount
+        big = x * 1000
+        a = pair_counts(big, 3, 40_000, boundaries=b)
+        c = pair_counts(big, 3, 40_000, boundaries=b, chunk_size=211)
+        np.testing.assert_array_equal(a.joint, c.joint)
+        assert mi_from_counts(a)["plugin"] == pytest.approx(mi_from_counts(full)["plugin"], rel=1e-13)
+
+
+def test_jackknife_equals_brute_force_and_both_paths(small_stream):
+    x, seg = small_stream
+    d, B = 4, 10
+    fast = distance_stats(x, d, 40, se="jackknife", n_blocks=B)
+    generic = distance_stats(x, d, 40, se="jackknife", n_blocks=B, chunk_size=50)  # chunked path, 60 blocks
+    same_blocks = distance_stats(x, d, 40, se="jackknife", n_blocks=B, chunk_size=len(x) - d - 1)
+    # brute force: drop the pairs whose start lies in block k, recompute from scratch
+    n_pos = len(x) - d
+    edges = np.linspace(0, n_pos, B + 1).round().astype(int)
+    loo = []
+    for k in range(B):
+        keep = np.ones(n_pos, bool)
+        keep[edges[k]:edges[k + 1]] = False
+        pairs = list(zip(x[:n_pos][keep].tolist(), x[d:][keep].tolist()))
+        n = len(pairs)
+        j, f, s = Counter(pairs), Counter(p[0] for p in pairs), Counter(p[1] for p in pairs)
+        loo.append(sum(c / n * math.log(c * n / (f[a] * s[b])) for (a, b), c in j.items()))
+    loo = np.array(loo)
+    se = math.sqrt((B - 1) / B * np.sum((loo - loo.mean()) ** 2))
+    assert fast["se_plugin"] == pytest.approx(se, rel=1e-9)
+    assert same_blocks["se_plugin"] == pytest.approx(se, rel=1e-9)  # 2 chunks but 10 blocks: generic path
+    assert generic["plugin"] == pytest.approx(fast["plugin"], rel=1e-13)
+    assert generic["se_plugin"] > 0
+
+
+def test_distance_grid_and_parsing():
+    d = log_distances(1000, 60)
+    assert len(d) == 60 and d[0] == 1 and d[-1] == 1000 and np.all(np.diff(d) > 0)
+    assert list(parse_distances("1,2,5,10-12")) == [1, 2, 5, 10, 11, 12]
+    with pytest.raises(OptionError):
+        parse_distances("0,3")
+    with pytest.raises(OptionError):
+        parse_distances("a-b")
+    assert list(log_distances(5, 60)) == [1, 2, 3, 4, 5]
+
+
+def test_shuffle_null_is_seeded_and_independent_of_count(small_stream):
+    x, _ = small_stream
+    a = shuffle_null(x, [1, 5], 3, seed=11)
+    b = shuffle_null(x, [1, 5], 2, seed=11)
+    np.testing.assert_array_equal(a[a.shuffle < 2]["mi_plugin_bits"].to_numpy(), b["mi_plugin_bits"].to_numpy())
+    c = shuffle_null(x, [1, 5], 2, seed=12)
+    assert not np.allclose(b["mi_plugin_bits"], c["mi_plugin_bits"])
+
+
+def test_bad_inputs_raise_user_errors():
+    with pytest.raises(OptionError):
+        mi_decay(np.arange(10), estimator="nope")
+    with pytest.raises(OptionError):
+        mi_decay(np.arange(10), distances=[20])
+    with pytest.raises(OptionError):
+        mi_curve(np.array([0.5, 1.5]), [1])
+
+
+# ---------------------------------------------------------------- fits on exact curves
+def test_fits_recover_exact_laws():
+    d = np.unique(np.round(np.geomspace(1, 500, 40)))
+    y = 0.7 * np.exp(-d / 23.0)
+    keep = y > 1e-8
+    t = fits_table(fit_decay_laws(d[keep], y[keep], 0.01 * y[keep]))
+    e = t.set_index("model")
+    assert e.loc["exponential", "xi"] == pytest.approx(23.0, rel=1e-9)
+    assert e.loc["exponential", "delta_aicc"] == 0 or e.loc["combined", "B"] / e.loc["exponential", "A"] > 0.99
+    y = 0.3 * d ** -0.8
+    t = fits_table(fit_decay_laws(d, y, 0.01 * y)).set_index("model")
+    assert t.loc["power", "k"] == pytest.approx(0.8, rel=1e-9)
+    assert t.loc["power", "delta_aicc"] == 0
+    y = 0.3 * d ** -0.6 + 1.5 * np.exp(-d / 4.0)
+    t = fits_table(fit_decay_laws(d, y, 0.01 * y)).set_index("model")
+    assert t.loc["combined", "delta_aicc"] == 0
+    assert t.loc["combined", "k"] == pytest.approx(0.6, abs=1e-4)
+    assert t.loc["combined", "xi"] == pytest.approx(4.0, rel=1e-4)
+
+
+# ---------------------------------------------------------------- synthetic ground truth
+def test_markov_mi_decays_as_lambda2_squared():
+    """Exact I(d) of a generic reversible chain: I(d+1)/I(d) -> |lambda_2|^2 (xi = -1/(2 ln|lambda_2|))."""
+    P = random_reversible_matrix(7, 0.9, seed=5)
+    assert second_eigenvalue_modulus(P) == pytest.approx(0.9, abs=1e-12)
+    d = np.arange(1, 120)
+    mi = markov_exact_mi(P, d)
+    rate = np.log(mi[1:] / mi[:-1])
+    assert abs(rate[0] - 2 * np.log(0.9)) > 0.05  # not yet asymptotic at d = 1 ...
+    assert rate[-1] == pytest.approx(2 * np.log(0.9), abs=1e-5)  # ... but exactly so at long range
+    assert markov_decay_length(P) == pytest.approx(-1 / (2 * np.log(0.9)), rel=1e-12)
+
+
+def test_markov_chain_fit_is_exponential_with_known_length():
+    """Sampled chain (1.2M tokens): the tail law is exponential and xi within 5% of -1/(2 ln 0.9) = 4.746."""
+    P = random_reversible_matrix(6, 0.9, seed=1, within="iid")
+    x, chains = sample_markov_chain(P, 1_200_000, n_chains=200, seed=2)
+    r = mi_decay(x, boundaries=chains, max_distance=200, n_distances=30, shuffles=3, seed=0)
+    s = r.summary
+    assert s["tail"] == "exponential" and s["tail_delta_aicc"] > 20
+    assert s["delta_aicc_power"] > 20  # the pure power law loses on the whole range too
+    assert s["xi_tail"] == pytest.approx(markov_decay_length(P), rel=0.05)
+    assert np.isnan(s["a"])
+    exact = markov_exact_mi(P, r.curve["distance"].to_numpy()[:10])
+    np.testing.assert_allclose(r.curve["excess_bits"].to_numpy()[:10], exact, rtol=0.02)
+
+
+def test_tree_grammar_fit_is_power_law_with_known_exponent():
+    """Lin & Tegmark-style tree (2^20 tokens): power-law tail, k within 0.05 of the exact curve's k."""
+    lam, depth = 0.85, 20
+    x = sample_tree_grammar(depth, lam=lam, seed=4)
+    r = mi_decay(x, max_distance=1000, n_distances=40, shuffles=3, seed=0)
+    s = r.summary
+    assert s["tail"] == "power"
+    assert s["delta_aicc_exponential"] > 100
+    d = r.curve["distance"].to_numpy()
+    exact = tree_exact_mi(depth, d, lam=lam)
+    np.testing.assert_allclose(r.curve["excess_bits"].to_numpy()[:5], exact[:5], rtol=0.05)
+    k_exact = fits_table(fit_decay_laws(d, exact, 0.01 * exact)).set_index("model").loc["power", "k"]
+    assert s["k"] == pytest.approx(k_exact, abs=0.05)
+    assert s["k_tail"] == pytest.approx(tree_exponent(lam), abs=0.05)  # asymptotic 0.938
+    assert s["a"] == pytest.approx(s["k_tail"] / 2)
+
+
+# ---------------------------------------------------------------- reading text
+def test_read_token_stream_lines_documents_and_gutenberg(tmp_path):
+    text = "header junk\n*** START OF THE BOOK ***\nb a\n\nc a b\n*** END OF THE BOOK ***\nfooter\n"
+    p = tmp_path / "book.txt"
+    p.write_text(text)
+    refs = tmp_path / "book.refs.txt"
+    refs.write_text("x 0:0\nx 0:1\nBook One 1:1\nBook One 1:2\nBook Two 1:1\nx 9:9\nx 9:9\n")
+    s = read_token_stream(p, documents=refs)
+    assert s.vocab == ["<eos>", "a", "b", "c"]
+    assert [s.vocab[i] for i in s.tokens] == ["b", "a", "<eos>", "<eos>", "c", "a", "b", "<eos>"]
+    assert s.line_ids.tolist() == [0, 0, 0, 1, 2, 2, 2, 2]
+    assert s.doc_ids.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    raw = read_token_stream(p, strip_gutenberg=False, lowercase=True)
+    assert len(raw) == (2 + 6 + 2 + 0 + 3 + 6 + 1) + 7  # all 7 lines: tokens + one <eos> each
+    (tmp_path / "bin.txt").write_bytes(b"a\x00b\n")
+    with pytest.raises(CorpusError):
+        read_token_stream(tmp_path / "bin.txt")
+    with pytest.raises(OptionError):
+        s.boundaries("sentences")

@@ -1,0 +1,464 @@
+"""Mutual information between the tokens at distance d, with bias-corrected estimators.
+
+Convention: for a stream ``x`` of N integer ids and a distance ``d >= 1``, the pairs are
+``(x[i], x[i+d])`` for every ``i`` in ``[0, N-d)`` (pooled over positions), restricted to pairs
+whose two tokens share a segment when ``boundaries`` (segment ids, e.g. lines or documents) are
+given. ``I(d) = H(A) + H(B) - H(A,B)`` over those pairs, where A is the first and B the second
+token (their marginals differ slightly at the stream ends, so both are counted exactly).
+
+Estimators (all from the same counts, in nats internally, reported in **bits**):
+- ``plugin``: maximum-likelihood entropies. Biased up by about (#joint cells - #A cells -
+  #B cells + 1) / (2 n ln 2) bits.
+- ``miller-madow``: each entropy gets + (m - 1)/(2n), m = number of occupied cells.
+- ``grassberger``: Grassberger (2003) ``H = ln n - (1/n) sum_i n_i G(n_i)`` with
+  ``G(k) = psi(k) + (-1)^k/2 * (psi((k+1)/2) - psi(k/2))`` (``G(1) = -gamma - ln 2``).
+
+Standard errors: by default a delete-one-block jackknife over 20 contiguous blocks of positions
+(honest under the serial dependence of text); alternatively the delta-method (asymptotic normal)
+SE of the plug-in MI, ``sqrt((sum_ab p_ab pmi_ab^2 - I^2) / n)``, ``pmi_ab = ln(p_ab/(p_a p_b))``,
+which treats pairs as independent. See :func:`distance_stats`.
+
+Counting is vectorised: each pair is one integer ``a*V + b`` (int32 when ``V^2 < 2^31``);
+occupied cells come from ``np.bincount`` when the table is small, else from ``np.sort`` and run
+lengths. Streams longer than ``chunk_size`` pairs are counted chunk by chunk and the per-chunk
+(cell, count) lists merged, so memory is O(chunk_size + distinct pairs), not O(N) per distance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import digamma
+
+from ..errors import OptionError
+
+LN2 = float(np.log(2.0))
+ESTIMATORS = ("plugin", "miller-madow", "grassberger")
+DEFAULT_CHUNK = 1 << 23  # pairs per chunk (8.4M): ~100 MB of temporaries with int64 codes
+
+
+def check_estimator(name: str) -> str:
+    key = (name or "").lower().replace("_", "-")
+    aliases = {"plug-in": "plugin", "ml": "plugin", "mm": "miller-madow", "millermadow": "miller-madow",
+               "g": "grassberger", "grassberger2003": "grassberger"}
+    key = aliases.get(key, key)
+    if key not in ESTIMATORS:
+        raise OptionError(f"unknown estimator '{name}': use {', '.join(ESTIMATORS)}")
+    return key
+
+
+def log_distances(max_distance: int = 1000, n: int = 60, min_distance: int = 1) -> np.ndarray:
+    """About ``n`` distinct integer distances, log-spaced from ``min_distance`` to ``max_distance``.
+
+    Rounding merges the small distances, so the number of log-spaced points is raised until ``n``
+    distinct integers exist (or every integer in the range is used).
+    """
+    if min_distance < 1 or max_distance < min_distance:
+        raise OptionError(f"distances must satisfy 1 <= min <= max, got {min_distance}..{max_distance}")
+    span = max_distance - min_distance + 1
+    if span <= n:
+        return np.arange(min_distance, max_distance + 1, dtype=np.int64)
+    m = n
+    while True:
+        d = np.unique(np.round(np.logspace(np.log10(min_distance), np.log10(max_distance), m)).astype(np.int64))
+        if len(d) >= n:
+            return d
+        m += 1
+
+
+def parse_distances(text: str | None, max_distance: int = 1000, n: int = 60) -> np.ndarray:
+    """``None`` -> :func:`log_distances`; else a comma list with ranges, e.g. ``1,2,5,10-20``."""
+    if text is None or str(text).strip() == "":
+        return log_distances(max_distance, n)
+    out: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise OptionError(f"--distances '{text}': expected integers and ranges like 1,2,5,10-20") from None
+    d = np.unique(np.asarray(out, dtype=np.int64))
+    if len(d) == 0 or d[0] < 1:
+        raise OptionError(f"--distances '{text}': distances must be integers >= 1")
+    return d
+
+
+@dataclass
+class PairCounts:
+    """Counts of the pairs at one distance. ``cells``: occupied joint codes ``a*n_types + b``
+    (sorted); ``joint``: their counts; ``first``/``second``: marginal counts (length n_types)."""
+
+    distance: int
+    n_types: int
+    cells: np.ndarray
+    joint: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.first.sum())
+
+
+def _code_dtype(n_types: int):
+    return np.int32 if n_types * n_types < 2**31 else np.int64
+
+
+def _occupied(codes: np.ndarray, table_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct codes (sorted) and their counts."""
+    if codes.size == 0:
+        return codes.astype(np.int64), np.zeros(0, dtype=np.int64)
+    if table_size <= max(2 * codes.size, 1 << 16):
+        table = np.bincount(codes, minlength=table_size)
+        cells = np.flatnonzero(table)
+        return cells, table[cells]
+    s = np.sort(codes)
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    counts = np.diff(np.append(starts, s.size))
+    return s[starts], counts
+
+
+def _merge(cells: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    c = np.concatenate(cells)
+    n = np.concatenate(counts)
+    if c.size == 0:
+        return c, n
+    order = np.argsort(c, kind="stable")
+    c, n = c[order], n[order]
+    starts = np.flatnonzero(np.concatenate(([True], c[1:] != c[:-1])))
+    return c[starts], np.add.reduceat(n, starts)
+
+
+def _block_counts(x: np.ndarray, d: int, V: int, start: int, stop: int, boundaries, code_dtype):
+    a = x[start:stop]
+    b = x[start + d:stop + d]
+    if boundaries is not None:
+        keep = boundaries[start:stop] == boundaries[start + d:stop + d]
+        a, b = a[keep], b[keep]
+    first = np.bincount(a, minlength=V).astype(np.int64)
+    second = np.bincount(b, minlength=V).astype(np.int64)
+    codes = a.astype(code_dtype) * code_dtype(V) + b.astype(code_dtype)
+    cells, counts = _occupied(codes, V * V)
+    return cells.astype(np.int64), counts.astype(np.int64), first, second
+
+
+def _block_edges(n_pos: int, n_blocks: int, chunk_size: int) -> np.ndarray:
+    k = max(int(n_blocks), -(-n_pos // int(chunk_size)), 1)
+    return np.linspace(0, n_pos, k + 1).round().astype(np.int64)
+
+
+def pair_counts(tokens: np.ndarray, distance: int, n_types: int | None = None, *,
+                boundaries: np.ndarray | None = None, chunk_size: int = DEFAULT_CHUNK) -> PairCounts:
+    """Joint and marginal counts of ``(x[i], x[i+distance])`` (see the module docstring)."""
+    pc, _ = _counts_with_blocks(np.asarray(tokens), distance, n_types, boundaries, 1, chunk_size, keep_blocks=False)
+    return pc
+
+
+def _counts_with_blocks(x, distance, n_types, boundaries, n_blocks, chunk_size, keep_blocks):
+    d = int(distance)
+    if d < 1:
+        raise OptionError(f"distance must be >= 1, got {d}")
+    V = int(n_types if n_types is not None else (int(x.max()) + 1 if x.size else 1))
+    n_pos = max(x.size - d, 0)
+    code_dtype = _code_dtype(V)
+    edges = _block_edges(n_pos, n_blocks, chunk_size)
+    first = np.zeros(V, dtype=np.int64)
+    second = np.zeros(V, dtype=np.int64)
+    acc_cells: list[np.ndarray] = []
+    acc_counts: list[np.ndarray] = []
+    acc_len = 0
+    blocks = [] if keep_blocks else None
+    kept_size = 0
+    for start, stop in zip(edges[:-1], edges[1:]):
+        cells, counts, f, s = _block_counts(x, d, V, int(start), int(stop), boundaries, code_dtype)
+        first += f
+        second += s
+        acc_cells.append(cells)
+        acc_counts.append(counts)
+        acc_len += cells.size
+        if blocks is not None:
+            blocks.append((cells, counts, f, s))
+            kept_size += cells.size
+            if kept_size > 2 * chunk_size:  # too big to hold: recompute the blocks in a second pass
+                blocks = None
+        if blocks is None and len(acc_cells) > 1 and acc_len > 2 * chunk_size:
+            merged = _merge(acc_cells, acc_counts)
+            acc_cells, acc_counts, acc_len = [merged[0]], [merged[1]], merged[0].size
+    if not acc_cells:
+        cells, joint = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    elif len(acc_cells) == 1:
+        cells, joint = acc_cells[0], acc_counts[0]
+    else:
+        cells, joint = _merge(acc_cells, acc_counts)
+    pc = PairCounts(d, V, cells.astype(np.int64), joint.astype(np.int64), first, second)
+    if not keep_blocks:
+        return pc, None
+    if blocks is None:
+        def regenerate():
+            for start, stop in zip(edges[:-1], edges[1:]):
+                yield _block_counts(x, d, V, int(start), int(stop), boundaries, code_dtype)
+        return pc, regenerate()
+    return pc, blocks
+
+
+def grassberger_g(n: np.ndarray) -> np.ndarray:
+    """Grassberger (2003) G(n) = psi(n) + (-1)^n/2 (psi((n+1)/2) - psi(n/2)), n >= 1."""
+    n = np.asarray(n, dtype=np.float64)
+    sign = np.where(np.mod(n, 2) == 0, 1.0, -1.0)
+    return digamma(n) + 0.5 * sign * (digamma((n + 1) / 2) - digamma(n / 2))
+
+
+class TermTables:
+    """Lookup tables ``n ln n`` and ``n G(n)`` for n = 0..n_max (both 0 at n = 0), so that the
+    sums over cells are gathers, not digamma calls. ``n_max``: the largest count that can occur
+    (the most frequent token's count bounds every marginal and joint count)."""
+
+    def __init__(self, n_max: int):
+        n = np.arange(int(n_max) + 1, dtype=np.float64)
+        safe = np.where(n > 0, n, 1.0)
+        self.n_log_n = np.where(n > 0, n * np.log(safe), 0.0)
+        self.n_g_n = np.where(n > 0, n * grassberger_g(safe), 0.0)
+
+    @classmethod
+    def for_tokens(cls, tokens: np.ndarray) -> "TermTables":
+        x = np.asarray(tokens)
+        return cls(int(np.bincount(x).max()) if x.size else 1)
+
+    def terms(self, counts: np.ndarray) -> np.ndarray:
+        """(sum n ln n, sum n G(n), occupied cells) of a histogram."""
+        return np.array([self.n_log_n[counts].sum(), self.n_g_n[counts].sum(), np.count_nonzero(counts)],
+                        dtype=np.float64)
+
+
+def _terms(counts: np.ndarray) -> np.ndarray:
+    return TermTables(int(counts.max()) if counts.size else 1).terms(counts)
+
+
+def _entropies(n: float, terms: np.ndarray) -> np.ndarray:
+    """Entropies (nats) by plug-in, Miller-Madow, Grassberger from :func:`_terms`."""
+    plugin = np.log(n) - terms[0] / n
+    return np.array([plugin, plugin + (terms[2] - 1) / (2.0 * n), np.log(n) - terms[1] / n])
+
+
+def entropy_from_counts(counts: np.ndarray, estimator: str = "plugin") -> float:
+    """Entropy (nats) of a histogram with the named estimator."""
+    est = check_estimator(estimator)
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    if n == 0:
+        return float("nan")
+    return float(_entropies(n, _terms(counts))[ESTIMATORS.index(est)])
+
+
+def _mi_all(n: float, t_first: np.ndarray, t_second: np.ndarray, t_joint: np.ndarray) -> np.ndarray:
+    if n <= 0:
+        return np.full(3, np.nan)
+    return _entropies(n, t_first) + _entropies(n, t_second) - _entropies(n, t_joint)
+
+
+def delta_se(pc: PairCounts) -> float:
+    """Delta-method SE (nats) of the plug-in MI: sqrt((sum p pmi^2 - I^2) / n)."""
+    n = pc.n_pairs
+    if n == 0:
+        return float("nan")
+    a = pc.cells // pc.n_types
+    b = pc.cells % pc.n_types
+    pmi = np.log(pc.joint * float(n)) - np.log(pc.first[a].astype(np.float64)) - np.log(pc.second[b].astype(np.float64))
+    p = pc.joint / float(n)
+    mi = float(np.sum(p * pmi))
+    var = (float(np.sum(p * pmi * pmi)) - mi * mi) / n
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def mi_from_counts(pc: PairCounts, tables: TermTables | None = None) -> dict[str, float]:
+    """MI (nats) of one distance by every estimator, and the delta-method SE of the plug-in MI."""
+    n = pc.n_pairs
+    tables = tables or TermTables(int(max(pc.first.max(initial=1), pc.second.max(initial=1))))
+    mi = _mi_all(n, tables.terms(pc.first), tables.terms(pc.second), tables.terms(pc.joint))
+    out = {"distance": pc.distance, "n_pairs": n, "occupied_cells": int(pc.cells.size)}
+    out.update(dict(zip(ESTIMATORS, map(float, mi))))
+    out["se_delta"] = delta_se(pc)
+    return out
+
+
+SE_METHODS = ("jackknife", "delta")
+
+
+def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None, *,
+                   boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
+                   chunk_size: int = DEFAULT_CHUNK, tables: TermTables | None = None) -> dict[str, float]:
+    """MI (nats) at one distance by every estimator, with standard errors.
+
+    ``se='jackknife'``: delete-one-block jackknife over ``n_blocks`` contiguous blocks of pair
+    positions (captures the serial dependence of text up to the block length, ~N/n_blocks tokens),
+    per estimator: ``se = sqrt((B-1)/B * sum_k (I_(-k) - mean)^2)``. Each leave-one-out estimate
+    is exact (full counts minus the block's counts). ``se='delta'``: the delta-method SE of the
+    plug-in MI for every estimator (cheaper; assumes independent pairs). Keys: ``plugin``,
+    ``miller-madow``, ``grassberger``, ``se_<estimator>``, ``se_delta``, ``n_pairs``,
+    ``occupied_cells``.
+    """
+    if se not in SE_METHODS + ("none",):
+        raise OptionError(f"unknown SE method '{se}': use {', '.join(SE_METHODS)}")
+    x = np.asarray(tokens)
+    jack = se == "jackknife" and n_blocks >= 2
+    if jack and x.size - int(distance) <= chunk_size:
+        return _jackknife_in_memory(x, int(distance), n_types, boundaries, int(n_blocks), tables)
+    pc, blocks = _counts_with_blocks(x, distance, n_types, boundaries, n_blocks if jack else 1, chunk_size,
+                                     keep_blocks=jack)
+    tables = tables or TermTables(int(max(pc.first.max(initial=1), pc.second.max(initial=1))))
+    out = mi_from_counts(pc, tables)
+    if se == "none":
+        return out
+    if not jack:
+        for est in ESTIMATORS:
+            out[f"se_{est}"] = out["se_delta"]
+        return out
+    n = pc.n_pairs
+    t_joint = tables.terms(pc.joint)
+    t_first, t_second = tables.terms(pc.first), tables.terms(pc.second)
+    loo = []
+    for cells_k, counts_k, first_k, second_k in blocks:
+        n_k = int(first_k.sum())
+        if n_k == 0:
+            loo.append(_mi_all(n, t_first, t_second, t_joint))
+            continue
+        nc = pc.joint[np.searchsorted(pc.cells, cells_k)]
+        rest = nc - counts_k
+        t_j = t_joint - tables.terms(nc) + tables.terms(rest)
+        loo.append(_mi_all(n - n_k, tables.terms(pc.first - first_k), tables.terms(pc.second - second_k), t_j))
+    loo = np.asarray(loo)
+    B = loo.shape[0]
+    se_j = np.sqrt((B - 1) / B * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+    for est, v in zip(ESTIMATORS, se_j):
+        out[f"se_{est}"] = float(v)
+    return out
+
+
+def _jackknife_in_memory(x, d, n_types, boundaries, B, tables):
+    """One sort of ``cell * B + block`` gives full counts, per-(cell, block) counts and so every
+    leave-one-block-out estimate at once (same numbers as the chunked path in :func:`distance_stats`)."""
+    if d < 1:
+        raise OptionError(f"distance must be >= 1, got {d}")
+    V = int(n_types if n_types is not None else int(x.max()) + 1)
+    n_pos = max(x.size - d, 0)
+    edges = _block_edges(n_pos, B, n_pos + 1)
+    B = len(edges) - 1
+    blk = np.repeat(np.arange(B, dtype=np.int64), np.diff(edges))
+    a, b = x[:n_pos], x[d:d + n_pos]
+    if boundaries is not None:
+        keep = boundaries[:n_pos] == boundaries[d:d + n_pos]
+        a, b, blk = a[keep], b[keep], blk[keep]
+    first_kb = np.bincount(blk * V + a, minlength=B * V).reshape(B, V)
+    second_kb = np.bincount(blk * V + b, minlength=B * V).reshape(B, V)
+    first, second = first_kb.sum(0), second_kb.sum(0)
+    key = np.sort((a.astype(np.int64) * V + b) * B + blk)
+    runs = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if key.size else np.zeros(0, np.int64)
+    run_count = np.diff(np.append(runs, key.size))
+    run_key = key[runs]
+    run_cell, run_block = run_key // B, run_key % B
+    new_cell = np.concatenate(([True], run_cell[1:] != run_cell[:-1])) if runs.size else np.zeros(0, bool)
+    cell_of_run = np.cumsum(new_cell) - 1
+    cells = run_cell[new_cell]
+    joint = np.bincount(cell_of_run, weights=run_count, minlength=cells.size).astype(np.int64)
+    pc = PairCounts(d, V, cells, joint, first, second)
+    tables = tables or TermTables(int(max(first.max(initial=1), second.max(initial=1))))
+    out = mi_from_counts(pc, tables)
+    n = pc.n_pairs
+    t_joint = tables.terms(joint)
+    nc = joint[cell_of_run]
+    rest = nc - run_count
+    drop = np.stack([
+        np.bincount(run_block, weights=tables.n_log_n[nc] - tables.n_log_n[rest], minlength=B),
+        np.bincount(run_block, weights=tables.n_g_n[nc] - tables.n_g_n[rest], minlength=B),
+        np.bincount(run_block, weights=(rest == 0).astype(np.float64), minlength=B),
+    ], axis=1)
+    n_k = first_kb.sum(1)
+    loo = []
+    for k in range(B):
+        if n_k[k] == 0 or n_k[k] == n:
+            continue
+        loo.append(_mi_all(n - n_k[k], tables.terms(first - first_kb[k]), tables.terms(second - second_kb[k]),
+                           t_joint - drop[k]))
+    loo = np.asarray(loo)
+    m = loo.shape[0]
+    se_j = np.sqrt((m - 1) / m * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0)) if m >= 2 else np.full(3, np.nan)
+    for est, v in zip(ESTIMATORS, se_j):
+        out[f"se_{est}"] = float(v)
+    return out
+
+
+def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | None = None,
+             boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
+             chunk_size: int = DEFAULT_CHUNK, progress: Callable[[], None] | None = None) -> pd.DataFrame:
+    """I(d) for each distance by every estimator. One row per distance.
+
+    Columns: ``distance``; ``n_pairs`` (pairs counted); ``occupied_cells`` (distinct pairs);
+    ``mi_plugin_bits``, ``mi_miller_madow_bits``, ``mi_grassberger_bits``; their standard errors
+    ``se_plugin_bits``, ``se_miller_madow_bits``, ``se_grassberger_bits`` (method ``se``, see
+    :func:`distance_stats`; absent with ``se='none'``); ``se_delta_bits`` (delta method, plug-in).
+    """
+    x = np.asarray(tokens)
+    if x.ndim != 1:
+        raise OptionError(f"token stream must be one-dimensional, got shape {x.shape}")
+    if x.size and x.min() < 0:
+        raise OptionError("token ids must be >= 0")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise OptionError(f"token ids must be integers, got {x.dtype}")
+    V = int(n_types if n_types is not None else (int(x.max()) + 1 if x.size else 1))
+    if x.size and int(x.max()) >= V:
+        raise OptionError(f"token id {int(x.max())} >= n_types {V}")
+    if boundaries is not None and np.shape(boundaries) != x.shape:
+        raise OptionError(f"boundaries must have the stream's shape {x.shape}, got {np.shape(boundaries)}")
+    rows = []
+    tables = TermTables.for_tokens(x)
+    for d in distances:
+        r = distance_stats(x, int(d), V, boundaries=boundaries, se=se, n_blocks=n_blocks, chunk_size=chunk_size,
+                           tables=tables)
+        row = {"distance": int(d), "n_pairs": r["n_pairs"], "occupied_cells": r["occupied_cells"]}
+        for est in ESTIMATORS:
+            row[f"mi_{est.replace('-', '_')}_bits"] = r[est] / LN2
+        if se != "none":
+            for est in ESTIMATORS:
+                row[f"se_{est.replace('-', '_')}_bits"] = r[f"se_{est}"] / LN2
+        row["se_delta_bits"] = r["se_delta"] / LN2
+        rows.append(row)
+        if progress is not None:
+            progress()
+    return pd.DataFrame(rows)
+
+
+def estimator_column(estimator: str) -> str:
+    return f"mi_{check_estimator(estimator).replace('-', '_')}_bits"
+
+
+def shuffle_null(tokens: np.ndarray, distances: Sequence[int], n_shuffles: int, *, seed: int = 0,
+                 n_types: int | None = None, boundaries: np.ndarray | None = None,
+                 chunk_size: int = DEFAULT_CHUNK, progress: Callable[[], None] | None = None) -> pd.DataFrame:
+    """I(d) of ``n_shuffles`` random permutations of the whole stream (the estimator's floor).
+
+    A permutation keeps the marginal counts and (with ``boundaries`` held in place) the number of
+    pairs at each distance, and destroys every dependence. Permutation k uses
+    ``np.random.default_rng([seed, k])``, so adding shuffles never changes the earlier ones.
+    Columns: ``shuffle`` (0-based) and those of :func:`mi_curve`.
+    """
+    x = np.asarray(tokens)
+    V = int(n_types if n_types is not None else int(x.max()) + 1)
+    frames = []
+    for k in range(int(n_shuffles)):
+        perm = np.random.default_rng([int(seed), k]).permutation(x)
+        df = mi_curve(perm, distances, n_types=V, boundaries=boundaries, se="none", chunk_size=chunk_size,
+                      progress=progress)
+        df.insert(0, "shuffle", k)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["shuffle", "distance", "n_pairs", "occupied_cells", "mi_plugin_bits",
+                                     "mi_miller_madow_bits", "mi_grassberger_bits", "se_delta_bits"])
+    return pd.concat(frames, ignore_index=True)

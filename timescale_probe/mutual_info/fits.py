@@ -1,0 +1,239 @@
+"""Decay laws for I(d): exponential, power law and their sum, fitted by weighted least squares in
+log space and compared by AICc.
+
+Models (d in tokens, I in bits):
+- ``exponential``: ``I = A exp(-d/xi)``; ``xi`` is the decay length in tokens.
+- ``power``: ``I = A d^-k``.
+- ``combined``: ``I = A d^-k + B exp(-d/xi)``.
+
+Fitting: residuals ``r_i = (ln I_i - ln f(d_i)) / s_i`` with ``s_i = sigma_i / I_i`` (the SE of
+``ln I`` by the delta method), i.e. each distance weighted by its standard error, relative to its
+size, so that decades of decay count alike. The error scale is unknown (the SEs give relative
+weights; text has correlated residuals), so it is estimated by maximum likelihood: with n points and
+chi2 = sum r_i^2, ``ln L = -n/2 (ln(2 pi chi2/n) + 1) - sum ln s_i`` and the parameter count p
+includes that scale. ``AICc = -2 ln L + 2p + 2p(p+1)/(n-p-1)``. Intervals are 95% Wald intervals
+from the (scaled) covariance ``chi2/(n-q) (J^T J)^-1`` with Student-t quantiles (q = number of
+curve parameters); the ``xi`` interval of the exponential is the transformed interval of its slope.
+
+Mapping to the inverse-gamma shape (SPEC §1): a population of units with timescales
+T ~ InvGamma(a, b) has memory ``M(t) = (1 + t/b)^-a`` ~ t^-a. The mutual information between two
+tokens behaves like the square of a correlation (for weak dependence ``I ~ rho^2 / 2``; a Markov
+chain has correlations ~ |lambda_2|^d and I(d) ~ |lambda_2|^(2d)), so a memory that must carry a
+correlation decaying like t^-a shows up as I(d) ~ d^-2a. We therefore suggest **a = k / 2**.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ..errors import OptionError
+
+MODELS = ("exponential", "power", "combined")
+N_CURVE_PARAMS = {"exponential": 2, "power": 2, "combined": 4}
+
+
+@dataclass
+class DecayFit:
+    """One fitted law. ``params``: A, k, B, xi (NaN where the model lacks them); ``intervals``:
+    name -> (low, high), 95%. ``pointwise_loglik``: per-point log-likelihood (for the Vuong test)."""
+
+    model: str
+    params: dict
+    intervals: dict
+    n_points: int
+    chi2: float
+    log_likelihood: float
+    aicc: float
+    converged: bool
+    pointwise_loglik: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def predict(self, d) -> np.ndarray:
+        return decay_law(self.model, np.asarray(d, dtype=np.float64), self.params)
+
+
+def decay_law(model: str, d: np.ndarray, p: dict) -> np.ndarray:
+    d = np.asarray(d, dtype=np.float64)
+    if model == "exponential":
+        return p["A"] * np.exp(-d / p["xi"])
+    if model == "power":
+        return p["A"] * d ** (-p["k"])
+    if model == "combined":
+        return p["A"] * d ** (-p["k"]) + p["B"] * np.exp(-d / p["xi"])
+    raise OptionError(f"unknown decay law '{model}': use {', '.join(MODELS)}")
+
+
+def _aicc(chi2: float, s: np.ndarray, q: int) -> tuple[float, float, np.ndarray]:
+    n = s.size
+    var = chi2 / n
+    p = q + 1  # + the error scale
+    loglik = -0.5 * n * (np.log(2 * np.pi * var) + 1) - float(np.sum(np.log(s)))
+    aicc = -2 * loglik + 2 * p + (2 * p * (p + 1) / (n - p - 1) if n - p - 1 > 0 else np.inf)
+    return float(loglik), float(aicc), var
+
+
+def _pointwise(resid: np.ndarray, s: np.ndarray, var: float) -> np.ndarray:
+    return -0.5 * np.log(2 * np.pi * var * s * s) - resid ** 2 / (2 * var)
+
+
+def _wls_line(x: np.ndarray, z: np.ndarray, s: np.ndarray):
+    """Weighted least squares z = c0 + c1 x; returns coefficients, covariance (scaled), residuals/s."""
+    X = np.column_stack([np.ones_like(x), x]) / s[:, None]
+    coef, *_ = np.linalg.lstsq(X, z / s, rcond=None)
+    r = z / s - X @ coef
+    chi2 = float(r @ r)
+    dof = max(x.size - 2, 1)
+    cov = np.linalg.pinv(X.T @ X) * chi2 / dof
+    return coef, cov, r, chi2
+
+
+def _t(n: int, q: int) -> float:
+    return float(stats.t.ppf(0.975, max(n - q, 1)))
+
+
+def _fit_exponential(d, z, s) -> DecayFit:
+    coef, cov, r, chi2 = _wls_line(d, z, s)
+    slope, se_slope = coef[1], np.sqrt(cov[1, 1])
+    t = _t(d.size, 2)
+    xi = -1.0 / slope if slope != 0 else np.inf
+    lo_s, hi_s = slope - t * se_slope, slope + t * se_slope
+    xi_int = (-1.0 / lo_s, -1.0 / hi_s) if hi_s < 0 else (-1.0 / lo_s if lo_s < 0 else np.nan, np.inf)
+    ll, aicc, var = _aicc(chi2, s, 2)
+    A = float(np.exp(coef[0]))
+    return DecayFit("exponential", {"A": A, "k": np.nan, "B": np.nan, "xi": float(xi)},
+                    {"xi": tuple(map(float, xi_int)), "k": (np.nan, np.nan)}, d.size, chi2, ll, aicc, True,
+                    _pointwise(r, s, var))
+
+
+def _fit_power(d, z, s) -> DecayFit:
+    coef, cov, r, chi2 = _wls_line(np.log(d), z, s)
+    k, se_k = -coef[1], np.sqrt(cov[1, 1])
+    t = _t(d.size, 2)
+    ll, aicc, var = _aicc(chi2, s, 2)
+    return DecayFit("power", {"A": float(np.exp(coef[0])), "k": float(k), "B": np.nan, "xi": np.nan},
+                    {"k": (float(k - t * se_k), float(k + t * se_k)), "xi": (np.nan, np.nan)}, d.size, chi2, ll,
+                    aicc, True, _pointwise(r, s, var))
+
+
+def _combined_log(theta, d):
+    lnA, k, lnB, lnxi = theta
+    return np.logaddexp(lnA - k * np.log(d), lnB - d / np.exp(lnxi))
+
+
+def _fit_combined(d, z, s, power: DecayFit, expo: DecayFit) -> DecayFit:
+    def resid(theta):
+        return (z - _combined_log(theta, d)) / s
+
+    starts = []
+    lnAp, kp = np.log(power.params["A"]), power.params["k"]
+    for xi0 in np.geomspace(max(d.min(), 0.5), max(d.max(), 2.0), 5):
+        for frac in (0.1, 0.5, 0.9):
+            starts.append([lnAp + np.log(1 - frac + 1e-3), kp, lnAp + np.log(frac), np.log(xi0)])
+    xi_e = expo.params["xi"]
+    if np.isfinite(xi_e) and xi_e > 0:
+        lnAe = np.log(expo.params["A"])
+        starts.append([lnAe - 3.0, max(kp, 0.1), lnAe, np.log(xi_e)])
+    best = None
+    for x0 in starts:
+        try:
+            res = optimize.least_squares(resid, np.asarray(x0, dtype=np.float64), method="trf", max_nfev=2000,
+                                         bounds=([-np.inf, -5.0, -np.inf, np.log(1e-3)],
+                                                 [np.inf, 20.0, np.inf, np.log(1e7)]))
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if best is None or res.cost < best.cost:
+            best = res
+    if best is None:
+        nan = np.nan
+        return DecayFit("combined", {"A": nan, "k": nan, "B": nan, "xi": nan}, {"k": (nan, nan), "xi": (nan, nan)},
+                        d.size, nan, nan, np.inf, False)
+    r = best.fun
+    chi2 = float(r @ r)
+    dof = max(d.size - 4, 1)
+    try:
+        cov = np.linalg.pinv(best.jac.T @ best.jac) * chi2 / dof
+    except np.linalg.LinAlgError:
+        cov = np.full((4, 4), np.nan)
+    lnA, k, lnB, lnxi = best.x
+    t = _t(d.size, 4)
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    ll, aicc, var = _aicc(chi2, s, 4)
+    return DecayFit("combined", {"A": float(np.exp(lnA)), "k": float(k), "B": float(np.exp(lnB)),
+                                 "xi": float(np.exp(lnxi))},
+                    {"k": (float(k - t * se[1]), float(k + t * se[1])),
+                     "xi": (float(np.exp(lnxi - t * se[3])), float(np.exp(lnxi + t * se[3])))},
+                    d.size, chi2, ll, aicc, bool(best.success), _pointwise(r, s, var))
+
+
+def fit_decay_laws(distance, mi, sigma) -> list[DecayFit]:
+    """Fit the three laws to positive ``mi`` (bits) at ``distance`` with standard errors ``sigma``.
+
+    The combined law needs at least 7 points (AICc with 5 parameters), the others 4; a law that
+    cannot be fitted comes back with NaN parameters and ``aicc = inf``.
+    """
+    d = np.asarray(distance, dtype=np.float64)
+    y = np.asarray(mi, dtype=np.float64)
+    sig = np.asarray(sigma, dtype=np.float64)
+    ok = np.isfinite(d) & np.isfinite(y) & (y > 0) & (d > 0)
+    d, y, sig = d[ok], y[ok], sig[ok]
+    # a zero/NaN SE would give one point infinite weight: floor it at 1e-3 of the point's value
+    sig = np.where(np.isfinite(sig) & (sig > 0), sig, np.nan)
+    sig = np.fmax(np.nan_to_num(sig, nan=0.0), 1e-3 * y)
+    nan = np.nan
+
+    def empty(model):
+        return DecayFit(model, {"A": nan, "k": nan, "B": nan, "xi": nan}, {"k": (nan, nan), "xi": (nan, nan)},
+                        int(d.size), nan, nan, np.inf, False)
+
+    if d.size < 4:
+        return [empty(m) for m in MODELS]
+    z = np.log(y)
+    s = sig / y
+    expo = _fit_exponential(d, z, s)
+    power = _fit_power(d, z, s)
+    combined = _fit_combined(d, z, s, power, expo) if d.size >= 7 else empty("combined")
+    return [expo, power, combined]
+
+
+def vuong_test(f1: DecayFit, f2: DecayFit) -> tuple[float, float]:
+    """Vuong's test of two non-nested fits on the same points: (log-likelihood ratio ln L1 - ln L2,
+    two-sided p-value). Positive ratio favours ``f1``. Residual correlation across distances makes
+    the p-value optimistic; read it with the AICc weights."""
+    l1, l2 = f1.pointwise_loglik, f2.pointwise_loglik
+    if l1.size == 0 or l1.size != l2.size:
+        return float("nan"), float("nan")
+    diff = l1 - l2
+    llr = float(diff.sum())
+    sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    if sd == 0:
+        return llr, float("nan")
+    z = llr / (np.sqrt(diff.size) * sd)
+    return llr, float(2 * stats.norm.sf(abs(z)))
+
+
+def fits_table(fits: list[DecayFit]) -> pd.DataFrame:
+    """One row per law. Columns: ``model``, ``n_points``, ``chi2`` (weighted, log space),
+    ``log_likelihood``, ``aicc``, ``delta_aicc`` (to the best), ``akaike_weight``, ``A`` (bits),
+    ``k``, ``k_low``, ``k_high``, ``B`` (bits), ``xi`` (tokens), ``xi_low``, ``xi_high``, ``converged``."""
+    rows = []
+    for f in fits:
+        rows.append({"model": f.model, "n_points": f.n_points, "chi2": f.chi2, "log_likelihood": f.log_likelihood,
+                     "aicc": f.aicc, "A": f.params["A"], "k": f.params["k"], "k_low": f.intervals["k"][0],
+                     "k_high": f.intervals["k"][1], "B": f.params["B"], "xi": f.params["xi"],
+                     "xi_low": f.intervals["xi"][0], "xi_high": f.intervals["xi"][1], "converged": f.converged})
+    df = pd.DataFrame(rows)
+    finite = np.isfinite(df["aicc"])
+    best = df.loc[finite, "aicc"].min() if finite.any() else np.nan
+    df["delta_aicc"] = df["aicc"] - best
+    w = np.where(finite, np.exp(-0.5 * np.nan_to_num(df["delta_aicc"], nan=np.inf)), 0.0)
+    df["akaike_weight"] = w / w.sum() if w.sum() > 0 else np.nan
+    cols = ["model", "n_points", "chi2", "log_likelihood", "aicc", "delta_aicc", "akaike_weight", "A", "k",
+            "k_low", "k_high", "B", "xi", "xi_low", "xi_high", "converged"]
+    return df[cols]
+
+
+def suggested_shape(k: float) -> float:
+    """Inverse-gamma shape ``a`` suggested by an MI exponent ``k``: a = k / 2 (module docstring)."""
+    return float(k) / 2.0
