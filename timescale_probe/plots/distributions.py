@@ -1,2 +1,133 @@
-"""Figures of this area, drawn from tidy DataFrames only (no computation here)."""
+"""Figures of timescale distribution fits (paper Fig. 1 and companions), drawn from the tables of
+:func:`timescale_probe.distributions.figure_tables` only (no computation here).
+
+Every figure is one scope (``pooled``, ``layer 1``...); T is in time steps, log axes are base 10.
+"""
 from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..fileio import save_figure
+from .style import PALETTE, new_figure
+
+#: One colour per family, the same in every figure.
+FAMILY_COLORS = {
+    "invgamma": "#C44E52", "gamma": "#4C72B0", "lognorm": "#55A868", "weibull_min": "#8172B3",
+    "expon": "#937860", "fisk": "#DA8BC3", "invweibull": "#CCB974", "lomax": "#64B5CD",
+}
+FIGURE_KINDS = ("sorted_units", "log_density", "qq", "ccdf")
+
+
+def _color(family: str) -> str:
+    return FAMILY_COLORS.get(family, "#333333")
+
+
+def scope_slug(scope: str) -> str:
+    """File-name form of a scope: ``layer 1`` -> ``layer1``, ``pooled`` -> ``pooled``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "", scope.replace(" ", "")) or "scope"
+
+
+def plot_sorted_units(sorted_df: pd.DataFrame, scope: str, title: str | None = None):
+    """Paper Fig. 1: units sorted by decreasing T (log y) with the fitted quantile curve and an
+    optional reference curve (``series`` = units | fit | reference)."""
+    d = sorted_df[sorted_df["scope"] == scope]
+    fig, axes = new_figure(width=5.0, height=3.6)
+    ax = axes[0, 0]
+    styles = {"units": dict(color=PALETTE["baseline"], marker=".", ls="none", ms=2.5, alpha=0.7),
+              "fit": dict(color=FAMILY_COLORS["invgamma"], lw=1.6),
+              "reference": dict(color=PALETTE["reference"], lw=1.4, ls="--")}
+    for series in ("units", "fit", "reference"):
+        s = d[d["series"] == series]
+        if not s.empty:
+            ax.plot(s["rank"], s["T"], label=s["label"].iloc[0], **styles[series])
+    ax.set_yscale("log")
+    ax.set_xlabel("unit (sorted by decreasing timescale)")
+    ax.set_ylabel("timescale T (steps)")
+    ax.set_title(title or f"Unit timescales, {scope}")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def plot_log_density(hist_df: pd.DataFrame, density_df: pd.DataFrame, scope: str, title: str | None = None):
+    """Histogram of log10 T with every fitted pdf transformed to log10 T (best fit drawn thicker)."""
+    h = hist_df[hist_df["scope"] == scope]
+    d = density_df[density_df["scope"] == scope]
+    fig, axes = new_figure(width=5.0, height=3.6)
+    ax = axes[0, 0]
+    ax.bar(h["left"], h["density"], width=h["right"] - h["left"], align="edge", color=PALETTE["null"],
+           edgecolor="white", linewidth=0.3, label="units")
+    for family, g in d.groupby("family", sort=False):
+        best = bool(g["best"].iloc[0])
+        ax.plot(g["log10_T"], g["density"], color=_color(family), lw=2.0 if best else 1.0,
+                label=g["label"].iloc[0] + (" (best AIC)" if best else ""))
+    ax.set_xlabel("log10 timescale T (steps)")
+    ax.set_ylabel("density of log10 T")
+    top = max(h["density"].max(), 1e-12)
+    ax.set_ylim(0, top * 1.35)
+    ax.set_title(title or f"Density of log timescales, {scope}")
+    ax.legend(frameon=False, fontsize=6.5, ncol=2)
+    return fig
+
+
+def plot_qq(qq_df: pd.DataFrame, scope: str, title: str | None = None):
+    """Quantile-quantile plot of the best fit (log-log), with the identity line."""
+    d = qq_df[qq_df["scope"] == scope]
+    fig, axes = new_figure(width=3.8, height=3.6)
+    ax = axes[0, 0]
+    family = d["family"].iloc[0]
+    ax.plot(d["theoretical"], d["empirical"], ".", ms=2.5, color=_color(family), alpha=0.8)
+    both = pd.concat([d["theoretical"], d["empirical"]])
+    both = both[both > 0]
+    lo, hi = both.min(), both.max()
+    ax.plot([lo, hi], [lo, hi], color="#333333", lw=0.8, ls="--", label="y = x")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{d['label'].iloc[0]} quantile (steps)")
+    ax.set_ylabel("unit timescale quantile (steps)")
+    ax.set_title(title or f"QQ plot, best fit ({d['label'].iloc[0]}), {scope}")
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def plot_ccdf(ccdf_df: pd.DataFrame, scope: str, title: str | None = None):
+    """Complementary CDF P(T >= t) on log-log axes: units and every fitted survival function."""
+    d = ccdf_df[ccdf_df["scope"] == scope]
+    fig, axes = new_figure(width=5.0, height=3.6)
+    ax = axes[0, 0]
+    emp = d[d["series"] == "empirical"]
+    ax.step(emp["T"], emp["ccdf"], where="post", color="black", lw=1.2, label="units")
+    fits = d[d["series"] == "fit"]
+    for family, g in fits.groupby("family", sort=False):
+        g = g[g["ccdf"] > 0]
+        ax.plot(g["T"], g["ccdf"], color=_color(family), lw=1.0, label=g["label"].iloc[0] if len(g) else family)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ymin = emp["ccdf"][emp["ccdf"] > 0].min() if len(emp) else 1e-4
+    ax.set_ylim(ymin / 5.0, 1.5)
+    ax.set_xlabel("timescale t (steps)")
+    ax.set_ylabel("P(T >= t)")
+    ax.set_title(title or f"Complementary CDF, {scope}")
+    ax.legend(frameon=False, fontsize=6.5, ncol=2)
+    return fig
+
+
+def draw_fit_figures(tables: dict[str, pd.DataFrame], out_dir, scopes=None, prefix: str = "") -> list[Path]:
+    """Write ``sorted_units``, ``log_density``, ``qq`` and ``ccdf`` PDFs for every scope as
+    ``<kind>_<scope>.pdf`` (e.g. ``sorted_units_pooled.pdf``, ``qq_layer2.pdf``); returns the paths."""
+    out_dir = Path(out_dir)
+    scopes = list(dict.fromkeys(tables["sorted"]["scope"])) if scopes is None else list(scopes)
+    paths = []
+    for scope in scopes:
+        slug = scope_slug(scope)
+        figs = {
+            "sorted_units": plot_sorted_units(tables["sorted"], scope),
+            "log_density": plot_log_density(tables["hist"], tables["density"], scope),
+            "qq": plot_qq(tables["qq"], scope),
+            "ccdf": plot_ccdf(tables["ccdf"], scope),
+        }
+        for kind, fig in figs.items():
+            paths.append(save_figure(fig, out_dir / f"{prefix}{kind}_{slug}.pdf"))
+    return paths

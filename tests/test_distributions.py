@@ -1,0 +1,292 @@
+"""Distribution fitting of unit timescales: fast MLEs against scipy, the reference regression numbers
+(SPEC §3), recovery on synthetic draws, bootstrap semantics, exclusions and input loading."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from timescale_probe.distributions import (
+    FAMILIES, FAMILY_ORDER, exclusion_counts, figure_tables, fit_mle, fit_table, fit_timescales,
+    likelihood_ratio_test, load_timescales, parse_families, parse_layers, sorted_curve, vuong_test,
+)
+from timescale_probe.errors import InputError, OptionError
+from timescale_probe.timescales import paper_lm_spec
+
+REF = "estimated_timescales/{}_timescale_layer_{}_output.npy"
+
+
+def _reference(reference_results, model):
+    return np.concatenate([np.load(reference_results / REF.format(model, k), allow_pickle=False) for k in (1, 2, 3)])
+
+
+def _samples():
+    rng = np.random.default_rng(7)
+    return {
+        "lognormal": rng.lognormal(0.0, 1.0, 600),
+        "invgamma": stats.invgamma.rvs(1.7, scale=1.3, size=600, random_state=rng),
+    }
+
+
+SAMPLES = _samples()
+
+
+@pytest.mark.parametrize("fix_scale", [None, 1.0])
+@pytest.mark.parametrize("family", FAMILY_ORDER)
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_fast_mle_matches_scipy_fit(family, fix_scale, sample):
+    x = SAMPLES[sample]
+    fam = FAMILIES[family]
+    shape, scale, ok = fit_mle(x, family, fix_scale)
+    assert ok
+    ours = fam.logpdf(x, shape, scale).sum()
+    if family == "expon" and fix_scale is not None:
+        assert scale == 1.0 and np.isnan(shape)
+        return
+    kw = {"floc": 0} if fix_scale is None else {"floc": 0, "fscale": fix_scale}
+    params = fam.dist.fit(x, **kw)
+    theirs = fam.dist.logpdf(x, *params).sum()
+    assert ours == pytest.approx(theirs, rel=1e-4)
+    assert ours >= theirs - 1e-6 * abs(theirs)  # never worse than scipy's optimiser
+    if fix_scale is not None:
+        assert scale == fix_scale
+
+
+def test_rows_are_fitted_independently():
+    rng = np.random.default_rng(3)
+    X = stats.invgamma.rvs(1.5, scale=2.0, size=(5, 300), random_state=rng)
+    for family in FAMILY_ORDER:
+        sh, sc, ok = FAMILIES[family].fit_rows(X)
+        assert ok.all(), family
+        for i in (0, 4):
+            s1, c1, _ = fit_mle(X[i], family)
+            np.testing.assert_allclose([sh[i], sc[i]], [s1, c1], rtol=1e-9, equal_nan=True)
+
+
+def test_lomax_without_finite_mle_is_flagged():
+    x = np.random.default_rng(0).uniform(1.0, 2.0, 400)  # lighter-tailed than exponential
+    shape, scale, ok = fit_mle(x, "lomax")
+    assert not ok and scale > 1e3 * x.mean() and np.isfinite(shape)
+
+
+def test_reference_regression_free_scale(reference_results):
+    for model, a, b in (("PTB", 2.16, 1.57), ("WT2", 1.64, 1.25)):
+        T = _reference(reference_results, model)
+        rep = fit_timescales(T, ["invgamma", "gamma", "lognorm"], n_boot=0)
+        shape, scale = rep.params("invgamma")
+        assert shape == pytest.approx(a, rel=0.01) and scale == pytest.approx(b, rel=0.01)
+        assert rep.fits_["n"].iloc[0] == 2700
+        c = rep.comparisons_.set_index("vs")
+        for other in ("gamma", "lognorm"):
+            assert c.loc[other, "test"] == "vuong"
+            assert c.loc[other, "R"] > 0 and c.loc[other, "favoured"] == "invgamma" and c.loc[other, "p"] < 1e-6
+
+
+def test_reference_regression_fixed_scale(reference_results):
+    for model, a in (("PTB", 1.54), ("WT2", 1.40)):
+        rep = fit_timescales(_reference(reference_results, model), ["invgamma"], fix_scale=1.0, n_boot=0)
+        shape, scale = rep.params("invgamma")
+        assert shape == pytest.approx(a, abs=0.005) and scale == 1.0
+        assert rep.fits_["k"].iloc[0] == 1
+
+
+def test_reference_per_layer_and_pooled(reference_results):
+    est = reference_results / "estimated_timescales"
+    df = load_timescales([est / f"PTB_timescale_layer_{k}_output.npy" for k in (1, 2, 3)])
+    assert list(df["layer"].unique()) == [1, 2, 3] and len(df) == 2700
+    rep = fit_table(df, "T", layers="all", families=["invgamma"], n_boot=0)
+    assert rep.scopes == ["layer 1", "layer 2", "layer 3", "pooled"]
+    assert list(rep.fits_["n"]) == [1150, 1150, 400, 2700]
+    assert rep.params("invgamma", "pooled")[0] == pytest.approx(2.16, rel=0.01)
+
+
+def test_recovery_of_known_parameters():
+    a, b = 1.5, 2.0
+    T = stats.invgamma.rvs(a, scale=b, size=2000, random_state=np.random.default_rng(11))
+    rep = fit_timescales(T, ["invgamma", "lognorm", "weibull_min"], n_boot=100, seed=1)
+    row = rep.fits_.set_index("family").loc["invgamma"]
+    assert row["shape_lo"] < a < row["shape_hi"] and row["scale_lo"] < b < row["scale_hi"]
+    assert row["ks_p"] > 0.05  # the true model is not rejected
+    assert rep.best() == "invgamma"
+    assert rep.fits_.set_index("family").loc["weibull_min", "ks_p"] == pytest.approx(1 / 101)
+    r2 = fit_timescales(T, ["invgamma"], n_boot=100, seed=1, ci_method="nonparametric").fits_.iloc[0]
+    assert r2["ci_method"] == "nonparametric" and r2["shape_lo"] < r2["shape"] < r2["shape_hi"]
+    width, width2 = row["shape_hi"] - row["shape_lo"], r2["shape_hi"] - r2["shape_lo"]
+    assert 0.6 < width2 / width < 1.6 and r2["shape_lo"] != row["shape_lo"]
+    assert r2["ks_p"] == row["ks_p"]  # the KS p-value always comes from the parametric bootstrap
+
+
+def test_paper_lm_layer2_quantiles_give_a_near_056():
+    T = paper_lm_spec().timescales([1150, 1150])[1]
+    rep = fit_timescales(T, ["invgamma"], n_boot=100, seed=0)
+    row = rep.fits_.iloc[0]
+    assert row["n"] == 1149 and row["n_excluded_zero"] == 1  # the T=0 quantile
+    assert row["shape"] == pytest.approx(0.5642, abs=5e-4)
+    assert row["scale"] == pytest.approx(1.0126, abs=5e-4)
+    assert row["shape_lo"] < 0.56 < row["shape_hi"]
+    fixed = fit_timescales(T, ["invgamma"], fix_scale=1.0, n_boot=0).fits_.iloc[0]
+    assert fixed["shape"] == pytest.approx(0.5611, abs=5e-4)
+
+
+def test_exclusions_are_counted():
+    T = np.array([1.0, 2.0, 0.0, np.inf, -np.inf, np.nan, -3.0, 5.0, 0.5, 7.0])
+    x, counts = exclusion_counts(T)
+    assert x.tolist() == [1.0, 2.0, 5.0, 0.5, 7.0]
+    assert counts == {"n_excluded_zero": 1, "n_excluded_negative": 1, "n_excluded_inf": 2, "n_excluded_nan": 1}
+    row = fit_timescales(T, ["lognorm"], n_boot=0).fits_.iloc[0]
+    assert row["n"] == 5 and row["n_excluded_inf"] == 2 and row["n_excluded_zero"] == 1
+
+
+def test_degenerate_scopes_are_skipped_or_refused():
+    df = pd.DataFrame({"layer": [1] * 5 + [2] * 50, "T": [3.0] * 5 + list(np.linspace(0.5, 9, 50))})
+    rep = fit_table(df, "T", layers="all", families=["invgamma"], n_boot=0)
+    assert rep.scopes == ["layer 2", "pooled"] and rep.skipped_[0][0] == "layer 1"
+    with pytest.raises(InputError, match="usable timescales"):
+        fit_timescales([0.0, np.inf, 2.0], n_boot=0)
+
+
+def test_seeded_bootstrap_is_reproducible():
+    T = stats.gamma.rvs(2.0, scale=3.0, size=300, random_state=np.random.default_rng(2))
+    r1 = fit_timescales(T, ["gamma", "fisk"], n_boot=50, seed=5).fits_
+    r2 = fit_timescales(T, ["gamma", "fisk"], n_boot=50, seed=5).fits_
+    r3 = fit_timescales(T, ["gamma", "fisk"], n_boot=50, seed=6).fits_
+    pd.testing.assert_frame_equal(r1, r2)
+    assert not np.allclose(r1["shape_lo"], r3["shape_lo"])
+    # a family's bootstrap does not depend on which other families are fitted
+    r4 = fit_timescales(T, ["fisk"], n_boot=50, seed=5).fits_
+    assert r4["shape_lo"].iloc[0] == r1.set_index("family").loc["fisk", "shape_lo"]
+
+
+def test_fixed_scale_exponential_has_no_free_parameter():
+    T = stats.expon.rvs(scale=1.0, size=200, random_state=np.random.default_rng(4))
+    rep = fit_timescales(T, ["expon", "gamma", "weibull_min"], fix_scale=1.0, n_boot=30)
+    f = rep.fits_.set_index("family")
+    assert f.loc["expon", "k"] == 0 and np.isnan(f.loc["expon", "shape_lo"])
+    assert f.loc["expon", "loglik"] == pytest.approx(-T.sum())
+    lrt = rep.comparisons_[rep.comparisons_["test"] == "lrt"].set_index("family")
+    assert set(lrt.index) == {"gamma", "weibull_min"}
+    assert (lrt["vs"] == "expon").all() and (lrt["p"] > 0.05).all()  # the true exponential is kept
+
+
+def test_vuong_and_lrt():
+    rng = np.random.default_rng(0)
+    la, lb = rng.normal(0.1, 1, 500), rng.normal(0, 1, 500)
+    R, z, p = vuong_test(la, lb)
+    R2, z2, p2 = vuong_test(lb, la)
+    assert R == pytest.approx(-R2) and z == pytest.approx(-z2) and p == pytest.approx(p2)
+    d = la - lb
+    assert z == pytest.approx(d.sum() / (np.sqrt(500) * d.std()))
+    assert p == pytest.approx(2 * stats.norm.sf(abs(z)))
+    assert vuong_test(la, la) == (0.0, 0.0, 1.0)
+    R, stat, p = likelihood_ratio_test(-100.0, -103.0, 1)
+    assert (R, stat) == (3.0, 6.0) and p == pytest.approx(stats.chi2.sf(6.0, 1))
+
+
+def test_sorted_curve_is_the_papers():
+    y = sorted_curve(2700, 1.4, 1.0)
+    np.testing.assert_array_equal(y, stats.invgamma.isf(np.linspace(0, 1, 2701)[1:], 1.4, scale=1.0))
+    assert y[-1] == 0 and np.all(np.diff(y) <= 0)
+
+
+def test_figure_tables_shapes():
+    T = stats.invgamma.rvs(2.0, size=300, random_state=np.random.default_rng(9))
+    rep = fit_timescales(T, ["invgamma", "lognorm"], n_boot=0)
+    t = figure_tables(rep, reference_curve=(1.4, 1.0))
+    s = t["sorted"]
+    assert set(s["series"]) == {"units", "fit", "reference"}
+    units = s[s["series"] == "units"]["T"].to_numpy()
+    assert len(units) == 300 and np.all(np.diff(units) <= 0)
+    assert (s["T"] > 0).all()
+    d = t["density"][t["density"]["family"] == "invgamma"]
+    np.testing.assert_allclose(np.trapezoid(d["density"], d["log10_T"]), 1.0, atol=0.02)
+    assert len(t["qq"]) == 300 and t["qq"]["family"].iloc[0] == rep.best()
+
+
+def test_option_parsing():
+    assert parse_families("frechet,ig,weibull") == ["invweibull", "invgamma", "weibull_min"]
+    assert parse_families(None) == list(FAMILY_ORDER)
+    with pytest.raises(OptionError, match="unknown distribution family 'pareto'"):
+        parse_families("pareto")
+    assert [s for s, _ in parse_layers("all", [1, 2])] == ["layer 1", "layer 2", "pooled"]
+    assert [s for s, _ in parse_layers("all", [1])] == ["pooled"]
+    assert [s for s, _ in parse_layers("2,pooled", [1, 2])] == ["layer 2", "pooled"]
+    with pytest.raises(OptionError, match="no layer '4'"):
+        parse_layers("4", [1, 2, 3])
+    with pytest.raises(OptionError):
+        fit_timescales([1.0, 2.0, 3.0], n_boot=-1)
+    with pytest.raises(OptionError):
+        fit_timescales([1.0, 2.0, 3.0], fix_scale=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+def test_load_npy_layers_and_names(tmp_path):
+    for k in (1, 2):
+        np.save(tmp_path / f"l{k}.npy", np.arange(1, 4, dtype=np.float32) * k)
+    df = load_timescales([tmp_path / "l1.npy", tmp_path / "l2.npy"])
+    assert df["layer"].tolist() == [1, 1, 1, 2, 2, 2] and df["T"].tolist() == [1, 2, 3, 2, 4, 6]
+    assert df["T"].dtype == np.float64
+    named = load_timescales([tmp_path / "l1.npy", tmp_path / "l2.npy"], layer_names="2,3")
+    assert named["layer"].tolist() == [2, 2, 2, 3, 3, 3]
+    single = load_timescales(tmp_path / "l1.npy")
+    assert "layer" not in single.columns
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True), "Python objects"),
+    (lambda p: np.save(p, np.ones((3, 2))), "1-D"),
+    (lambda p: np.save(p, np.array([], dtype=float)), "empty"),
+    (lambda p: np.save(p, np.array(["a", "b"])), "expected real numbers"),
+    (lambda p: p.write_bytes(b"not an npy file"), "cannot read"),
+])
+def test_bad_npy_inputs(tmp_path, make, match):
+    path = tmp_path / "bad.npy"
+    make(path)
+    with pytest.raises(InputError, match=match):
+        load_timescales(path)
+
+
+def test_load_csv(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("layer,unit,T_bias,T_data\n1,0,1.5,2.0\n1,1,2.5,\n2,0,inf,4.0\n")
+    df = load_timescales(p)
+    assert df.attrs["column"] == "T_data" and df["layer"].tolist() == [1, 1, 2]
+    assert np.isnan(df["T"].iloc[1])  # blank cell: excluded and counted later
+    df = load_timescales(p, "T_bias")
+    assert df["T"].iloc[2] == np.inf
+    with pytest.raises(InputError, match="no column 'T_x'"):
+        load_timescales(p, "T_x")
+    q = tmp_path / "q.csv"
+    q.write_text("T\n1.0\nabc\n")
+    with pytest.raises(InputError, match="non-numeric value 'abc'"):
+        load_timescales(q)
+    e = tmp_path / "e.csv"
+    e.write_text("")
+    with pytest.raises(InputError, match="empty"):
+        load_timescales(e)
+    n = tmp_path / "n.csv"
+    n.write_text("x,y\n1,2\n")
+    with pytest.raises(InputError, match="no timescale column"):
+        load_timescales(n)
+    with pytest.raises(OptionError, match="one layer each"):
+        load_timescales([p, p])
+
+
+def test_load_checkpoint_bias_timescales(tmp_path):
+    from timescale_probe.checkpoints import save_checkpoint
+    from timescale_probe.stack import LSTMLayer, LSTMStack
+    from timescale_probe.timescales import timescale_to_forget_bias
+
+    H = 4
+    T = np.array([0.5, 2.0, 3.0, 50.0])
+    bias_hh = torch.zeros(4 * H, dtype=torch.float64)
+    bias_hh[H:2 * H] = torch.as_tensor(timescale_to_forget_bias(T))
+    layer = LSTMLayer(torch.zeros(4 * H, 3), torch.zeros(4 * H, H), torch.zeros(4 * H), bias_hh.float())
+    save_checkpoint(tmp_path / "m.pt", LSTMStack(layers=[layer]))
+    df = load_timescales(tmp_path / "m.pt")
+    assert df.attrs["column"] == "T_bias" and df["layer"].tolist() == [1] * 4
+    np.testing.assert_allclose(df["T"], T, rtol=1e-5)
+    with pytest.raises(OptionError, match="T_bias only"):
+        load_timescales(tmp_path / "m.pt", "T_data")
