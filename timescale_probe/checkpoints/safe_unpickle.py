@@ -538,7 +538,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: ever
             if isinstance(d, dict):  # e.g. a state dict's ``_metadata``
                 inst.__dict__.update({k: v for k, v in d.items() if isinstance(k, str) and not k.startswith("__")})
         else:
-            raise _refuse_call(type(inst), "set the state of an object of")
+            raise _refuse_call(inst if isinstance(inst, type) else type(inst), "set the state of")
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -589,7 +589,7 @@ def _wrap_errors(exc: BaseException, path: Path, what: str) -> CheckpointError:
     if isinstance(exc, CheckpointError):
         return exc
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, (EOFError, struct.error)) or "truncated" in detail.lower() or "ran out of input" in detail.lower():
+    if isinstance(exc, (EOFError, struct.error, zipfile.BadZipFile)) or "truncated" in detail.lower() or "ran out of input" in detail.lower():
         return CheckpointError(f"{path} ends early ({what}): the file is truncated or corrupt; download or save it again")
     return CheckpointError(f"cannot read {path} as {what}: {detail}; the file is corrupt or not a PyTorch checkpoint")
 
