@@ -299,6 +299,7 @@ class GateStatistics:
     bins: int = 50
     n_windows: list[int] = field(default_factory=list)
     n_steps: list[int] = field(default_factory=list)
+    f_sum: list[torch.Tensor] = field(default_factory=list)
     fc_sum: list[torch.Tensor] = field(default_factory=list)
     fc_sumsq: list[torch.Tensor] = field(default_factory=list)
     i_sum: list[torch.Tensor] = field(default_factory=list)
@@ -312,6 +313,7 @@ class GateStatistics:
         self.n_windows = [0] * L
         self.n_steps = [0] * L
         z = [torch.zeros(H, dtype=torch.float64) for H in self.sizes]
+        self.f_sum = [t.clone() for t in z]
         self.fc_sum = [t.clone() for t in z]
         self.fc_sumsq = [t.clone() for t in z]
         self.i_sum = [t.clone() for t in z]
@@ -324,6 +326,7 @@ class GateStatistics:
             S, B, _ = lg.f.shape
             fc = lg.f_comp.double().mean(0)  # (B, H): each stream's window mean of 1 - f
             self.fc_sum[k] += fc.sum(0).cpu()
+            self.f_sum[k] += lg.f.double().mean(0).sum(0).cpu()
             self.fc_sumsq[k] += (fc * fc).sum(0).cpu()
             self.i_sum[k] += lg.i.double().mean(0).sum(0).cpu()
             self.o_sum[k] += lg.o.double().mean(0).sum(0).cpu()
@@ -349,20 +352,19 @@ class GateStatistics:
             if n == 0:
                 raise OptionError("no windows were seen: the token stream is empty")
             fc_bar = (self.fc_sum[k] / n).numpy()
+            f_bar = (self.f_sum[k] / n).numpy()
             var = np.maximum((self.fc_sumsq[k] / n).numpy() - fc_bar ** 2, 0.0) * (n / max(n - 1, 1))
             sd = np.sqrt(var)
             se = sd / math.sqrt(n)
-            fc_lo = np.clip(fc_bar - z * se, 0.0, 1.0)
-            fc_hi = np.clip(fc_bar + z * se, 0.0, 1.0)
             frame = {
                 "layer": k + 1,
                 "unit": np.arange(H),
-                "f_mean": 1.0 - fc_bar,
+                "f_mean": np.where(fc_bar < 0.5, 1.0 - fc_bar, f_bar),
                 "f_sd": sd,
                 "n_windows": n,
-                "T_data": gate_complement_to_timescale(fc_bar, convention),
-                "T_data_lo": gate_complement_to_timescale(fc_hi, convention),
-                "T_data_hi": gate_complement_to_timescale(fc_lo, convention),
+                "T_data": _timescale_of_mean(f_bar, fc_bar, convention),
+                "T_data_lo": _timescale_of_mean(f_bar - z * se, fc_bar + z * se, convention),
+                "T_data_hi": _timescale_of_mean(f_bar + z * se, fc_bar - z * se, convention),
                 "i_mean": (self.i_sum[k] / n).numpy(),
                 "o_mean": (self.o_sum[k] / n).numpy(),
             }
@@ -382,6 +384,19 @@ class GateStatistics:
                 rows.append(pd.DataFrame({"layer": k + 1, "gate": name, "bin_left": edges[:-1],
                                           "bin_right": edges[1:], "count": counts.numpy().astype(np.int64)}))
         return pd.concat(rows, ignore_index=True)
+
+
+def _timescale_of_mean(f_bar, fc_bar, convention: str):
+    """T of a mean gate known two ways, ``f_bar`` and ``fc_bar = 1 - f_bar``: the complement is
+    exact near f = 1 (long timescales), ``f_bar`` itself near f = 0 (the T ~ 0 units)."""
+    f_bar = np.clip(np.asarray(f_bar, dtype=np.float64), 0.0, 1.0)
+    fc_bar = np.clip(np.asarray(fc_bar, dtype=np.float64), 0.0, 1.0)
+    from_comp = gate_complement_to_timescale(fc_bar, convention)
+    if convention == "chrono":
+        return from_comp
+    with np.errstate(divide="ignore"):
+        from_f = np.where(f_bar > 0, -1.0 / np.log(np.where(f_bar > 0, f_bar, 0.5)), 0.0)
+    return np.where(fc_bar < 0.5, from_comp, from_f)
 
 
 def gate_complement_to_timescale(f_comp, convention: str = "paper"):

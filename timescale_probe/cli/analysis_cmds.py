@@ -1,4 +1,240 @@
-"""Commands of this group are registered on ``app`` (see ``timescale_probe/cli/__init__.py``)."""
+"""``tsprobe estimate-timescales`` and ``tsprobe ablate``: timescales from data and routing by
+timescale (thin wrappers over :mod:`timescale_probe.gates` and :mod:`timescale_probe.ablation`)."""
 from __future__ import annotations
 
-from . import app  # noqa: F401
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from . import app
+from ._common import console, device_option, example, out_option
+from ..errors import InputError, OptionError
+
+
+def _load(checkpoint: Path, corpus: str, vocab_file: Optional[Path], split: str, max_tokens: int, device):
+    """Model (eval mode, on ``device``), corpus re-tokenised with the model's vocabulary, and the
+    token stream of ``split`` (the first ``max_tokens`` tokens when > 0)."""
+    from ..checkpoints import load_checkpoint
+    from ..corpora import check_vocab_compatible, load_corpus
+    from ..models import LanguageModel
+
+    stack = load_checkpoint(checkpoint)
+    model = LanguageModel.from_stack(stack).to(device).eval()
+    corp = load_corpus(corpus, vocab_file=vocab_file)
+    corp = check_vocab_compatible(corp, stack.vocab, stack.vocab_size, f"checkpoint {checkpoint}")
+    tokens = corp.tokens(split)
+    if max_tokens < 0:
+        raise OptionError(f"--max-tokens must be >= 0 (0 = the whole split), got {max_tokens}")
+    if max_tokens:
+        tokens = tokens[:max_tokens]
+    return stack, model, corp, tokens
+
+
+def _inputs(*paths) -> list:
+    return [p for p in paths if p is not None and Path(p).is_file()]
+
+
+@app.command("estimate-timescales", epilog=example(
+    "tsprobe estimate-timescales ckpt.pt --corpus ptb --out out/",
+    "tsprobe estimate-timescales ckpt.pt --corpus data/wt2 --batch-size 16 --window 70 --device cuda",
+))
+def estimate_timescales_cmd(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint of an LSTM language model (any supported format)."),
+    corpus: str = typer.Option("ptb", "--corpus", help="ptb, a corpus directory (train/valid/test.txt) or a text file."),
+    vocab_file: Optional[Path] = typer.Option(None, "--vocab-file", help="Vocabulary file (one token per line) for checkpoints without one."),
+    split: str = typer.Option("test", "--split", help="Split to run over: train, valid or test."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Parallel streams (1 = the reference procedure; more is faster, each stream starts cold)."),
+    window: int = typer.Option(70, "--window", help="Steps per window: mean gate per window, averaged over windows (reference: 70)."),
+    convention: str = typer.Option("paper", "--convention", help="paper: T=-1/log(f); chrono: T=1/(1-f)."),
+    level: float = typer.Option(0.95, "--level", help="Coverage of the T_data_lo/T_data_hi interval."),
+    max_tokens: int = typer.Option(0, "--max-tokens", help="Use only the first N tokens of the split (0 = all)."),
+    out: Path = out_option(),
+    device: str = device_option(),
+) -> None:
+    """Timescale of every unit from its mean forget gate on real text (T_data), next to T_bias."""
+    from ..fileio import prepare_out_dir, resolve_device, save_figure, write_run_json, write_table
+    from ..gates import estimate_timescales, timescales_table
+    from ..plots.ablation import plot_data_vs_bias, plot_estimated_vs_assigned, plot_sorted_timescales
+    from ..timescales import _check_convention
+
+    _check_convention(convention)
+    if not 0 < level < 1:
+        raise OptionError(f"--level must lie in (0, 1), got {level}")
+    dev = resolve_device(device)
+    out_dir = prepare_out_dir(out)
+    t0 = time.perf_counter()
+    stack, model, corp, tokens = _load(checkpoint, corpus, vocab_file, split, max_tokens, dev)
+    est = estimate_timescales(model, tokens, batch_size=batch_size, window=window, device=dev,
+                              convention=convention, level=level, progress=True)
+    table = timescales_table(stack, est, convention)
+    write_table(table, out_dir / "timescales.csv")
+    write_table(est.histograms_, out_dir / "gate_histograms.csv")
+    save_figure(plot_data_vs_bias(table), out_dir / "timescales_data_vs_bias.pdf")
+    save_figure(plot_sorted_timescales(table), out_dir / "timescales_sorted.pdf")
+    figures = ["timescales_data_vs_bias.pdf", "timescales_sorted.pdf"]
+    if "T_assigned" in table:
+        save_figure(plot_estimated_vs_assigned(table), out_dir / "timescales_estimated_vs_assigned.pdf")
+        figures.append("timescales_estimated_vs_assigned.pdf")
+    summary = _timescale_summary(table)
+    write_run_json(out_dir, "estimate-timescales", dict(
+        checkpoint=checkpoint, corpus=corpus, vocab_file=vocab_file, split=split, batch_size=batch_size,
+        window=window, convention=convention, level=level, max_tokens=max_tokens, device=str(dev),
+        n_tokens=int(len(tokens)), corpus_notes=corp.notes), seed=None,
+        inputs=_inputs(checkpoint, vocab_file), results=dict(summary=summary, seconds=time.perf_counter() - t0,
+                                                            figures=figures))
+    from rich.table import Table
+
+    tab = Table(title=f"T_data ({convention} convention, {split} split, {len(tokens):,} tokens, batch {batch_size}, window {window})")
+    for col in ("layer", "units", "median T_data", "max T_data", "share > 10", "median T_bias"):
+        tab.add_column(col, justify="right")
+    for s in summary:
+        tab.add_row(str(s["layer"]), str(s["units"]), f"{s['median']:.3g}", f"{s['max']:.4g}",
+                    f"{s['share_gt_10']:.1%}", f"{s['median_T_bias']:.3g}")
+    console.print(tab)
+    console.print(f"wrote {out_dir / 'timescales.csv'} and {len(figures)} figures in {time.perf_counter() - t0:.1f} s")
+
+
+def _timescale_summary(table) -> list[dict]:
+    rows = []
+    for layer, sub in [("all", table)] + list(table.groupby("layer")):
+        T = sub["T_data"].to_numpy()
+        rows.append(dict(layer=layer, units=len(sub), median=float(np.median(T)), max=float(np.max(T)),
+                         share_gt_10=float(np.mean(T > 10)), median_T_bias=float(np.median(sub["T_bias"]))))
+    return rows
+
+
+def _layer_timescales(by: str, timescales_csv: Optional[Path], layer: int, stack, model, tokens, dev, sizes):
+    import pandas as pd
+
+    if by not in ("bias", "data"):
+        raise OptionError(f"unknown --by '{by}': use bias or data")
+    if by == "bias":
+        tab = stack.timescales_table()
+        return tab.loc[tab.layer == layer, "T_bias"].to_numpy(), "T_bias from the checkpoint"
+    if timescales_csv is not None:
+        from ..fileio import require_file
+
+        p = require_file(timescales_csv, "timescales table")
+        try:
+            tab = pd.read_csv(p)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"cannot read {p} as a CSV table: {str(exc).splitlines()[0]}") from None
+        if not {"layer", "unit", "T_data"} <= set(tab.columns):
+            raise InputError(f"{p} lacks the columns layer, unit, T_data (write it with tsprobe estimate-timescales)")
+        sub = tab[tab.layer == layer].sort_values("unit")
+        if len(sub) != sizes[layer - 1] or not np.array_equal(sub.unit.to_numpy(), np.arange(sizes[layer - 1])):
+            raise InputError(f"{p} does not list units 0-{sizes[layer - 1] - 1} of layer {layer}")
+        return sub["T_data"].to_numpy(dtype=np.float64), f"T_data from {p}"
+    from ..gates import estimate_timescales
+
+    est = estimate_timescales(model, tokens, device=dev, progress=True)
+    t = est.table_
+    return t.loc[t.layer == layer, "T_data"].to_numpy(), "T_data estimated on the same tokens (batch 1, window 70)"
+
+
+@app.command("ablate", epilog=example(
+    "tsprobe ablate ckpt.pt --corpus ptb --layer 2 --groups chunks:50 --out out/",
+    "tsprobe ablate ckpt.pt --corpus ptb --groups quantiles:8 --mode silence --controls 20 --device cuda",
+    "tsprobe ablate ckpt.pt --groups units:units.txt --by data --timescales out/timescales.csv",
+))
+def ablate_cmd(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint of an LSTM language model."),
+    corpus: str = typer.Option("ptb", "--corpus", help="ptb, a corpus directory or a text file."),
+    vocab_file: Optional[Path] = typer.Option(None, "--vocab-file", help="Vocabulary file for checkpoints without one."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate: train, valid or test."),
+    layer: int = typer.Option(2, "--layer", help="Layer whose units are ablated (from 1)."),
+    groups: str = typer.Option("chunks:50", "--groups", help="chunks:N (N units each), quantiles:K, edges:a,b,... (T in steps), units:1,5,9 or units:FILE."),
+    by: str = typer.Option("bias", "--by", help="Timescale that orders the units: bias (T_bias) or data (T_data)."),
+    timescales: Optional[Path] = typer.Option(None, "--timescales", help="timescales.csv from estimate-timescales (for --by data, saves a pass)."),
+    mode: str = typer.Option("output", "--mode", help="output: zero outputs into the next layer (paper); silence: h=0 everywhere incl. recurrence."),
+    controls: int = typer.Option(0, "--controls", help="Random control groups of the same size (null band)."),
+    control_size: Optional[int] = typer.Option(None, "--control-size", help="Units per control group (default: the most common group size)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the control groups and the bootstrap."),
+    bptt: int = typer.Option(70, "--bptt", help="Evaluation window (steps); the hidden state is carried."),
+    group_batch: int = typer.Option(8, "--group-batch", help="Groups evaluated per batched pass (output mode)."),
+    bootstrap: int = typer.Option(10000, "--bootstrap", help="Bootstrap resamples of 100-token chunks."),
+    chunk: int = typer.Option(100, "--chunk", help="Tokens per bootstrap chunk."),
+    level: float = typer.Option(0.999, "--level", help="Coverage of the bootstrap interval."),
+    bins_from: str = typer.Option("train", "--bins-from", help="Split whose counts define frequency bins (train or all = the reference's)."),
+    bin_edges: Optional[str] = typer.Option(None, "--bin-edges", help="Ascending count edges, default 100,1K,10K."),
+    pos_tags: Optional[Path] = typer.Option(None, "--pos-tags", help="Brown tagged/ directory: also route by function vs content words."),
+    top: int = typer.Option(3, "--top", help="Groups listed per bin in the routing summary."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="reference-results dir: draw the authors' Fig. 3 numbers too."),
+    max_tokens: int = typer.Option(0, "--max-tokens", help="Use only the first N tokens of the split (0 = all)."),
+    out: Path = out_option(),
+    device: str = device_option(),
+) -> None:
+    """Ablate groups of units ordered by timescale; perplexity ratio per word-frequency bin (paper Fig. 3)."""
+    from ..ablation import (load_reference_ablation, pos_classes_for_vocab, pos_lexicon, read_brown_tagged,
+                            run_ablation_study)
+    from ..corpora import parse_bin_edges
+    from ..fileio import prepare_out_dir, resolve_device, save_figure, write_run_json, write_table
+    from ..plots.ablation import plot_routing
+
+    if mode not in ("output", "silence"):
+        raise OptionError(f"unknown --mode '{mode}': use output or silence")
+    if not 0 < level < 1:
+        raise OptionError(f"--level must lie in (0, 1), got {level}")
+    if bootstrap < 1 or chunk < 1 or bptt < 1 or controls < 0:
+        raise OptionError("--bootstrap, --chunk and --bptt must be >= 1 and --controls >= 0")
+    edges = parse_bin_edges(bin_edges)
+    dev = resolve_device(device)
+    out_dir = prepare_out_dir(out)
+    ref = load_reference_ablation(reference) if reference is not None else None
+    t0 = time.perf_counter()
+    stack, model, corp, tokens = _load(checkpoint, corpus, vocab_file, split, max_tokens, dev)
+    sizes = stack.layer_sizes
+    if not 1 <= layer <= len(sizes):
+        raise OptionError(f"--layer {layer} does not exist: the model has layers 1-{len(sizes)}")
+    T, T_source = _layer_timescales(by, timescales, layer, stack, model, tokens, dev, sizes)
+    bin_of, labels = corp.bins(bins_from, edges)
+    binnings = [("frequency", bin_of, labels)]
+    pos_stats = None
+    if pos_tags is not None:
+        lex = pos_lexicon(read_brown_tagged(pos_tags))
+        cls, pos_labels, pos_stats = pos_classes_for_vocab(corp.vocab, lex)
+        binnings.append(("pos", cls, pos_labels))
+    study = run_ablation_study(model, tokens, T, layer=layer, groups=groups, mode=mode, binnings=binnings,
+                               controls=controls, control_size=control_size, seed=seed, bptt=bptt,
+                               group_batch=group_batch, chunk=chunk, n_resamples=bootstrap, level=level,
+                               top=top, device=dev, progress=True)
+    write_table(study.groups_, out_dir / "ablation_groups.csv")
+    write_table(study.ratios_, out_dir / "ablation_ratios.csv")
+    write_table(study.controls_, out_dir / "ablation_controls.csv")
+    write_table(study.routing_, out_dir / "routing.csv")
+    title = f"layer {layer}, {groups} by {by}, mode {mode}"
+    save_figure(plot_routing(study.ratios_, study.groups_, study.controls_, ref, title=title), out_dir / "ablation_fig3.pdf")
+    figures = ["ablation_fig3.pdf"]
+    if pos_tags is not None:
+        save_figure(plot_routing(study.ratios_, study.groups_, study.controls_, binning="pos", title=title),
+                    out_dir / "ablation_pos.pdf")
+        figures.append("ablation_pos.pdf")
+    seconds = time.perf_counter() - t0
+    write_run_json(out_dir, "ablate", dict(
+        checkpoint=checkpoint, corpus=corpus, vocab_file=vocab_file, split=split, layer=layer, groups=groups,
+        by=by, timescales_source=T_source, mode=mode, controls=controls, control_size=study.options["control_size"],
+        bptt=bptt, group_batch=group_batch, bootstrap=bootstrap, chunk=chunk, level=level, bins_from=bins_from,
+        bin_edges=list(edges), pos_tags=pos_tags, pos_classes=pos_stats, top=top, max_tokens=max_tokens,
+        device=str(dev), n_tokens=int(len(tokens)), corpus_notes=corp.notes), seed=seed,
+        inputs=_inputs(checkpoint, vocab_file, timescales),
+        results=dict(ppl_intact=study.options["ppl_intact"], seconds=seconds, figures=figures))
+    _print_routing(study, title, seconds)
+
+
+def _print_routing(study, title: str, seconds: float) -> None:
+    from rich.table import Table
+
+    tab = Table(title=f"Routing: groups that hurt most per bin ({title})")
+    for col in ("binning", "bin", "group", "T mean [min, max]", "ratio", "interval", "above controls"):
+        tab.add_column(col, justify="right")
+    r = study.routing_
+    for row in r[r["rank"] == 1].itertuples():
+        ac = "" if isinstance(row.above_controls, float) else ("yes" if row.above_controls else "no")
+        tab.add_row(row.binning, row.bin, row.group, f"{row.T_mean:.3g} [{row.T_min:.2g}, {row.T_max:.2g}]",
+                    f"{row.ratio:.4f}", f"{row.ratio_lo:.4f}-{row.ratio_hi:.4f}", ac)
+    console.print(tab)
+    console.print(f"intact perplexity {study.options['ppl_intact']:.2f}; {len(study.groups_)} groups "
+                  f"({(study.groups_['kind'] == 'control').sum()} controls) in {seconds:.1f} s")

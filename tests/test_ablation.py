@@ -1,0 +1,240 @@
+"""Unit groups, the two ablation semantics, bootstrap ratios, Brown tags and the reference Fig. 3 data."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from timescale_probe.ablation import (
+    POS_LABELS, UnitGroup, ablated_nll, bootstrap_chunk_counts, brown_tag_class, control_band, control_groups,
+    load_reference_ablation, make_groups, masked_stream_nll, normalize_brown_tag, pos_classes_for_vocab,
+    pos_lexicon, read_brown_tagged, read_tagged_sentences, ratio_table, reference_chunk_timescales,
+    routing_summary, run_ablation_study, timescale_order,
+)
+from timescale_probe.errors import InputError, OptionError
+from timescale_probe.gates import stack_gates
+from timescale_probe.models import LanguageModel, LMConfig
+from timescale_probe.plots.ablation import plot_routing
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = LanguageModel(LMConfig(vocab_size=40, emb_size=6, layer_sizes=(10, 12, 6))).eval()
+    with torch.no_grad():  # stronger recurrence so that silence and output ablations differ clearly
+        for r in m.rnns:
+            r.weight_hh_l0.mul_(6.0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return torch.randint(0, 40, (301,), generator=torch.Generator().manual_seed(1))
+
+
+# -- groups -------------------------------------------------------------------------------------
+
+def test_chunks_follow_timescale_order_longest_first():
+    T = np.array([1.0, 50.0, 3.0, 50.0, 0.0, 9.0, np.inf])
+    assert timescale_order(T).tolist() == [6, 1, 3, 5, 2, 0, 4]
+    g = make_groups("chunks:3", T, layer=2)
+    assert [x.units.tolist() for x in g] == [[6, 1, 3], [5, 2, 0], [4]]
+    assert g[0].name == "1" and g[0].layer == 2
+    q = make_groups("quantiles:2", T, layer=2)
+    assert [x.units.tolist() for x in q] == [[6, 1, 3, 5], [2, 0, 4]]
+    e = make_groups("edges:2,10", T, layer=2)
+    assert [x.units.tolist() for x in e] == [[6, 1, 3], [5, 2], [0, 4]]
+    s = e[0].summary()
+    assert s["T_max"] == np.inf and s["T_mean"] == 50.0 and s["T_min"] == 50.0
+
+
+def test_paper_chunks_of_layer_two():
+    groups = reference_chunk_timescales()
+    assert len(groups) == 23 and (groups["size"] == 50).all()
+    # chunk 3 holds T about 94 at its top (SPEC §5), chunk 1 the 359,932-step unit
+    assert groups.T_max.iloc[0] == pytest.approx(359932, rel=1e-4)
+    assert groups.T_max.iloc[2] == pytest.approx(94, rel=0.02)
+
+
+def test_unit_lists_inline_and_file(tmp_path):
+    T = np.arange(20, dtype=float)
+    assert make_groups("units:1,5,9", T, 1)[0].units.tolist() == [1, 5, 9]
+    assert make_groups("units:3-5,7", T, 1)[0].units.tolist() == [3, 4, 5, 7]
+    f = tmp_path / "units.txt"
+    f.write_text("# my groups\n0 1 2\n\n10,11  # tail\n")
+    g = make_groups(f"units:{f}", T, 1)
+    assert [x.units.tolist() for x in g] == [[0, 1, 2], [10, 11]]
+    for bad in ("units:1,99", "units:1,1", "units:nofile.txt", "chunks:0", "quantiles:x", "edges:", "zap:3"):
+        with pytest.raises(OptionError):
+            make_groups(bad, T, 1)
+
+
+def test_controls_are_seeded_and_same_size():
+    T = np.arange(30, dtype=float)
+    a = control_groups(30, 5, 4, T, 2, seed=7)
+    b = control_groups(30, 5, 4, T, 2, seed=7)
+    assert [x.units.tolist() for x in a] == [x.units.tolist() for x in b]
+    assert all(x.size == 5 and len(set(x.units)) == 5 and x.kind == "control" for x in a)
+    assert [x.units.tolist() for x in control_groups(30, 5, 4, T, 2, seed=8)] != [x.units.tolist() for x in a]
+
+
+# -- semantics ----------------------------------------------------------------------------------
+
+def test_output_ablation_batched_equals_one_pass_per_group(model, tokens):
+    T = np.linspace(20, 1, 12)
+    groups = make_groups("chunks:4", T, 2)
+    intact, abl = ablated_nll(model, tokens, groups, mode="output", group_batch=2)
+    ref_intact = masked_stream_nll(model, tokens)[0]
+    np.testing.assert_allclose(intact, ref_intact, atol=1e-5)
+    for j, g in enumerate(groups):
+        mask = torch.ones(12)
+        mask[torch.as_tensor(g.units)] = 0
+        one = masked_stream_nll(model, tokens, {2: mask})[0]
+        np.testing.assert_allclose(abl[j], one, atol=1e-5)
+        assert not np.allclose(abl[j], intact)
+
+
+def test_intact_nll_matches_a_direct_forward(model, tokens):
+    logits, _, _ = model(tokens[:-1].unsqueeze(1), model.init_hidden(1))
+    nll = torch.nn.functional.cross_entropy(logits[:, 0], tokens[1:], reduction="none").detach().numpy()
+    np.testing.assert_allclose(masked_stream_nll(model, tokens, bptt=70)[0], nll, atol=1e-5)
+
+
+def test_silence_zeroes_h_everywhere_and_restores_biases(model, tokens):
+    from timescale_probe.ablation import _silenced
+
+    units = np.array([0, 3, 7])
+    before = model.rnns[1].bias_ih_l0.detach().clone()
+    x = model.encoder(tokens[:50].unsqueeze(1))
+    with _silenced(model, 2, units):
+        gates, _ = stack_gates(model.lstm_layers(), x, cells=True)
+        assert torch.all(gates[1].h[:, :, units] == 0)
+        assert torch.all(gates[1].o[:, :, units] == 0)
+    assert torch.equal(model.rnns[1].bias_ih_l0.detach(), before)
+
+
+def test_silence_equals_zeroing_outgoing_weights(model, tokens):
+    """Lakretz et al.: zero the unit's columns of W_hh (own layer) and W_ih (next layer)."""
+    import copy
+
+    units = np.array([2, 5, 11])
+    g = [UnitGroup("a", 2, units, np.ones(3))]
+    intact, sil = ablated_nll(model, tokens, g, mode="silence")
+    surg = copy.deepcopy(model)
+    with torch.no_grad():
+        surg.rnns[1].weight_hh_l0[:, units] = 0
+        surg.rnns[2].weight_ih_l0[:, units] = 0
+    np.testing.assert_allclose(sil[0], masked_stream_nll(surg, tokens)[0], atol=1e-5)
+    _, out = ablated_nll(model, tokens, g, mode="output")
+    assert np.abs(out[0] - sil[0]).max() > 1e-3  # the recurrence makes them differ
+    with pytest.raises(OptionError):
+        ablated_nll(model, tokens, g, mode="zap")
+
+
+# -- ratios and bootstrap -----------------------------------------------------------------------
+
+def test_ratio_table_numbers():
+    rng = np.random.default_rng(0)
+    n = 1000
+    intact = rng.gamma(2.0, 1.5, n)
+    ablated = np.stack([intact + 0.1, intact - 0.05 * (np.arange(n) % 2)])
+    targets = rng.integers(0, 10, n)
+    cat = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, -1])  # id 9 has no bin
+    groups = [UnitGroup("1", 2, np.arange(2), np.ones(2)), UnitGroup("2", 2, np.arange(2), np.ones(2))]
+    df = ratio_table(intact, ablated, targets, cat, ["a", "b", "c"], groups, n_resamples=500, seed=3)
+    r = df.set_index(["group", "bin"])
+    assert r.loc[("1", "a"), "ratio"] == pytest.approx(math.exp(0.1), rel=1e-12)
+    assert r.loc[("1", "a"), "ratio_lo"] == pytest.approx(math.exp(0.1), rel=1e-12)
+    m = cat[targets] == 1
+    expected = math.exp(ablated[1][m].mean()) / math.exp(intact[m].mean())
+    assert r.loc[("2", "b"), "ratio"] == pytest.approx(expected, rel=1e-12)
+    assert r.loc[("2", "b"), "ppl_ablated"] / r.loc[("2", "b"), "ppl_intact"] == pytest.approx(expected, rel=1e-12)
+    assert r.loc[("2", "all"), "n_tokens"] == n and r.loc[("2", "a"), "n_tokens"] == int((cat[targets] == 0).sum())
+    assert r.loc[("2", "b"), "ratio_lo"] < expected < r.loc[("2", "b"), "ratio_hi"]
+    again = ratio_table(intact, ablated, targets, cat, ["a", "b", "c"], groups, n_resamples=500, seed=3)
+    pd.testing.assert_frame_equal(df, again)
+
+
+def test_bootstrap_counts():
+    c = bootstrap_chunk_counts(1050, chunk=100, n_resamples=50, seed=0)
+    assert c.shape == (51, 10)
+    assert (c[0] == 1).all() and (c.sum(1) == 10).all()
+    assert not np.array_equal(c, bootstrap_chunk_counts(1050, chunk=100, n_resamples=50, seed=1))
+    with pytest.raises(OptionError):
+        bootstrap_chunk_counts(150, chunk=100)
+
+
+def test_study_routing_and_controls(model, tokens):
+    T = np.linspace(20, 1, 12)
+    bins = ("frequency", np.arange(40) % 3, ["hi", "mid", "lo"])
+    st = run_ablation_study(model, tokens, T, layer=2, groups="chunks:3", binnings=[bins], controls=4,
+                            n_resamples=200, seed=0, group_batch=3)
+    assert len(st.groups_) == 8 and st.options["control_size"] == 3
+    assert set(st.controls_.bin) == {"hi", "mid", "lo", "all"} and (st.controls_.n_controls == 4).all()
+    top = st.routing_[st.routing_["rank"] == 1].set_index("bin")
+    main = st.ratios_[st.ratios_.kind == "group"]
+    for b in ("hi", "mid", "lo"):
+        assert top.loc[b, "ratio"] == pytest.approx(main[main.bin == b].ratio.max())
+    fig = plot_routing(st.ratios_, st.groups_, st.controls_)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[0] == "18.3\n[16.5, 20]"  # mean T and its range, not "average"
+
+
+# -- parts of speech (Brown) --------------------------------------------------------------------
+
+SAMPLE = """
+
+\tThe/at jury/nn said/vbd it/pps did/dod not/* find/vb any/dti evidence/nn ./.
+
+
+\tI'll/ppss+md see/vb Atlanta's/np$ Mayor-nominate/nn-tl in/in-hl Paris/np ,/, voila/fw-uh !/.
+"""
+
+
+def test_tag_reader_and_classes_on_sample():
+    sents = read_tagged_sentences(SAMPLE)
+    assert len(sents) == 2 and sents[0][0] == ("The", "at") and sents[1][0] == ("I'll", "ppss+md")
+    assert normalize_brown_tag("nn-tl") == "nn" and normalize_brown_tag("ppss+md") == "ppss"
+    assert normalize_brown_tag("in-hl") == "in" and normalize_brown_tag("fw-uh") == "fw"
+    classes = [brown_tag_class(t) for _, t in sents[0]]
+    assert classes == ["function", "content", "content", "function", "function", "function", "content",
+                       "function", "content", "other"]
+    assert [brown_tag_class(t) for _, t in sents[1]] == ["function", "content", "content", "content", "function",
+                                                          "content", "other", "other", "other"]
+    lex = pos_lexicon(sents)
+    cls, labels, stats = pos_classes_for_vocab(["the", "jury", "<eos>", "N", "zebra", "not"], lex)
+    assert labels == list(POS_LABELS)
+    assert [labels[c] for c in cls] == ["function", "content", "other", "other", "content", "function"]
+    assert stats["unseen"] == 1
+    with pytest.raises(InputError):
+        read_tagged_sentences("a/at b\n")
+
+
+def test_brown_shared_files(corpora_dir):
+    sents = read_brown_tagged(corpora_dir / "brown" / "tagged")
+    assert len(sents) == 57340 and sum(len(s) for s in sents) == 1161192  # NLTK's counts
+    lex = pos_lexicon(sents)
+    for w, c in {"the": "function", "of": "function", "and": "function", "would": "function",
+                 "government": "content", "said": "content", "quickly": "content", ",": "other"}.items():
+        assert lex[w] == c, w
+    counts = pd.Series([brown_tag_class(t) for s in sents for _, t in s]).value_counts()
+    assert counts["function"] == 495890 and counts["content"] == 515725 and counts["other"] == 149577
+
+
+# -- reference Fig. 3 data ----------------------------------------------------------------------
+
+def test_reference_fig3_data(reference_results, tmp_path):
+    ref = load_reference_ablation(reference_results / "unit_ablation")
+    assert len(ref) == 4 * 23
+    rare = ref[ref.bin == "<100"].reset_index(drop=True)
+    assert rare.ratio.max() == pytest.approx(1.058, abs=5e-4)
+    assert rare.group[rare.ratio.idxmax()] == "3"
+    assert ref[ref.bin == ">10K"].ratio.max() <= 1.0
+    from timescale_probe.fileio import save_figure
+
+    fig = plot_routing(ref, reference_chunk_timescales(), title="reference")
+    save_figure(fig, tmp_path / "fig3.pdf")
+    assert (tmp_path / "fig3.pdf").stat().st_size > 1000
+    with pytest.raises(InputError):
+        load_reference_ablation(tmp_path)

@@ -1,0 +1,677 @@
+"""Grouped unit ablations of an LSTM language model and the routing of information by timescale.
+
+The question (paper Fig. 3): which units, grouped by timescale, carry what a model needs to
+predict words of each frequency bin? Silence a group, measure per-bin perplexity, compare with the
+intact model.
+
+Groups (:func:`make_groups`) are built on one layer's units, ordered by timescale, longest first
+(``T`` from the biases or from data; ties keep unit order):
+
+- ``chunks:N``: consecutive runs of ``N`` units in that order (the paper: 23 x 50 on layer 2);
+  the last chunk holds the remainder;
+- ``quantiles:K``: ``K`` groups of (nearly) equal size in that order (``np.array_split``);
+- ``edges:a,b,...``: ``T`` ranges ``[.., a), [a, b), ..., [z, ..]`` (empty ranges are left out),
+  longest range first;
+- ``units:1,5,9`` (one group) or ``units:FILE`` (one group per non-empty line; ``#`` comments).
+
+Units are numbered from 0 within a layer, layers from 1.
+
+Two ablation semantics, both keeping the fused ``nn.LSTM``:
+
+- ``output`` (the paper's): the group's outputs are zeroed where they enter the next layer (or the
+  decoder for the last layer); the layer's own recurrence still sees them. Implemented with the
+  model's ``output_masks``: ``G`` groups run as ``G`` parallel copies of the same token stream in
+  one batched pass, each copy with its own mask.
+- ``silence`` (Lakretz et al. 2019): the unit's output is zero everywhere, into the next layer or
+  decoder *and* into its own layer's recurrence. Implemented by weight surgery: the output-gate
+  bias of the units is set to ``-1e4``, so ``o = sigmoid(-1e4 + ...) = 0`` and ``h = o tanh(c) = 0``
+  exactly (the biases are restored afterwards). One pass per group.
+
+Results per group and bin (frequency bins of the target word, or any other per-vocabulary class
+such as function vs content words): perplexity intact and ablated, their ratio, and a paired
+bootstrap interval of the ratio over consecutive chunks of 100 target tokens (the same resamples
+for every group). Random control groups of the same size give a null band.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError, OptionError
+
+MODES = ("output", "silence")
+ORDER_BY = ("bias", "data")
+SILENCE_BIAS = -1.0e4
+
+
+# ----------------------------------------------------------------------------------------------
+# groups
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class UnitGroup:
+    """A set of units of one layer. ``kind`` is ``group`` or ``control``; ``T`` the timescales of
+    its units (in steps, same order as ``units``)."""
+
+    name: str
+    layer: int
+    units: np.ndarray
+    T: np.ndarray
+    kind: str = "group"
+
+    @property
+    def size(self) -> int:
+        return len(self.units)
+
+    def summary(self) -> dict[str, Any]:
+        T = self.T[np.isfinite(self.T)] if np.any(np.isfinite(self.T)) else self.T
+        return {
+            "group": self.name, "kind": self.kind, "layer": self.layer, "size": self.size,
+            "T_mean": float(np.mean(T)) if len(T) else float("nan"),
+            "T_median": float(np.median(self.T)) if self.size else float("nan"),
+            "T_min": float(np.min(self.T)) if self.size else float("nan"),
+            "T_max": float(np.max(self.T)) if self.size else float("nan"),
+            "units": " ".join(str(int(u)) for u in self.units),
+        }
+
+
+def timescale_order(T: np.ndarray) -> np.ndarray:
+    """Unit indices sorted by timescale, longest first; ties (and NaN last) keep unit order."""
+    T = np.asarray(T, dtype=np.float64)
+    key = np.where(np.isnan(T), -np.inf, T)
+    return np.argsort(-key, kind="stable")
+
+
+def _parse_unit_list(text: str, n_units: int, where: str) -> np.ndarray:
+    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
+    units = []
+    for p in parts:
+        if re.fullmatch(r"\d+-\d+", p):
+            a, b = (int(v) for v in p.split("-"))
+            units.extend(range(a, b + 1))
+        elif p.isdigit():
+            units.append(int(p))
+        else:
+            raise OptionError(f"cannot read unit '{p}' in {where}: give unit numbers from 0, e.g. 1,5,9 or 10-19")
+    arr = np.array(units, dtype=np.int64)
+    if len(arr) == 0:
+        raise OptionError(f"no units in {where}")
+    bad = arr[(arr < 0) | (arr >= n_units)]
+    if len(bad):
+        raise OptionError(f"unit {int(bad[0])} in {where} is out of range: the layer has units 0-{n_units - 1}")
+    if len(np.unique(arr)) != len(arr):
+        raise OptionError(f"{where} names a unit twice")
+    return arr
+
+
+def make_groups(spec: str, T: np.ndarray, layer: int) -> list[UnitGroup]:
+    """Groups of one layer's units from a spec (see the module docstring). ``T``: timescale of
+    every unit of the layer (index = unit number), used for ordering and labels."""
+    T = np.asarray(T, dtype=np.float64)
+    H = len(T)
+    kind, _, arg = str(spec).partition(":")
+    kind = kind.strip().lower()
+    order = timescale_order(T)
+
+    def grp(i: int, units: np.ndarray) -> UnitGroup:
+        return UnitGroup(str(i), layer, units, T[units])
+
+    if kind in ("chunks", "quantiles"):
+        try:
+            n = int(arg)
+        except ValueError:
+            raise OptionError(f"cannot read '{spec}': use {kind}:N with a whole number") from None
+        if n < 1 or n > H:
+            raise OptionError(f"'{spec}': N must lie in 1..{H} (units in layer {layer})")
+        parts = [order[s:s + n] for s in range(0, H, n)] if kind == "chunks" else np.array_split(order, n)
+        return [grp(i, p) for i, p in enumerate(parts, 1)]
+    if kind == "edges":
+        try:
+            edges = sorted(float(v) for v in arg.split(",") if v.strip())
+        except ValueError:
+            raise OptionError(f"cannot read '{spec}': use edges:a,b,... with timescales in steps") from None
+        if not edges:
+            raise OptionError(f"'{spec}' gives no edges")
+        which = np.searchsorted(np.asarray(edges), T, side="right")  # 0 = below the first edge
+        groups = []
+        for b in range(len(edges), -1, -1):  # longest range first
+            members = order[which[order] == b]
+            if len(members):
+                groups.append(members)
+        return [grp(i, p) for i, p in enumerate(groups, 1)]
+    if kind == "units":
+        path = Path(arg.strip())
+        if arg.strip() and not re.fullmatch(r"[\d,\s-]+", arg) and path.exists():
+            if path.is_dir():
+                raise InputError(f"unit list is a directory, expected a file: {path}")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"unit list {path} is not UTF-8 text") from None
+            lines = [l.split("#", 1)[0].strip() for l in text.splitlines()]
+            lines = [l for l in lines if l]
+            if not lines:
+                raise InputError(f"unit list {path} has no units")
+            return [grp(i, _parse_unit_list(l, H, f"{path} line {i}")) for i, l in enumerate(lines, 1)]
+        if not re.fullmatch(r"[\d,\s-]+", arg or ""):
+            raise OptionError(f"unit list file not found: {arg.strip() or '(empty)'}")
+        return [grp(1, _parse_unit_list(arg, H, f"'{spec}'"))]
+    raise OptionError(f"unknown group spec '{spec}': use chunks:N, quantiles:K, edges:a,b,... or units:LIST|FILE")
+
+
+def control_groups(n_units: int, size: int, k: int, T: np.ndarray, layer: int, seed: int = 0) -> list[UnitGroup]:
+    """``k`` random groups of ``size`` units each (without replacement within a group), seeded."""
+    if k <= 0:
+        return []
+    if size > n_units:
+        raise OptionError(f"control groups of {size} units do not fit in a layer of {n_units}")
+    rng = np.random.default_rng(seed)
+    T = np.asarray(T, dtype=np.float64)
+    out = []
+    for j in range(1, k + 1):
+        units = np.sort(rng.choice(n_units, size=size, replace=False))
+        out.append(UnitGroup(f"control {j}", layer, units, T[units], kind="control"))
+    return out
+
+
+def groups_table(groups: Sequence[UnitGroup]) -> pd.DataFrame:
+    """One row per group: ``group, kind, layer, size, T_mean, T_median, T_min, T_max, units``."""
+    return pd.DataFrame([g.summary() for g in groups])
+
+
+# ----------------------------------------------------------------------------------------------
+# ablated evaluation
+# ----------------------------------------------------------------------------------------------
+
+def _progress(total: int, description: str, enabled: bool):
+    from contextlib import nullcontext
+
+    if not enabled:
+        class _Null:
+            def advance(self, *_a, **_k):
+                pass
+        return nullcontext(_Null())
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    class _Bar:
+        def __init__(self):
+            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeRemainingColumn(), transient=True)
+            self.task = None
+
+        def __enter__(self):
+            self.p.__enter__()
+            self.task = self.p.add_task(description, total=total)
+            return self
+
+        def __exit__(self, *exc):
+            return self.p.__exit__(*exc)
+
+        def advance(self, n: int = 1):
+            self.p.advance(self.task, n)
+
+    return _Bar()
+
+
+@torch.no_grad()
+def masked_stream_nll(model, tokens: torch.Tensor, masks: dict[int, torch.Tensor] | None = None, *,
+                      copies: int = 1, bptt: int = 70, device: Any = "cpu", bar=None) -> np.ndarray:
+    """Token NLL (nats) of ``copies`` parallel copies of one stream, each with its own masks.
+
+    The stream is evaluated as at batch size 1 (inputs ``tokens[:-1]``, targets ``tokens[1:]``,
+    windows of ``bptt``, the hidden state carried, eval mode); ``masks[k]`` is ``(copies, H_k)``
+    (or ``(H_k,)`` shared) and multiplies layer ``k``'s output where it enters layer ``k+1``.
+    Returns ``(copies, N-1)`` float64.
+    """
+    device = torch.device(device)
+    model.eval()
+    tokens = torch.as_tensor(tokens).long()
+    n = tokens.numel() - 1
+    if n < 1:
+        raise OptionError("the token stream has fewer than 2 tokens")
+    data = tokens.to(device).unsqueeze(1).expand(-1, copies)
+    masks = {k: v.to(device) for k, v in (masks or {}).items()}
+    hidden = model.init_hidden(copies)
+    out = torch.empty(copies, n, dtype=torch.float64)
+    for start in range(0, n, bptt):
+        s = min(bptt, n - start)
+        x = data[start:start + s]
+        y = data[start + 1:start + 1 + s]
+        logits, hidden, _ = model(x, hidden, output_masks=masks or None)
+        logp = F.log_softmax(logits.float(), dim=-1)
+        nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (s, copies)
+        out[:, start:start + s] = nll.t().double().cpu()
+        if bar is not None:
+            bar.advance(s)
+    return out.numpy()
+
+
+class _silenced:
+    """Context manager: output-gate biases of ``units`` of layer ``layer`` set to -1e4 (h = 0)."""
+
+    def __init__(self, model, layer: int, units: np.ndarray):
+        self.rnn = model.lstm_layers()[layer - 1]
+        H = self.rnn.hidden_size
+        self.idx = torch.as_tensor(3 * H + np.asarray(units, dtype=np.int64), device=self.rnn.bias_ih_l0.device)
+        self.saved = None
+
+    def __enter__(self):
+        b = self.rnn.bias_ih_l0
+        self.saved = b.detach()[self.idx].clone()
+        with torch.no_grad():
+            b[self.idx] = SILENCE_BIAS
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            self.rnn.bias_ih_l0[self.idx] = self.saved
+        return False
+
+
+def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mode: str = "output",
+                bptt: int = 70, group_batch: int = 8, device: Any = "cpu", progress: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Token NLL of the intact model and of each ablated group.
+
+    Returns ``(intact (N-1,), ablated (G, N-1))`` in nats. ``output``: the intact stream runs as one
+    more masked copy (all ones) in the first batched pass, so intact and ablated numbers come
+    from the same arithmetic; ``group_batch`` copies per pass. ``silence``: one pass per group.
+    """
+    if mode not in MODES:
+        raise OptionError(f"unknown ablation mode '{mode}': use output or silence")
+    if group_batch < 1:
+        raise OptionError(f"--group-batch must be >= 1, got {group_batch}")
+    device = torch.device(device)
+    model.to(device).eval()
+    n = torch.as_tensor(tokens).numel() - 1
+    sizes = [m.hidden_size for m in model.lstm_layers()]
+    for g in groups:
+        if not 1 <= g.layer <= len(sizes):
+            raise OptionError(f"layer {g.layer} does not exist: the model has layers 1-{len(sizes)}")
+    G = len(groups)
+    ablated = np.empty((G, n), dtype=np.float64)
+    if mode == "output":
+        jobs = [None] + list(range(G))  # None = intact copy
+        batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
+        with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} passes)", progress) as bar:
+            intact = None
+            for batch in batches:
+                masks: dict[int, torch.Tensor] = {}
+                for c, j in enumerate(batch):
+                    if j is None:
+                        continue
+                    g = groups[j]
+                    if g.layer not in masks:
+                        masks[g.layer] = torch.ones(len(batch), sizes[g.layer - 1])
+                    masks[g.layer][c, torch.as_tensor(g.units)] = 0.0
+                nll = masked_stream_nll(model, tokens, masks, copies=len(batch), bptt=bptt, device=device, bar=bar)
+                for c, j in enumerate(batch):
+                    if j is None:
+                        intact = nll[c]
+                    else:
+                        ablated[j] = nll[c]
+        return intact, ablated
+    with _progress(n * (G + 1), f"ablate ({mode}, {G + 1} passes)", progress) as bar:
+        intact = masked_stream_nll(model, tokens, None, bptt=bptt, device=device, bar=bar)[0]
+        for j, g in enumerate(groups):
+            with _silenced(model, g.layer, g.units):
+                ablated[j] = masked_stream_nll(model, tokens, None, bptt=bptt, device=device, bar=bar)[0]
+    return intact, ablated
+
+
+# ----------------------------------------------------------------------------------------------
+# ratios per bin with a paired bootstrap
+# ----------------------------------------------------------------------------------------------
+
+def bootstrap_chunk_counts(n_tokens: int, chunk: int = 100, n_resamples: int = 10000, seed: int = 0) -> np.ndarray:
+    """Resampling weights ``(n_resamples + 1, n_chunks)``: row 0 is the original sample (all ones),
+    the others count how often each of the ``n_tokens // chunk`` consecutive chunks is drawn
+    (with replacement). Tokens after the last whole chunk are not resampled."""
+    n_chunks = n_tokens // chunk
+    if n_chunks < 2:
+        raise OptionError(f"{n_tokens} tokens make fewer than 2 bootstrap chunks of {chunk}")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_chunks, size=(n_resamples, n_chunks))
+    flat = (draws + (np.arange(n_resamples) * n_chunks)[:, None]).ravel()
+    counts = np.empty((n_resamples + 1, n_chunks), dtype=np.float64)
+    counts[0] = 1.0
+    counts[1:] = np.bincount(flat, minlength=n_resamples * n_chunks).reshape(n_resamples, n_chunks)
+    return counts
+
+
+def _order_stat_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Interval from order statistics over axis 0 (the reference's ranks: with 10,001 values and
+    level 0.999 the 5th smallest and 5th largest)."""
+    m = values.shape[0]
+    k = max(int(math.floor(m * (1 - level) / 2)) - 1, 0)
+    s = np.sort(values, axis=0)
+    return s[k], s[m - 1 - k]
+
+
+def ratio_table(intact: np.ndarray, ablated: np.ndarray, targets: np.ndarray, category_of_vocab: np.ndarray,
+                labels: Sequence[str], groups: Sequence[UnitGroup], *, binning: str = "frequency",
+                chunk: int = 100, n_resamples: int = 10000, level: float = 0.999, seed: int = 0,
+                counts: np.ndarray | None = None) -> pd.DataFrame:
+    """Perplexity ratios ablated / intact per group and bin, with paired bootstrap intervals.
+
+    ``targets``: the ``N-1`` target ids; a token's bin is ``category_of_vocab[target]`` (values
+    ``0..len(labels)-1``; negative = no bin). Rows for every group and bin plus bin ``all``.
+    Columns: ``binning, group, kind, bin, n_tokens, ppl_intact, ppl_ablated, ratio, ratio_lo,
+    ratio_hi, p_not_above_1`` (share of resamples with ratio <= 1), ``level, n_resamples, chunk``.
+    ``ratio = exp(mean NLL ablated - mean NLL intact)`` over the bin's tokens = ppl_ablated / ppl_intact.
+    """
+    n = len(targets)
+    cat = np.asarray(category_of_vocab)[np.asarray(targets)]
+    B = len(labels)
+    # one-hot bins plus "all": (n, B+1)
+    onehot = np.zeros((n, B + 1), dtype=np.float64)
+    ok = cat >= 0
+    onehot[np.nonzero(ok)[0], cat[ok]] = 1.0
+    onehot[:, B] = 1.0
+    diff = ablated - intact[None, :]  # (G, n)
+    tok_count = onehot.sum(0)
+    sum_intact = intact @ onehot
+    sum_ablated = ablated @ onehot  # (G, B+1)
+    if counts is None:
+        counts = bootstrap_chunk_counts(n, chunk, n_resamples, seed)
+    n_chunks = counts.shape[1]
+    used = n_chunks * chunk
+    # per chunk sums: (n_chunks, B+1) counts and (G, n_chunks, B+1) differences
+    oh_c = onehot[:used].reshape(n_chunks, chunk, B + 1)
+    chunk_n = oh_c.sum(1)
+    chunk_d = np.matmul(diff[:, :used].reshape(len(diff), n_chunks, 1, chunk), oh_c[None]).squeeze(2)  # (G, C, B+1)
+    denom = counts @ chunk_n  # (R+1, B+1)
+    G = len(diff)
+    num = (counts @ chunk_d.transpose(1, 0, 2).reshape(n_chunks, G * (B + 1))).reshape(-1, G, B + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = np.exp(num / denom[:, None, :])  # (R+1, G, B+1)
+    lo, hi = _order_stat_interval(boot[1:] if len(boot) > 1 else boot, level)
+    p_le = np.mean(boot[1:] <= 1.0, axis=0) if len(boot) > 1 else np.full(lo.shape, np.nan)
+    all_labels = list(labels) + ["all"]
+    rows = []
+    for gi, g in enumerate(groups):
+        for b, lab in enumerate(all_labels):
+            cnt = tok_count[b]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ppl_i = math.exp(sum_intact[b] / cnt) if cnt else float("nan")
+                ppl_a = math.exp(sum_ablated[gi, b] / cnt) if cnt else float("nan")
+                ratio = math.exp((sum_ablated[gi, b] - sum_intact[b]) / cnt) if cnt else float("nan")
+            rows.append({
+                "binning": binning, "group": g.name, "kind": g.kind, "bin": lab, "n_tokens": int(cnt),
+                "ppl_intact": ppl_i, "ppl_ablated": ppl_a, "ratio": ratio,
+                "ratio_lo": float(lo[gi, b]), "ratio_hi": float(hi[gi, b]), "p_not_above_1": float(p_le[gi, b]),
+            })
+    df = pd.DataFrame(rows)
+    df["level"] = level
+    df["n_resamples"] = counts.shape[0] - 1
+    df["chunk"] = chunk
+    return df
+
+
+def control_band(ratios: pd.DataFrame, quantiles: tuple[float, float] = (0.025, 0.975)) -> pd.DataFrame:
+    """Null band per binning and bin from the control groups' ratios: ``binning, bin, n_controls,
+    control_mean, control_lo, control_hi`` (``quantiles`` of the control ratios, linear interpolation)."""
+    ctl = ratios[ratios.kind == "control"]
+    if ctl.empty:
+        return pd.DataFrame(columns=["binning", "bin", "n_controls", "control_mean", "control_lo", "control_hi"])
+    g = ctl.groupby(["binning", "bin"], sort=False)["ratio"]
+    return pd.DataFrame({
+        "n_controls": g.size(), "control_mean": g.mean(),
+        "control_lo": g.quantile(quantiles[0]), "control_hi": g.quantile(quantiles[1]),
+    }).reset_index()
+
+
+def routing_summary(ratios: pd.DataFrame, groups: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """For each binning and bin, the ``top`` groups whose ablation hurts most (largest ratio).
+
+    Columns: ``binning, bin, rank, group, T_mean, T_min, T_max, ratio, ratio_lo, ratio_hi,
+    significant`` (interval above 1), ``above_controls`` (ratio above the control band's upper
+    end; NaN without controls).
+    """
+    band = control_band(ratios)
+    main = ratios[ratios.kind == "group"].merge(groups[["group", "T_mean", "T_min", "T_max"]], on="group", how="left")
+    if not band.empty:
+        main = main.merge(band[["binning", "bin", "control_hi"]], on=["binning", "bin"], how="left")
+    else:
+        main["control_hi"] = np.nan
+    rows = []
+    for (binning, b), sub in main.groupby(["binning", "bin"], sort=False):
+        sub = sub.sort_values("ratio", ascending=False).head(top)
+        for rank, r in enumerate(sub.itertuples(), 1):
+            rows.append({
+                "binning": binning, "bin": b, "rank": rank, "group": r.group, "T_mean": r.T_mean,
+                "T_min": r.T_min, "T_max": r.T_max, "ratio": r.ratio, "ratio_lo": r.ratio_lo, "ratio_hi": r.ratio_hi,
+                "significant": bool(r.ratio_lo > 1.0),
+                "above_controls": (bool(r.ratio > r.control_hi) if not np.isnan(r.control_hi) else np.nan),
+            })
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# the study
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class AblationStudy:
+    """Everything an ablation run produced (tables are tidy DataFrames)."""
+
+    groups_: pd.DataFrame
+    ratios_: pd.DataFrame
+    controls_: pd.DataFrame
+    routing_: pd.DataFrame
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int, groups: str | Sequence[UnitGroup],
+                       mode: str = "output", binnings: Sequence[tuple[str, np.ndarray, Sequence[str]]] = (),
+                       controls: int = 0, control_size: int | None = None, seed: int = 0, bptt: int = 70,
+                       group_batch: int = 8, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999,
+                       top: int = 3, device: Any = "cpu", progress: bool = False) -> AblationStudy:
+    """Ablate groups of ``layer``'s units (ordered by ``T``, the timescale of every unit of that
+    layer) and tabulate per-bin perplexity ratios for every binning ``(name, category_of_vocab,
+    labels)``. Control groups: ``controls`` random groups of ``control_size`` units (default: the
+    most common group size), drawn with ``seed``; the bootstrap uses ``seed`` too."""
+    sizes = [m.hidden_size for m in model.lstm_layers()]
+    if not 1 <= layer <= len(sizes):
+        raise OptionError(f"--layer {layer} does not exist: the model has layers 1-{len(sizes)}")
+    T = np.asarray(T, dtype=np.float64)
+    if len(T) != sizes[layer - 1]:
+        raise OptionError(f"{len(T)} timescales given for layer {layer} of {sizes[layer - 1]} units")
+    main = make_groups(groups, T, layer) if isinstance(groups, str) else list(groups)
+    if control_size is None:
+        vals, cnt = np.unique([g.size for g in main], return_counts=True)
+        control_size = int(vals[np.argmax(cnt)])
+    ctl = control_groups(sizes[layer - 1], control_size, controls, T, layer, seed)
+    all_groups = main + ctl
+    intact, ablated = ablated_nll(model, tokens, all_groups, mode=mode, bptt=bptt, group_batch=group_batch,
+                                  device=device, progress=progress)
+    targets = torch.as_tensor(tokens).long().numpy()[1:]
+    counts = bootstrap_chunk_counts(len(targets), chunk, n_resamples, seed)
+    if not binnings:
+        raise OptionError("no binning of the target words was given")
+    ratios = pd.concat([
+        ratio_table(intact, ablated, targets, cat, labels, all_groups, binning=name, chunk=chunk,
+                    n_resamples=n_resamples, level=level, seed=seed, counts=counts)
+        for name, cat, labels in binnings
+    ], ignore_index=True)
+    gtab = groups_table(all_groups)
+    band = control_band(ratios)
+    routing = routing_summary(ratios, gtab, top=top)
+    opts = dict(layer=layer, groups=groups if isinstance(groups, str) else "explicit", mode=mode, controls=controls,
+                control_size=control_size, seed=seed, bptt=bptt, group_batch=group_batch, chunk=chunk,
+                n_resamples=n_resamples, level=level, n_targets=len(targets),
+                ppl_intact=float(math.exp(intact.mean())))
+    return AblationStudy(gtab, ratios, band, routing, opts)
+
+
+# ----------------------------------------------------------------------------------------------
+# parts of speech (Brown tags)
+# ----------------------------------------------------------------------------------------------
+
+POS_LABELS = ("function", "content", "other")
+
+#: Brown tag stems of closed-class (function) words: articles, determiners, pre-/post-quantifiers,
+#: pronouns, prepositions, conjunctions, modals and the auxiliaries be/do/have, infinitival to,
+#: wh-words, qualifiers, negation, existential there, particles.
+_FUNCTION_PREFIXES = ("at", "ap", "abl", "abn", "abx", "dt", "ex", "in", "cc", "cs", "md", "to", "pp", "pn",
+                      "wdt", "wp", "wql", "wrb", "be", "do", "hv", "ql", "rp", "*")
+#: open-class (content) stems: nouns, proper nouns, adverbial nouns, verbs, adjectives, adverbs,
+#: numerals (cardinal, ordinal).
+_CONTENT_PREFIXES = ("nn", "np", "nr", "vb", "jj", "rb", "rn", "cd", "od")
+
+
+def normalize_brown_tag(tag: str) -> str:
+    """Base tag: lower case; hyphenated markers (``-tl`` title, ``-hl`` headline, ``-nc`` cited)
+    removed; for contractions (``ppss+md``) the first part; ``fw-`` (foreign word) kept as ``fw``."""
+    t = tag.lower().strip()
+    if t.startswith("fw-"):
+        return "fw"
+    t = t.split("+", 1)[0]
+    for suffix in ("-tl", "-hl", "-nc"):
+        while t.endswith(suffix):
+            t = t[: -len(suffix)]
+    return t
+
+
+def brown_tag_class(tag: str) -> str:
+    """``function``, ``content`` or ``other`` (punctuation, symbols, interjections ``uh``, foreign
+    words ``fw-*``, ``nil``) for a Brown corpus tag."""
+    t = normalize_brown_tag(tag)
+    if not t or t in ("fw", "nil", "uh"):
+        return "other"
+    if t.startswith(_CONTENT_PREFIXES):
+        return "content"
+    if t.startswith(_FUNCTION_PREFIXES):
+        return "function"
+    return "other"
+
+
+def read_tagged_sentences(text: str, where: str = "tagged text") -> list[list[tuple[str, str]]]:
+    """Sentences of a Brown-format tagged text: whitespace-separated ``word/TAG`` tokens, one
+    sentence per non-blank line (the word is the text before the last ``/``, as in NLTK)."""
+    sents = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        toks = line.split()
+        if not toks:
+            continue
+        sent = []
+        for tok in toks:
+            word, sep, tag = tok.rpartition("/")
+            if not sep or not word or not tag:
+                raise InputError(f"{where} line {lineno}: token '{tok}' is not word/TAG")
+            sent.append((word, tag))
+        sents.append(sent)
+    return sents
+
+
+def read_brown_tagged(directory: str | Path) -> list[list[tuple[str, str]]]:
+    """All tagged sentences of a Brown ``tagged/`` directory, in ``cats.txt`` order when present
+    (else sorted file names ``c[a-r]NN``)."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise InputError(f"Brown tagged directory not found: {d}")
+    names: list[str] = []
+    cats = d / "cats.txt"
+    if cats.is_file():
+        names = [l.split()[0] for l in cats.read_text(encoding="utf-8").splitlines() if l.strip()]
+    if not names:
+        names = sorted(p.name for p in d.iterdir() if re.fullmatch(r"c[a-r]\d\d", p.name))
+    if not names:
+        raise InputError(f"{d} holds no Brown files (c[a-r]NN)")
+    sents = []
+    for name in names:
+        p = d / name
+        try:
+            sents.extend(read_tagged_sentences(p.read_text(encoding="utf-8"), str(p)))
+        except FileNotFoundError:
+            raise InputError(f"Brown file {p} listed in cats.txt is missing") from None
+        except UnicodeDecodeError:
+            raise InputError(f"Brown file {p} is not UTF-8 text") from None
+    return sents
+
+
+def pos_lexicon(sentences: Iterable[Sequence[tuple[str, str]]], lowercase: bool = True) -> dict[str, str]:
+    """Word type -> its most frequent tag class (ties: function > content > other)."""
+    counts: dict[str, np.ndarray] = {}
+    idx = {c: i for i, c in enumerate(POS_LABELS)}
+    for sent in sentences:
+        for word, tag in sent:
+            w = word.lower() if lowercase else word
+            arr = counts.get(w)
+            if arr is None:
+                arr = counts[w] = np.zeros(3, dtype=np.int64)
+            arr[idx[brown_tag_class(tag)]] += 1
+    return {w: POS_LABELS[int(np.argmax(c))] for w, c in counts.items()}
+
+
+def pos_classes_for_vocab(vocab: Sequence[str], lexicon: dict[str, str], *, unseen: str = "content",
+                          lowercase: bool = True) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """Class id of every vocabulary entry (index into ``POS_LABELS``) from a lexicon.
+
+    ``<eos>``, ``<unk>`` and PTB's number token ``N`` are ``other``; words the lexicon lacks get
+    ``unseen`` (default ``content``: unseen words are almost always open-class). Returns
+    ``(class_of_vocab, labels, counts)`` with counts of vocabulary entries per class and unseen.
+    """
+    idx = {c: i for i, c in enumerate(POS_LABELS)}
+    if unseen not in idx:
+        raise OptionError(f"unseen words must map to one of {', '.join(POS_LABELS)}")
+    out = np.empty(len(vocab), dtype=np.int64)
+    n_unseen = 0
+    for i, w in enumerate(vocab):
+        if w in ("<eos>", "<unk>", "N"):
+            out[i] = idx["other"]
+            continue
+        c = lexicon.get(w.lower() if lowercase else w)
+        if c is None:
+            n_unseen += 1
+            c = unseen
+        out[i] = idx[c]
+    stats = {lab: int(np.sum(out == i)) for i, lab in enumerate(POS_LABELS)}
+    stats["unseen"] = n_unseen
+    return out, list(POS_LABELS), stats
+
+
+# ----------------------------------------------------------------------------------------------
+# reference data (paper Fig. 3)
+# ----------------------------------------------------------------------------------------------
+
+REFERENCE_BINS = (">10K", "1K-10K", "100-1K", "<100")
+
+
+def load_reference_ablation(directory: str | Path) -> pd.DataFrame:
+    """The authors' Fig. 3 numbers (``unit_ablation/bin{1,2,3,4}.txt.npy``; PTB MTS, layer 2,
+    23 chunks of 50 units) as a tidy table ``binning, group, kind, bin, ratio, source``
+    (group = chunk number from 1, longest timescales first)."""
+    d = Path(directory)
+    if (d / "unit_ablation").is_dir():
+        d = d / "unit_ablation"
+    frames = []
+    for i, lab in enumerate(REFERENCE_BINS, 1):
+        p = d / f"bin{i}.txt.npy"
+        if not p.is_file():
+            raise InputError(f"reference ablation file not found: {p}")
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{p} is not a plain .npy array: {exc}") from None
+        arr = np.asarray(arr, dtype=np.float64).ravel()
+        frames.append(pd.DataFrame({"binning": "frequency", "group": [str(k) for k in range(1, len(arr) + 1)],
+                                    "kind": "group", "bin": lab, "ratio": arr, "source": "reference"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def reference_chunk_timescales(n_units: int = 1150, chunk: int = 50, shape: float = 0.56) -> pd.DataFrame:
+    """Group table for the reference's chunks: the paper's layer-2 timescales
+    (``invgamma.isf(linspace(0, 1, n+1))[1:]``) in consecutive chunks."""
+    from scipy.stats import invgamma
+
+    T = invgamma.isf(np.linspace(0, 1, n_units + 1), shape, scale=1.0)[1:]
+    return groups_table(make_groups(f"chunks:{chunk}", T, 2))
