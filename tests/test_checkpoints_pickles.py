@@ -86,6 +86,7 @@ def test_reference_mts_model(awd_files, legacy):
     want = invgamma.isf(np.linspace(0, 1, 13), a=0.56, scale=1)[1:]
     np.testing.assert_allclose(T2[:-1], want[:-1], rtol=1e-4)       # float32 biases
     assert T2[-1] == 0.0 and np.isneginf(table.loc[table.layer == 2, "forget_bias"].to_numpy()[-1])
+    assert any("layer 2: non-finite forget biases kept as stored: 1 at -inf (T=0)" in n for n in stack.provenance.notes)
 
 
 @pytest.mark.parametrize("legacy", SERIALISATIONS)

@@ -157,6 +157,14 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
         layers.append(LSTMLayer(w_ih, w_hh, biases["bias_ih"], biases["bias_hh"]))
         used.append({"weight_ih": kinds["weight_ih"], "weight_hh": w_hh_key,
                      "bias_ih": kinds.get("bias_ih", "zeros"), "bias_hh": kinds.get("bias_hh", "zeros")})
+    for n, layer in enumerate(layers, 1):
+        fb = layer.forget_bias
+        if not torch.isfinite(fb).all():
+            n_neg, n_pos = int((fb == float("-inf")).sum()), int((fb == float("inf")).sum())
+            n_nan = int(torch.isnan(fb).sum())
+            parts = [f"{n_neg} at -inf (T=0)"] * bool(n_neg) + [f"{n_pos} at +inf (T=inf)"] * bool(n_pos) + [f"{n_nan} NaN"] * bool(n_nan)
+            notes.append(f"layer {n}: non-finite forget biases kept as stored: {', '.join(parts)}"
+                         + (" (the reference's T=0 quantile)" if n_neg and not n_pos and not n_nan else ""))
     both = [r for r in raw_used if r[2] is not None]
     if both:
         notes.append(
