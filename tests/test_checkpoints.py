@@ -410,3 +410,24 @@ def test_sniff_kinds(tmp_path):
     assert kinds == ["text", "png", "hdf5", "torch-zip", "pickle"]
     with pytest.raises(CheckpointError, match="HDF5"):
         load_checkpoint(tmp_path / "c.h5")
+
+
+def test_weights_only_first_restricted_reader_only_for_whole_pickles(tmp_path, monkeypatch):
+    """Our format and state dicts never reach the restricted unpickler; torch.load(weights_only=True) reads them."""
+    import timescale_probe.checkpoints.loader as loader
+
+    calls = []
+    real_load = torch.load
+
+    def spy_load(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    def no_restricted(path):
+        raise AssertionError("restricted unpickler used for a weights-only file")
+
+    monkeypatch.setattr(loader.torch, "load", spy_load)
+    monkeypatch.setattr(loader, "load_torch_file_restricted", no_restricted)
+    load_checkpoint(save_checkpoint(tmp_path / "ours.pt", _stack()))
+    load_checkpoint(_save_sd(tmp_path / "sd.pt", _LM().state_dict(), legacy=True))
+    assert calls == [True, True]
