@@ -359,12 +359,10 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables):
     first_kb = np.bincount(blk * V + a, minlength=B * V).reshape(B, V)
     second_kb = np.bincount(blk * V + b, minlength=B * V).reshape(B, V)
     first, second = first_kb.sum(0), second_kb.sum(0)
-    key = np.sort((a.astype(np.int64) * V + b) * B + blk)
-    runs = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if key.size else np.zeros(0, np.int64)
-    run_count = np.diff(np.append(runs, key.size))
-    run_key = key[runs]
+    key = (a.astype(np.int64) * V + b) * B + blk
+    run_key, run_count = _occupied(key, V * V * B)
     run_cell, run_block = run_key // B, run_key % B
-    new_cell = np.concatenate(([True], run_cell[1:] != run_cell[:-1])) if runs.size else np.zeros(0, bool)
+    new_cell = np.concatenate(([True], run_cell[1:] != run_cell[:-1])) if run_key.size else np.zeros(0, bool)
     cell_of_run = np.cumsum(new_cell) - 1
     cells = run_cell[new_cell]
     joint = np.bincount(cell_of_run, weights=run_count, minlength=cells.size).astype(np.int64)
