@@ -106,22 +106,22 @@ def prepare_out_dir(out: str | os.PathLike) -> Path:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         try:
-            return _jsonable(value.item())
+            return jsonable(value.item())
         except (ValueError, RuntimeError):
             pass
     if hasattr(value, "to_dict") and callable(value.to_dict):
-        return _jsonable(value.to_dict())
+        return jsonable(value.to_dict())
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
@@ -153,7 +153,7 @@ def write_run_json(
     """Record what produced an output folder: resolved options, seed, versions and input hashes."""
     record = {
         "command": command,
-        "options": _jsonable(options),
+        "options": jsonable(options),
         "seed": seed,
         "inputs": {
             str(p): (file_sha256(p) if Path(p).is_file() else "not a file")
@@ -163,7 +163,7 @@ def write_run_json(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if results is not None:
-        record["results"] = _jsonable(results)
+        record["results"] = jsonable(results)
     path = Path(out_dir) / filename
     return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
@@ -182,3 +182,7 @@ def resolve_device(device: str = "auto"):
             raise OptionError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
         return torch.device(device)
     raise OptionError(f"unknown device '{device}': use auto, cpu or cuda")
+
+
+# the earlier private name, still imported by some modules
+_jsonable = jsonable

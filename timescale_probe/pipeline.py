@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import OptionError, TsprobeError
-from .fileio import _jsonable, atomic_write_text
+from .fileio import atomic_write_text, jsonable
 
 
 class StepSkipped(Exception):
@@ -47,7 +47,7 @@ class StepContext:
 
 
 def _options_hash(profile: str, options: dict[str, Any]) -> str:
-    blob = json.dumps({"profile": profile, "options": _jsonable(options)}, sort_keys=True)
+    blob = json.dumps({"profile": profile, "options": jsonable(options)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -154,7 +154,7 @@ def run_pipeline(
         rec.update({"step": step.name, "title": step.title, "hash": _options_hash(profile, step.options),
                     "profile": profile, "seconds": round(time.time() - started, 2)})
         rec.setdefault("files", [])
-        atomic_write_text(_record_path(out, step.name), json.dumps(_jsonable(rec), indent=1) + "\n")
+        atomic_write_text(_record_path(out, step.name), json.dumps(jsonable(rec), indent=1) + "\n")
         records[step.name] = rec
         redone.add(step.name)
         on_event(step.name, rec["status"], rec.get("reason", step.title))
