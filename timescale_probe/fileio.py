@@ -183,6 +183,3 @@ def resolve_device(device: str = "auto"):
         return torch.device(device)
     raise OptionError(f"unknown device '{device}': use auto, cpu or cuda")
 
-
-# the earlier private name, still imported by some modules
-_jsonable = jsonable

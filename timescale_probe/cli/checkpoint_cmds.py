@@ -40,11 +40,11 @@ def inspect_cmd(
     tied embedding, MTS spec, and notes on how it was read."""
     from ..checkpoints import load_checkpoint
     from ..checkpoints.report import describe_stack
-    from ..fileio import _jsonable, atomic_write_text, prepare_out_dir, write_run_json
+    from ..fileio import atomic_write_text, jsonable, prepare_out_dir, write_run_json
 
     stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias)
     info = describe_stack(stack)
-    text = json.dumps(_jsonable(info), indent=2)
+    text = json.dumps(jsonable(info), indent=2)
     if out is not None:
         out_dir = prepare_out_dir(out)
         atomic_write_text(out_dir / "inspect.json", text + "\n")
