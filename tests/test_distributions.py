@@ -288,5 +288,8 @@ def test_load_checkpoint_bias_timescales(tmp_path):
     df = load_timescales(tmp_path / "m.pt")
     assert df.attrs["column"] == "T_bias" and df["layer"].tolist() == [1] * 4
     np.testing.assert_allclose(df["T"], T, rtol=1e-5)
+    chrono = load_timescales(tmp_path / "m.pt", convention="chrono")
+    np.testing.assert_allclose(chrono["T"], 1.0 + np.exp(timescale_to_forget_bias(T)), rtol=1e-5)
+    assert chrono.attrs["convention"] == "chrono"
     with pytest.raises(OptionError, match="T_bias only"):
         load_timescales(tmp_path / "m.pt", "T_data")

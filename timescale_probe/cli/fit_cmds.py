@@ -148,6 +148,10 @@ def fit_distribution(
     if any(excluded.values()):
         console.print(f"excluded {sum(excluded.values())} of {len(df)} units (T not in (0, inf)): " + ", ".join(
             f"{v} {k[len('n_excluded_'):]}" for k, v in excluded.items() if v) + "; counts per scope in fits.csv")
+    unconverged = report.fits_[~report.fits_["converged"].astype(bool)]
+    for _, row in unconverged.iterrows():
+        why = " (no finite MLE: the units are lighter-tailed than exponential)" if row["family"] == "lomax" else ""
+        console.print(f"[yellow]{row['scope']}: the {row['label']} fit did not converge{why}; see fits.csv[/yellow]")
     for scope, reason in report.skipped_:
         console.print(f"[yellow]skipped {scope}:[/yellow] {reason}")
     console.print(f"wrote fits.csv, comparisons.csv, {len(figure_paths)} figures and run.json to {out_dir}")
