@@ -152,7 +152,7 @@ def train_cmd(
     t = trained.test
     tail = t[t["max_span"] > 75]["correct"]
     console.print(f"[bold]{arch}[/] seed {seed} ({prof} profile, {cfg.units} units, {len(trained.history)} epochs, "
-                  f"{trained.stopped}, {trained.seconds:.0f} s): test sequence accuracy {trained.test_accuracy:.4f}"
+                  f"stopped: {trained.stopped}, {trained.seconds:.0f} s): test sequence accuracy {trained.test_accuracy:.4f}"
                   + (f", max timescale > 75: {tail.mean():.4f} ({len(tail)} sequences)" if len(tail) else ""))
     console.print(f"wrote {paths['checkpoint']} and {paths['test']}")
 

@@ -211,7 +211,7 @@ def train_dyck(data: DyckDataset, cfg: TrainConfig, device: torch.device | str =
     opt = torch.optim.Adam(params, lr=cfg.lr)
     train_t, valid_t = _Tensors(data["train"], device), _Tensors(data["valid"], device)
     rng = np.random.default_rng([cfg.seed, 2])
-    rows, best, best_state, since_best, stopped = [], -1.0, None, 0, "epochs"
+    rows, best, best_state, since_best, stopped = [], -1.0, None, 0, "max epochs"
     for epoch in range(1, cfg.epochs + 1):
         te = time.perf_counter()
         model.train()

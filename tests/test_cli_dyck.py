@@ -1,0 +1,71 @@
+"""``tsprobe dyck generate | train | sweep | plot`` through the real entry point."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    out = tmp_path_factory.mktemp("cli_dyck") / "d"
+    r = run_cli("dyck", "generate", "--out", out, "--train", 150, "--valid", 40, "--test", 80, "--max-len", 40,
+                "--seed", 2)
+    assert r.returncode == 0, r.stderr
+    assert "span distribution slope" in " ".join(r.stdout.split())
+    return out
+
+
+def test_generate_writes_documented_files(data_dir):
+    for f in ("train.txt", "valid.txt", "test.txt", "meta.json", "stats.csv", "spans.csv", "spans.pdf", "run.json"):
+        assert (data_dir / f).is_file(), f
+    run = json.loads((data_dir / "run.json").read_text())
+    assert run["seed"] == 2 and run["options"]["max_len"] == 40 and "slope" in run["results"]["span_slope"]
+    assert len((data_dir / "test.txt").read_text().splitlines()) == 80
+
+
+def test_train_sweep_plot_and_timescales(cli, data_dir, tmp_path):
+    ckpt = tmp_path / "runs1" / "mts-1.pt"
+    r = cli("dyck", "train", data_dir, "--arch", "mts", "--seed", 1, "--profile", "tiny", "--epochs", 1,
+            "--units", 8, "--device", "cpu", "--threads", 1, "--out", ckpt)
+    assert r.returncode == 0, r.stderr
+    assert "test sequence accuracy" in " ".join(r.stdout.split())  # rich wraps lines
+    for suffix in (".test.csv", ".history.csv", ".run.json"):
+        assert (ckpt.parent / f"mts-1{suffix}").is_file()
+
+    runs = tmp_path / "runs"
+    r = cli("dyck", "sweep", data_dir, "--seeds", "1-2", "--arch", "baseline,mts", "--profile", "tiny",
+            "--epochs", 1, "--units", 8, "--device", "cpu", "--out", runs)
+    assert r.returncode == 0, r.stderr
+    res = pd.read_csv(runs / "results.csv")
+    assert sorted(set(zip(res.arch, res.seed))) == [("baseline", 1), ("baseline", 2), ("mts", 1), ("mts", 2)]
+    assert "MTS - baseline" in " ".join(r.stdout.split())
+
+    figs = tmp_path / "figs"
+    r = cli("dyck", "plot", runs, "--out", figs, "--boot", 500)
+    assert r.returncode == 0, r.stderr
+    for f in ("fig2_dyck.pdf", "results.csv", "summary.csv", "paired.csv", "spans.csv", "run.json"):
+        assert (figs / f).is_file(), f
+    paired = pd.read_csv(figs / "paired.csv")
+    assert paired.loc[paired.kind == "overall", "pairs"].item() == 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("dyck", "train", "no-such-folder/", "--profile", "tiny"), "not found"),
+    (("dyck", "sweep", "no-such-folder/", "--seeds", "x"), "seeds"),
+])
+def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
+    r = cli(*args, "--out", tmp_path / "o")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_plot_without_runs_is_one_line_exit_2(cli, tmp_path):
+    r = cli("dyck", "plot", tmp_path, "--out", tmp_path / "f")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "no finished Dyck runs" in r.stderr
+    # (too few distinct strings for the asked sizes, unbalanced files, ...: see tests/test_dyck.py)
