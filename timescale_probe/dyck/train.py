@@ -78,7 +78,7 @@ class TrainConfig:
 #: budget (see the README / report for what it costs and gives). ``tiny``: for tests.
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"units": 256, "epochs": 2000, "lr": 1e-4, "batch_size": 32, "seeds": 20},
-    "small": {"units": 64, "epochs": 40, "lr": 3e-3, "batch_size": 32, "seeds": 20},
+    "small": {"units": 64, "epochs": 30, "lr": 3e-3, "batch_size": 32, "seeds": 20},
     "tiny": {"units": 16, "epochs": 2, "lr": 1e-2, "batch_size": 32, "seeds": 2},
 }
 
