@@ -1,0 +1,126 @@
+"""``tsprobe demo``: the embedded default, end to end, in about a minute on 2 CPU cores.
+
+1. Impose: build the paper's MTS architecture (AWD-LSTM 1150/1150/400, PTB vocabulary, the
+   ``paper-lm`` spec), save it in our checkpoint format, load it back, tabulate the bias timescales
+   and fit their distribution: layer 2 must give back inverse-gamma shape a = 0.56.
+2. Measure: when the shipped small PTB checkpoints are present (``checkpoints/`` of a source
+   checkout), evaluate both on the PTB test split (batch 1, state carried), compare them with the
+   paired chunk bootstrap, and fit the timescale distributions of both.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .fileio import prepare_out_dir, write_table
+
+SHIPPED = ("ptb-baseline-small.pt", "ptb-mts-small.pt")
+
+
+def shipped_checkpoints_dir() -> Path:
+    """``checkpoints/`` beside the package (present in a source checkout / editable install)."""
+    return Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, reference_curve=None):
+    from .distributions import figure_tables, fit_table
+    from .plots.distributions import draw_fit_figures
+
+    report = fit_table(table, column="T_bias", layers=layers, n_boot=n_boot, seed=seed)
+    write_table(report.fits_, out_dir / "fits.csv")
+    write_table(report.comparisons_, out_dir / "comparisons.csv")
+    draw_fit_figures(figure_tables(report, reference_curve=reference_curve, scopes=report.scopes), out_dir)
+    return report
+
+
+def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Part 1: the paper-lm spec on the paper's architecture, saved, reloaded and fitted."""
+    from .checkpoints import load_checkpoint, save_checkpoint
+    from .models import LanguageModel, LMConfig
+    from .timescales import paper_lm_spec
+
+    spec = paper_lm_spec()
+    model = LanguageModel(LMConfig(vocab_size=10000, mts_spec=spec.to_dict()))
+    ckpt = out / "paper-mts-untrained.pt"
+    save_checkpoint(ckpt, model.to_stack(), card={"made_by": "tsprobe demo", "trained": False,
+                                                  "note": "paper architecture with the paper-lm spec, untrained"})
+    stack = load_checkpoint(ckpt)
+    table = stack.timescales_table()
+    sub = out / "paper-mts"
+    sub.mkdir(exist_ok=True)
+    write_table(table, sub / "timescales.csv")
+    report = _fit_and_draw(table[table["layer"] == 2], sub, layers="2", n_boot=n_boot, seed=seed,
+                           reference_curve=(0.56, 1.0))
+    row = report.fits_[report.fits_["family"] == "invgamma"].iloc[0]
+    return {
+        "checkpoint": str(ckpt), "parameters": stack.num_parameters(), "layer_sizes": stack.layer_sizes,
+        "spec": spec.describe(), "a": float(row["shape"]), "a_lo": float(row["shape_lo"]), "a_hi": float(row["shape_hi"]),
+        "b": float(row["scale"]), "b_lo": float(row["scale_lo"]), "b_hi": float(row["scale_hi"]),
+        "units_used": int(row["n"]), "units_excluded_zero": int(row["n_excluded_zero"]),
+        "ci_level": float(row["ci_level"]), "n_boot": n_boot,
+    }
+
+
+def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_boot: int = 200, seed: int = 0,
+                    batch_size: int = 1, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Part 2: evaluate the shipped baseline and MTS checkpoints on PTB and compare them."""
+    from .checkpoints import load_checkpoint
+    from .corpora import check_vocab_compatible, load_corpus
+    from .evaluation import comparison_table, evaluate_model, markdown_table, paired_bootstrap
+    from .fileio import atomic_write_text, save_figure
+    from .models import LanguageModel
+    from .plots.lm import plot_comparison
+
+    corpus = load_corpus("ptb")
+    tables, nlls = {}, {}
+    results: dict[str, Any] = {"checkpoints": {}}
+    for name, fname in zip(("baseline", "mts"), SHIPPED):
+        stack = load_checkpoint(ckpt_dir / fname)
+        corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, str(ckpt_dir / fname))
+        model = LanguageModel.from_stack(stack)
+        ppl, nll, targets = evaluate_model(model, corpus, split="test", batch_size=batch_size, device=device,
+                                           progress=progress)
+        tables[name], nlls[name] = ppl, nll
+        sub = out / name
+        sub.mkdir(exist_ok=True)
+        ts = stack.timescales_table()
+        write_table(ts, sub / "timescales.csv")
+        write_table(ppl, sub / "perplexity.csv")
+        report = _fit_and_draw(ts, sub, layers="all", n_boot=n_boot, seed=seed)
+        pooled = report.fits_[(report.fits_["scope"] == "pooled") & (report.fits_["family"] == "invgamma")].iloc[0]
+        results["checkpoints"][name] = {
+            "path": str(ckpt_dir / fname),
+            "test_ppl": float(ppl.loc[ppl["bin"] == "overall", "ppl"].iloc[0]),
+            "best_family_pooled": report.best("pooled"),
+            "invgamma_pooled": {"a": float(pooled["shape"]), "b": float(pooled["scale"])},
+        }
+    bin_of, labels = corpus.bins("train")
+    boot = paired_bootstrap(nlls["baseline"], nlls["mts"], targets, bin_of, labels, n_resamples=n_resamples, seed=seed)
+    table = comparison_table(tables["baseline"], tables["mts"], boot)
+    write_table(table, out / "comparison.csv")
+    atomic_write_text(out / "comparison.md", markdown_table(table))
+    save_figure(plot_comparison(table), out / "comparison.pdf")
+    results["comparison"] = table.to_dict(orient="records")
+    return results
+
+
+def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples: int = 10000, seed: int = 0,
+             checkpoints_dir: str | Path | None = None, device: str = "cpu",
+             say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run both parts; returns the numbers the command prints (also written to ``run.json``)."""
+    out = prepare_out_dir(out)
+    t0 = time.time()
+    say("1/2 building the paper's MTS architecture (paper-lm spec), saving, reloading, fitting layer 2")
+    results: dict[str, Any] = {"impose": impose_and_recover(out, n_boot=n_boot, seed=seed)}
+    ckpt_dir = Path(checkpoints_dir) if checkpoints_dir is not None else shipped_checkpoints_dir()
+    missing = [f for f in SHIPPED if not (ckpt_dir / f).is_file()]
+    if missing:
+        results["compare"] = {"skipped": f"shipped checkpoints not found in {ckpt_dir}: {', '.join(missing)}"}
+        say(f"2/2 skipped: {results['compare']['skipped']}")
+    else:
+        say("2/2 evaluating the shipped PTB checkpoints (test split, batch 1) and comparing them")
+        results["compare"] = compare_shipped(out, ckpt_dir, n_resamples=n_resamples, n_boot=n_boot, seed=seed,
+                                             device=device)
+    results["seconds"] = round(time.time() - t0, 1)
+    return results
