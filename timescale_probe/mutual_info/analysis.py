@@ -37,7 +37,7 @@ class MIDecayResult:
 
     ``curve``: one row per distance with the columns of :func:`estimate.mi_curve` plus ``mi_bits``
     and ``se_bits`` (the chosen estimator), ``null_mean_bits``, ``null_sd_bits``, ``null_p95_bits``,
-    ``null_max_bits``, ``band_bits`` (the band edge used), ``excess_bits`` (= mi - null mean),
+    ``null_max_bits``, ``null_min_bits`` (over the shuffles), ``band_bits`` (the band edge used), ``excess_bits`` (= mi - null mean),
     ``excess_se_bits``, ``clears_band``, ``retained``, and ``fit_<model>_bits`` (the fitted curves).
     ``null``: the shuffles, long form (``shuffle``, ``distance``, ``mi_*_bits``...).
     ``fits``: :func:`fits.fits_table`. ``summary``: verdict, k with interval, suggested a, etc.
@@ -54,11 +54,11 @@ def _band(null: pd.DataFrame, col: str, distances: np.ndarray) -> pd.DataFrame:
     if null.empty:
         z = np.full(len(distances), np.nan)
         return pd.DataFrame({"distance": distances, "null_mean_bits": z, "null_sd_bits": z,
-                             "null_p95_bits": z, "null_max_bits": z})
+                             "null_p95_bits": z, "null_max_bits": z, "null_min_bits": z})
     g = null.groupby("distance")[col]
     out = pd.DataFrame({
         "null_mean_bits": g.mean(), "null_sd_bits": g.std(ddof=1),
-        "null_p95_bits": g.quantile(0.95), "null_max_bits": g.max(),
+        "null_p95_bits": g.quantile(0.95), "null_max_bits": g.max(), "null_min_bits": g.min(),
     }).reset_index()
     return out
 

