@@ -52,15 +52,15 @@ class LayerGates:
     """Gate activations of one layer over one window; every tensor is ``(S, B, H)``.
 
     ``f_comp`` is ``1 - f`` computed as ``sigmoid(-z_f)`` (accurate when ``f`` is near 1).
-    ``c`` is None unless cell states were asked for.
+    Gates not asked for (``which``) and ``c`` (unless cell states were asked for) are None.
     """
 
-    i: torch.Tensor
     f: torch.Tensor
-    g: torch.Tensor
-    o: torch.Tensor
     f_comp: torch.Tensor
     h: torch.Tensor
+    i: torch.Tensor | None = None
+    g: torch.Tensor | None = None
+    o: torch.Tensor | None = None
     c: torch.Tensor | None = None
 
 
@@ -138,12 +138,14 @@ def linear_scan(a: torch.Tensor, u: torch.Tensor, x0: torch.Tensor) -> torch.Ten
 
 @torch.no_grad()
 def layer_gates(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None, *,
-                cells: bool = True, scan_dtype: torch.dtype = torch.float64):
+                cells: bool = True, which: str = "ifgo", scan_dtype: torch.dtype = torch.float64):
     """Gates of one single-layer ``nn.LSTM`` over a window.
 
     ``x``: ``(S, B, I)`` inputs (time first). ``state``: ``(h0, c0)`` each ``(1, B, H)`` or ``(B, H)``;
-    zeros when None. Returns ``(LayerGates, (h_n, c_n))`` with the new state shaped ``(1, B, H)``
-    as ``nn.LSTM`` returns it. The outputs ``h`` and final state are the fused module's own.
+    zeros when None. ``which``: the gates to compute (``f`` always; ``"f"`` alone costs a quarter
+    of the matrix products; ``cells`` needs ``i`` and ``g`` too). Returns ``(LayerGates, (h_n, c_n))``
+    with the new state shaped ``(1, B, H)`` as ``nn.LSTM`` returns it. The outputs ``h`` and the
+    final state are the fused module's own.
     """
     S, B, _ = x.shape
     H = lstm.hidden_size
@@ -155,21 +157,32 @@ def layer_gates(lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch
     out, (hn, cn) = lstm(x, (h0, c0))
     h_prev = torch.cat([h0, out[:-1]], dim=0)
     w_ih, w_hh, b = _weights(lstm)
-    z = torch.addmm(b, x.reshape(S * B, -1), w_ih.t())
-    z.addmm_(h_prev.reshape(S * B, H), w_hh.t())
-    z = z.view(S, B, 4 * H)
-    z_i, z_f, z_g, z_o = z.split(H, dim=2)
-    i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
-    gates = LayerGates(i=i, f=f, g=g, o=o, f_comp=torch.sigmoid(-z_f), h=out)
+    wanted = set(which) | {"f"} | ({"i", "g"} if cells else set())
+    x2, h2 = x.reshape(S * B, -1), h_prev.reshape(S * B, H)
+    z = {}
+    for k, name in enumerate(GATE_NAMES):
+        if name in wanted:
+            rows = slice(k * H, (k + 1) * H)
+            zk = torch.addmm(b[rows], x2, w_ih[rows].t())
+            zk.addmm_(h2, w_hh[rows].t())
+            z[name] = zk.view(S, B, H)
+    f = torch.sigmoid(z["f"])
+    gates = LayerGates(f=f, f_comp=torch.sigmoid(-z["f"]), h=out)
+    if "i" in z:
+        gates.i = torch.sigmoid(z["i"])
+    if "g" in z:
+        gates.g = torch.tanh(z["g"])
+    if "o" in z:
+        gates.o = torch.sigmoid(z["o"])
     if cells:
-        c = linear_scan(f.to(scan_dtype), (i * g).to(scan_dtype), c0.reshape(B, H).to(scan_dtype))
+        c = linear_scan(f.to(scan_dtype), (gates.i * gates.g).to(scan_dtype), c0.reshape(B, H).to(scan_dtype))
         gates.c = c.to(x.dtype)
     return gates, (hn, cn)
 
 
 @torch.no_grad()
 def stack_gates(layers: Sequence[nn.LSTM], x: torch.Tensor, states: list | None = None, *,
-                cells: bool = True, output_masks: dict[int, torch.Tensor] | None = None):
+                cells: bool = True, which: str = "ifgo", output_masks: dict[int, torch.Tensor] | None = None):
     """Gates of every layer of a stack over one window of embedded input ``x`` ``(S, B, I)``.
 
     Layer ``k+1`` reads layer ``k``'s outputs (times ``output_masks[k]`` when given, 1-based ``k``,
@@ -179,7 +192,7 @@ def stack_gates(layers: Sequence[nn.LSTM], x: torch.Tensor, states: list | None 
     result, new_states = [], []
     inp = x
     for k, (lstm, st) in enumerate(zip(layers, states), 1):
-        gates, new = layer_gates(lstm, inp, st, cells=cells)
+        gates, new = layer_gates(lstm, inp, st, cells=cells, which=which)
         result.append(gates)
         new_states.append(new)
         inp = gates.h
@@ -227,7 +240,7 @@ def iter_windows(n_steps: int, window: int) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def iter_stack_gates(layers: Any, inputs: torch.Tensor, *, window: int = DEFAULT_WINDOW, cells: bool = False,
-                     device: Any = "cpu", progress: bool = False) -> Iterator[list[LayerGates]]:
+                     which: str = "ifgo", device: Any = "cpu", progress: bool = False) -> Iterator[list[LayerGates]]:
     """Stream gates of a stack over embedded inputs ``(N, I)`` (one stream) or ``(N, B, I)``
     (B parallel streams), ``window`` steps at a time, the state carried from window to window.
 
@@ -241,7 +254,7 @@ def iter_stack_gates(layers: Any, inputs: torch.Tensor, *, window: int = DEFAULT
     wins = iter_windows(inputs.shape[0], window)
     for start, length in _progress_iter(wins, len(wins), "gates", progress):
         x = inputs[start:start + length].to(device=device, dtype=mods[0].weight_ih_l0.dtype)
-        gates, states = stack_gates(mods, x, states, cells=cells)
+        gates, states = stack_gates(mods, x, states, cells=cells, which=which)
         yield gates
 
 
@@ -255,7 +268,8 @@ def _model_layers(model) -> list[nn.LSTM]:
 
 @torch.no_grad()
 def iter_model_gates(model, tokens: torch.Tensor, *, batch_size: int = 1, window: int = DEFAULT_WINDOW,
-                     cells: bool = False, device: Any = "cpu", progress: bool = False) -> Iterator[list[LayerGates]]:
+                     cells: bool = False, which: str = "ifgo", device: Any = "cpu",
+                     progress: bool = False) -> Iterator[list[LayerGates]]:
     """Stream gates of a :class:`~timescale_probe.models.LanguageModel` over a token-id stream.
 
     Evaluation mode (no dropout), ``batch_size`` parallel streams, windows of ``window`` input
@@ -275,7 +289,7 @@ def iter_model_gates(model, tokens: torch.Tensor, *, batch_size: int = 1, window
         dtype = layers[0].weight_ih_l0.dtype
         for start, length in _progress_iter(wins, len(wins), "gates", progress):
             x = model.encoder(data[start:start + length].to(device)).to(dtype)
-            gates, states = stack_gates(layers, x, states, cells=cells)
+            gates, states = stack_gates(layers, x, states, cells=cells, which=which)
             yield gates
     finally:
         model.train(was_training)
@@ -291,8 +305,8 @@ class GateStatistics:
 
     For each layer: number of windows ``n_windows`` (parallel streams count separately), the sum
     and sum of squares over windows of each unit's window-mean of ``1 - f``, the sums of window
-    means of ``i`` and ``o``, of ``|c|`` when cells were computed, and histograms (``bins``
-    equal-width bins on [0, 1]) of every activation of ``f``, ``i`` and ``o`` per layer.
+    means of ``i`` and ``o`` (when computed), of ``|c|`` (when cells were computed), and histograms
+    (``bins`` equal-width bins on [0, 1]) of every activation of ``f`` (and ``i``, ``o``) per layer.
     """
 
     sizes: list[int]
@@ -307,6 +321,7 @@ class GateStatistics:
     c_abs_sum: list[torch.Tensor] = field(default_factory=list)
     hist: list[dict[str, torch.Tensor]] = field(default_factory=list)
     has_cells: bool = False
+    has_io: bool = False
 
     def __post_init__(self) -> None:
         L = len(self.sizes)
@@ -328,8 +343,10 @@ class GateStatistics:
             self.fc_sum[k] += fc.sum(0).cpu()
             self.f_sum[k] += lg.f.double().mean(0).sum(0).cpu()
             self.fc_sumsq[k] += (fc * fc).sum(0).cpu()
-            self.i_sum[k] += lg.i.double().mean(0).sum(0).cpu()
-            self.o_sum[k] += lg.o.double().mean(0).sum(0).cpu()
+            if lg.i is not None and lg.o is not None:
+                self.i_sum[k] += lg.i.double().mean(0).sum(0).cpu()
+                self.o_sum[k] += lg.o.double().mean(0).sum(0).cpu()
+                self.has_io = True
             if lg.c is not None:
                 self.c_abs_sum[k] += lg.c.double().abs().mean(0).sum(0).cpu()
                 self.has_cells = True
@@ -337,15 +354,16 @@ class GateStatistics:
             self.n_steps[k] += S * B
             if self.bins:
                 for name in ("f", "i", "o"):
-                    t = getattr(lg, name).float()
-                    self.hist[k][name] += torch.histc(t, bins=self.bins, min=0.0, max=1.0).double().cpu()
+                    t = getattr(lg, name)
+                    if t is not None:
+                        self.hist[k][name] += torch.histc(t.float(), bins=self.bins, min=0.0, max=1.0).double().cpu()
 
     def table(self, convention: str = "paper", level: float = 0.95) -> pd.DataFrame:
         """Tidy per-unit table (see :func:`estimate_timescales`)."""
         _check_convention(convention)
-        from scipy.stats import norm
+        from statistics import NormalDist
 
-        z = float(norm.ppf(0.5 + level / 2))
+        z = NormalDist().inv_cdf(0.5 + level / 2)
         frames = []
         for k, H in enumerate(self.sizes):
             n = self.n_windows[k]
@@ -365,9 +383,10 @@ class GateStatistics:
                 "T_data": _timescale_of_mean(f_bar, fc_bar, convention),
                 "T_data_lo": _timescale_of_mean(f_bar - z * se, fc_bar + z * se, convention),
                 "T_data_hi": _timescale_of_mean(f_bar + z * se, fc_bar - z * se, convention),
-                "i_mean": (self.i_sum[k] / n).numpy(),
-                "o_mean": (self.o_sum[k] / n).numpy(),
             }
+            if self.has_io:
+                frame["i_mean"] = (self.i_sum[k] / n).numpy()
+                frame["o_mean"] = (self.o_sum[k] / n).numpy()
             if self.has_cells:
                 frame["c_abs_mean"] = (self.c_abs_sum[k] / n).numpy()
             frames.append(pd.DataFrame(frame))
@@ -381,6 +400,8 @@ class GateStatistics:
         rows = []
         for k, h in enumerate(self.hist):
             for name, counts in h.items():
+                if name != "f" and not self.has_io:
+                    continue
                 rows.append(pd.DataFrame({"layer": k + 1, "gate": name, "bin_left": edges[:-1],
                                           "bin_right": edges[1:], "count": counts.numpy().astype(np.int64)}))
         return pd.concat(rows, ignore_index=True)
@@ -439,7 +460,7 @@ def accumulate(gate_windows: Iterable[list[LayerGates]], sizes: list[int], bins:
 
 def estimate_timescales(model, tokens: torch.Tensor, *, batch_size: int = 1, window: int = DEFAULT_WINDOW,
                         device: Any = "cpu", convention: str = "paper", level: float = 0.95, bins: int = 50,
-                        cells: bool = False, progress: bool = False) -> TimescaleEstimate:
+                        cells: bool = False, all_gates: bool = False, progress: bool = False) -> TimescaleEstimate:
     """Timescales from data of every unit of a language model (the reference procedure by default).
 
     ``tokens``: a 1-D id stream (e.g. ``Corpus.tokens('test')``, ``<eos>`` included). Table columns:
@@ -451,13 +472,15 @@ def estimate_timescales(model, tokens: torch.Tensor, *, batch_size: int = 1, win
     - ``T_data = T(f_bar)`` in steps (``convention``); ``T_data_lo``, ``T_data_hi``: the ``level``
       interval of ``T_data`` from the standard error ``f_sd / sqrt(n_windows)`` (normal
       approximation, windows treated as independent, so an optimistic band for long-T units);
-    - ``i_mean``, ``o_mean``: mean input and output gates; ``c_abs_mean`` (with ``cells``): mean |c|.
+    - with ``all_gates``: ``i_mean``, ``o_mean`` (mean input and output gates) and their
+      histograms (all four gates cost about 4x the forget gate alone); with ``cells``:
+      ``c_abs_mean``, the mean |c|.
     """
     _check_convention(convention)
     layers = _model_layers(model)
     sizes = [m.hidden_size for m in layers]
     it = iter_model_gates(model, tokens, batch_size=batch_size, window=window, cells=cells, device=device,
-                          progress=progress)
+                          which="ifgo" if all_gates else "f", progress=progress)
     stats = accumulate(it, sizes, bins=bins)
     options = dict(batch_size=batch_size, window=window, convention=convention, level=level, n_tokens=int(len(tokens)))
     return TimescaleEstimate(stats.table(convention, level), stats.histograms(), options)
@@ -465,10 +488,11 @@ def estimate_timescales(model, tokens: torch.Tensor, *, batch_size: int = 1, win
 
 def estimate_stack_timescales(layers: Any, inputs: torch.Tensor, *, window: int = DEFAULT_WINDOW,
                               device: Any = "cpu", convention: str = "paper", level: float = 0.95,
-                              bins: int = 50) -> TimescaleEstimate:
+                              bins: int = 50, all_gates: bool = True) -> TimescaleEstimate:
     """:func:`estimate_timescales` on plain layers and embedded inputs ``(N, I)`` or ``(N, B, I)``."""
     mods = as_lstm_modules(layers, device)
-    stats = accumulate(iter_stack_gates(mods, inputs, window=window, device=device), [m.hidden_size for m in mods], bins)
+    it = iter_stack_gates(mods, inputs, window=window, device=device, which="ifgo" if all_gates else "f")
+    stats = accumulate(it, [m.hidden_size for m in mods], bins)
     return TimescaleEstimate(stats.table(convention, level), stats.histograms(),
                              dict(window=window, convention=convention, level=level))
 

@@ -50,6 +50,7 @@ def estimate_timescales_cmd(
     window: int = typer.Option(70, "--window", help="Steps per window: mean gate per window, averaged over windows (reference: 70)."),
     convention: str = typer.Option("paper", "--convention", help="paper: T=-1/log(f); chrono: T=1/(1-f)."),
     level: float = typer.Option(0.95, "--level", help="Coverage of the T_data_lo/T_data_hi interval."),
+    all_gates: bool = typer.Option(False, "--all-gates", help="Also mean input/output gates and their histograms (about 4x the gate work)."),
     max_tokens: int = typer.Option(0, "--max-tokens", help="Use only the first N tokens of the split (0 = all)."),
     out: Path = out_option(),
     device: str = device_option(),
@@ -68,7 +69,7 @@ def estimate_timescales_cmd(
     t0 = time.perf_counter()
     stack, model, corp, tokens = _load(checkpoint, corpus, vocab_file, split, max_tokens, dev)
     est = estimate_timescales(model, tokens, batch_size=batch_size, window=window, device=dev,
-                              convention=convention, level=level, progress=True)
+                              convention=convention, level=level, all_gates=all_gates, progress=True)
     table = timescales_table(stack, est, convention)
     write_table(table, out_dir / "timescales.csv")
     write_table(est.histograms_, out_dir / "gate_histograms.csv")
@@ -81,7 +82,7 @@ def estimate_timescales_cmd(
     summary = _timescale_summary(table)
     write_run_json(out_dir, "estimate-timescales", dict(
         checkpoint=checkpoint, corpus=corpus, vocab_file=vocab_file, split=split, batch_size=batch_size,
-        window=window, convention=convention, level=level, max_tokens=max_tokens, device=str(dev),
+        window=window, convention=convention, level=level, all_gates=all_gates, max_tokens=max_tokens, device=str(dev),
         n_tokens=int(len(tokens)), corpus_notes=corp.notes), seed=None,
         inputs=_inputs(checkpoint, vocab_file), results=dict(summary=summary, seconds=time.perf_counter() - t0,
                                                             figures=figures))

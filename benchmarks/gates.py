@@ -1,0 +1,146 @@
+"""Benchmark: exact gates from the fused nn.LSTM (timescale_probe.gates) against the reference's
+approach, a Python loop over time steps computing each LSTM cell by hand, on the same model and
+tokens. Prints both times, the ratio, the T_data agreement, how far parallel streams move T_data
+from the batch-1 values, and the peak resident memory of each method (each runs in a fresh process).
+
+    .venv/bin/python benchmarks/gates.py                      # PTB test tokens, a mid-size random model
+    .venv/bin/python benchmarks/gates.py --checkpoint checkpoints/ptb-baseline-small.pt --tokens 20000
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+
+import numpy as np
+
+
+def build(args):
+    import torch
+
+    from timescale_probe.corpora import check_vocab_compatible, load_corpus
+    from timescale_probe.models import LanguageModel, LMConfig
+
+    torch.set_num_threads(args.threads)
+    corpus = load_corpus(args.corpus)
+    if args.checkpoint:
+        from timescale_probe.checkpoints import load_checkpoint
+
+        stack = load_checkpoint(args.checkpoint)
+        model = LanguageModel.from_stack(stack)
+        corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, args.checkpoint)
+    else:
+        torch.manual_seed(0)
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+        model = LanguageModel(LMConfig(vocab_size=corpus.vocab_size, emb_size=sizes[-1], layer_sizes=sizes))
+        with torch.no_grad():  # trained-like: spread forget biases
+            for r in model.rnns:
+                H = r.hidden_size
+                r.bias_hh_l0[H:2 * H].normal_(1.0, 1.5)
+    return model.eval(), corpus.tokens("test")[: args.tokens]
+
+
+def ours(args, batch_size, q):
+    import torch
+
+    from timescale_probe.gates import estimate_timescales
+
+    model, tokens = build(args)
+    estimate_timescales(model, tokens[:300], batch_size=batch_size, window=70)  # warm-up
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    est = estimate_timescales(model, tokens, batch_size=batch_size, window=70)
+    dt = time.perf_counter() - t
+    q.put((dt, est.table_["T_data"].to_numpy(), rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def loop(args, q):
+    """The reference approach: LSTM cells by hand, one time step at a time, batch 1, gates copied
+    to numpy at every step and averaged per 70-step window."""
+    import torch
+
+    model, tokens = build(args)
+    run_loop(model, tokens[:300])  # warm-up
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    T = run_loop(model, tokens)
+    dt = time.perf_counter() - t
+    q.put((dt, T, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def run_loop(model, tokens):
+    import torch
+
+    layers = model.lstm_layers()
+    with torch.no_grad():
+        W = [(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0 + m.bias_hh_l0) for m in layers]
+        state = [(torch.zeros(1, m.hidden_size), torch.zeros(1, m.hidden_size)) for m in layers]
+        sums = [torch.zeros(m.hidden_size, dtype=torch.float64) for m in layers]
+        n_inputs = len(tokens) - 1
+        count = 0
+        for start in range(0, n_inputs, 70):
+            x_all = model.encoder(tokens[start:min(start + 70, n_inputs)].unsqueeze(1))  # (S, 1, E)
+            fs = [[] for _ in layers]
+            for step in range(x_all.shape[0]):
+                x = x_all[step]
+                for k, (w_ih, w_hh, b) in enumerate(W):
+                    h, c = state[k]
+                    H = h.shape[1]
+                    z = x @ w_ih.t() + h @ w_hh.t() + b
+                    i, f = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H])
+                    g, o = torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
+                    c = f * c + i * g
+                    h = o * torch.tanh(c)
+                    state[k] = (h, c)
+                    # as the reference (util/pytorch_lstm.py LSTMNew): each gate copied out per step
+                    fs[k].append(f[0].numpy().copy())
+                    _ = (i.numpy().copy(), o.numpy().copy())
+                    x = h
+            for k in range(len(layers)):
+                sums[k] += torch.from_numpy(np.mean(np.array(fs[k], dtype=np.float64), axis=0))
+            count += 1
+        return np.concatenate([(-1.0 / np.log((s / count).numpy())) for s in sums])
+
+
+def run(target, *a):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*a, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", default="ptb")
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--sizes", default="400,400,200", help="layer sizes of the random model (last = embedding)")
+    ap.add_argument("--tokens", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=16, help="parallel streams for the second run")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+
+    t_loop, T_loop, _, rss_loop = run(loop, args)
+    t_one, T_one, rss_base, rss_one = run(ours, args, 1)
+    t_par, T_par, _, rss_par = run(ours, args, args.batch)
+    what = args.checkpoint or f"random model {args.sizes}"
+    print(f"{what}; {args.corpus} test, first {args.tokens} tokens; window 70; {args.threads} thread(s)")
+    print(f"python loop over time steps (batch 1): {t_loop:8.3f} s   peak RSS {rss_loop / 1024:.0f} MiB")
+    print(f"fused gates, batch 1:                  {t_one:8.3f} s   peak RSS {rss_one / 1024:.0f} MiB   "
+          f"speed-up x{t_loop / t_one:.1f}")
+    print(f"fused gates, {args.batch:3d} parallel streams:    {t_par:8.3f} s   peak RSS {rss_par / 1024:.0f} MiB   "
+          f"speed-up x{t_loop / t_par:.1f}")
+    print(f"(process RSS after loading model and corpus: {rss_base / 1024:.0f} MiB)")
+    rel = np.abs(T_one - T_loop) / np.maximum(np.abs(T_loop), 1e-12)
+    print(f"T_data fused vs loop (batch 1): max relative difference {rel.max():.2e}")
+    shift = np.abs(np.log(T_par / T_one))
+    print(f"T_data with {args.batch} streams vs batch 1: median |log ratio| {np.median(shift):.4f}, "
+          f"max {shift.max():.4f}; median T {np.median(T_one):.4f} -> {np.median(T_par):.4f}, "
+          f"max T {T_one.max():.4g} -> {T_par.max():.4g}")
+
+
+if __name__ == "__main__":
+    main()
