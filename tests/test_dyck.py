@@ -251,6 +251,20 @@ def test_packed_evaluation_equals_one_sequence_at_a_time(tiny_data):
     assert loss == pytest.approx(sq / cnt, rel=1e-5)
 
 
+def test_dense_padded_batches_equal_packed_batches(tiny_data):
+    ds = load_dataset(tiny_data)
+    model, _ = build_model(TrainConfig(arch="mts", units=12, seed=5), 2)
+    t = _Tensors(ds["train"], torch.device("cpu"))
+    _, x, lengths, y = t.batch(np.arange(40))
+    dense, mask = model.valid_logits(x, lengths)
+    packed, mask2 = model.valid_logits(x, lengths, packed=True)
+    assert torch.equal(mask, mask2) and dense.shape == (int(lengths.sum()), 2)
+    torch.testing.assert_close(dense, packed, rtol=1e-5, atol=1e-6)
+    ok_dense, loss_dense = evaluate(model, ds["test"])
+    ok_packed, loss_packed = evaluate(model, ds["test"], packed=True)
+    assert ok_dense.tolist() == ok_packed.tolist() and loss_dense == pytest.approx(loss_packed, rel=1e-5)
+
+
 def test_training_is_seeded_and_mts_biases_stay_frozen(tiny_data, tmp_path):
     ds = load_dataset(tiny_data)
     cfg = profile_config("tiny", arch="mts", seed=2, units=12, epochs=2)

@@ -81,10 +81,10 @@ def generate_cmd(
 
 
 def _train_options(units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best,
-                   mts_shape, mts_scale) -> dict:
+                   mts_shape, mts_scale, packed) -> dict:
     return dict(units=units, epochs=epochs, lr=lr, batch_size=batch_size, loss=loss, patience=patience,
                 converge_loss=converge_loss, eval_every=eval_every, restore_best=restore_best or None,
-                mts_shape=mts_shape, mts_scale=mts_scale)
+                mts_shape=mts_shape, mts_scale=mts_scale, packed=packed or None)
 
 
 _UNITS = typer.Option(None, help="LSTM units (profile default).")
@@ -98,6 +98,8 @@ _EVAL_EVERY = typer.Option(None, help="Validate every this many epochs.")
 _RESTORE = typer.Option(False, "--restore-best", help="Test the best-validation weights (the paper tests the final ones).")
 _SHAPE = typer.Option(None, help="MTS inverse-gamma shape a (paper 1.5).")
 _SCALE = typer.Option(None, help="MTS inverse-gamma scale b (paper 1).")
+_PACKED = typer.Option(False, "--packed", help="Run batches as PackedSequence (same numbers; slower on CPU than "
+                       "the default dense length-bucketed batches).")
 _THREADS = typer.Option(None, help="torch CPU threads per training process (default: torch's own; sweep: 1).")
 
 
@@ -114,7 +116,7 @@ def train_cmd(
     units: Optional[int] = _UNITS, epochs: Optional[int] = _EPOCHS, lr: Optional[float] = _LR,
     batch_size: Optional[int] = _BATCH, loss: Optional[str] = _LOSS, patience: Optional[int] = _PATIENCE,
     converge_loss: Optional[float] = _CONVERGE, eval_every: Optional[int] = _EVAL_EVERY, restore_best: bool = _RESTORE,
-    mts_shape: Optional[float] = _SHAPE, mts_scale: Optional[float] = _SCALE,
+    mts_shape: Optional[float] = _SHAPE, mts_scale: Optional[float] = _SCALE, packed: bool = _PACKED,
     threads: Optional[int] = _THREADS,
     device: str = device_option(),
 ) -> None:
@@ -131,7 +133,7 @@ def train_cmd(
     dev = resolve_device(device)
     prof = _resolve_profile(profile, dev)
     cfg = profile_config(prof, arch=arch, seed=seed, **_train_options(
-        units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best, mts_shape, mts_scale))
+        units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best, mts_shape, mts_scale, packed))
     if out.exists() and out.is_dir():
         raise OptionError(f"--out is a checkpoint file path (e.g. runs/{arch}-{seed}.pt), but {out} is a folder")
     ds = load_dataset(data)
@@ -170,7 +172,7 @@ def sweep_cmd(
     units: Optional[int] = _UNITS, epochs: Optional[int] = _EPOCHS, lr: Optional[float] = _LR,
     batch_size: Optional[int] = _BATCH, loss: Optional[str] = _LOSS, patience: Optional[int] = _PATIENCE,
     converge_loss: Optional[float] = _CONVERGE, eval_every: Optional[int] = _EVAL_EVERY, restore_best: bool = _RESTORE,
-    mts_shape: Optional[float] = _SHAPE, mts_scale: Optional[float] = _SCALE,
+    mts_shape: Optional[float] = _SHAPE, mts_scale: Optional[float] = _SCALE, packed: bool = _PACKED,
     threads: Optional[int] = typer.Option(1, help="torch CPU threads per training process."),
     device: str = device_option(),
 ) -> None:
@@ -185,7 +187,7 @@ def sweep_cmd(
     prof = _resolve_profile(profile, dev)
     archs = parse_archs(arch)
     cfg = profile_config(prof, arch=archs[0], seed=1, **_train_options(
-        units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best, mts_shape, mts_scale))
+        units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best, mts_shape, mts_scale, packed))
     seed_list = parse_seeds(seeds if seeds else f"1-{PROFILES[prof]['seeds']}")
     out = prepare_out_dir(out)
     with _progress() as bar:
