@@ -137,15 +137,23 @@ def _merge(cells: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarra
     return c[starts], np.add.reduceat(n, starts)
 
 
-def _block_counts(x: np.ndarray, d: int, V: int, start: int, stop: int, boundaries, code_dtype):
+def _block_counts(x: np.ndarray, d: int, V: int, start: int, stop: int, boundaries, code_dtype, totals=None):
     a = x[start:stop]
     b = x[start + d:stop + d]
     if boundaries is not None:
         keep = boundaries[start:stop] == boundaries[start + d:stop + d]
         a, b = a[keep], b[keep]
-    first = np.bincount(a, minlength=V).astype(np.int64)
-    second = np.bincount(b, minlength=V).astype(np.int64)
-    codes = a.astype(code_dtype) * code_dtype(V) + b.astype(code_dtype)
+    if boundaries is None and start == 0 and stop + d == x.size and totals is not None:
+        # the whole stream: marginals are the token counts minus the d tokens at either end
+        total = totals
+        first = total - np.bincount(x[stop:], minlength=V)
+        second = total - np.bincount(x[:d], minlength=V)
+    else:
+        first = np.bincount(a, minlength=V).astype(np.int64)
+        second = np.bincount(b, minlength=V).astype(np.int64)
+    if a.dtype != code_dtype:
+        a, b = a.astype(code_dtype), b.astype(code_dtype)
+    codes = a * code_dtype(V) + b
     cells, counts = _occupied(codes, V * V)
     return cells.astype(np.int64), counts.astype(np.int64), first, second
 
@@ -158,11 +166,12 @@ def _block_edges(n_pos: int, n_blocks: int, chunk_size: int) -> np.ndarray:
 def pair_counts(tokens: np.ndarray, distance: int, n_types: int | None = None, *,
                 boundaries: np.ndarray | None = None, chunk_size: int = DEFAULT_CHUNK) -> PairCounts:
     """Joint and marginal counts of ``(x[i], x[i+distance])`` (see the module docstring)."""
-    pc, _ = _counts_with_blocks(np.asarray(tokens), distance, n_types, boundaries, 1, chunk_size, keep_blocks=False)
+    pc, _ = _counts_with_blocks(np.asarray(tokens), distance, n_types, boundaries, 1, chunk_size, keep_blocks=False,
+                                totals=None)
     return pc
 
 
-def _counts_with_blocks(x, distance, n_types, boundaries, n_blocks, chunk_size, keep_blocks):
+def _counts_with_blocks(x, distance, n_types, boundaries, n_blocks, chunk_size, keep_blocks, totals=None):
     d = int(distance)
     if d < 1:
         raise OptionError(f"distance must be >= 1, got {d}")
@@ -178,7 +187,7 @@ def _counts_with_blocks(x, distance, n_types, boundaries, n_blocks, chunk_size, 
     blocks = [] if keep_blocks else None
     kept_size = 0
     for start, stop in zip(edges[:-1], edges[1:]):
-        cells, counts, f, s = _block_counts(x, d, V, int(start), int(stop), boundaries, code_dtype)
+        cells, counts, f, s = _block_counts(x, d, V, int(start), int(stop), boundaries, code_dtype, totals)
         first += f
         second += s
         acc_cells.append(cells)
@@ -278,14 +287,14 @@ def delta_se(pc: PairCounts) -> float:
     return float(np.sqrt(max(var, 0.0)))
 
 
-def mi_from_counts(pc: PairCounts, tables: TermTables | None = None) -> dict[str, float]:
+def mi_from_counts(pc: PairCounts, tables: TermTables | None = None, *, with_delta: bool = True) -> dict[str, float]:
     """MI (nats) of one distance by every estimator, and the delta-method SE of the plug-in MI."""
     n = pc.n_pairs
     tables = tables or TermTables(int(max(pc.first.max(initial=1), pc.second.max(initial=1))))
     mi = _mi_all(n, tables.terms(pc.first), tables.terms(pc.second), tables.terms(pc.joint))
     out = {"distance": pc.distance, "n_pairs": n, "occupied_cells": int(pc.cells.size)}
     out.update(dict(zip(ESTIMATORS, map(float, mi))))
-    out["se_delta"] = delta_se(pc)
+    out["se_delta"] = delta_se(pc) if with_delta else float("nan")
     return out
 
 
@@ -294,7 +303,8 @@ SE_METHODS = ("jackknife", "delta")
 
 def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None, *,
                    boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
-                   chunk_size: int = DEFAULT_CHUNK, tables: TermTables | None = None) -> dict[str, float]:
+                   chunk_size: int = DEFAULT_CHUNK, tables: TermTables | None = None,
+                   totals: np.ndarray | None = None) -> dict[str, float]:
     """MI (nats) at one distance by every estimator, with standard errors.
 
     ``se='jackknife'``: delete-one-block jackknife over ``n_blocks`` contiguous blocks of pair
@@ -312,9 +322,9 @@ def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None
     if jack and x.size - int(distance) <= chunk_size:
         return _jackknife_in_memory(x, int(distance), n_types, boundaries, int(n_blocks), tables)
     pc, blocks = _counts_with_blocks(x, distance, n_types, boundaries, n_blocks if jack else 1, chunk_size,
-                                     keep_blocks=jack)
+                                     keep_blocks=jack, totals=totals)
     tables = tables or TermTables(int(max(pc.first.max(initial=1), pc.second.max(initial=1))))
-    out = mi_from_counts(pc, tables)
+    out = mi_from_counts(pc, tables, with_delta=se != "none")
     if se == "none":
         return out
     if not jack:
@@ -416,10 +426,11 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
     if boundaries is not None and np.shape(boundaries) != x.shape:
         raise OptionError(f"boundaries must have the stream's shape {x.shape}, got {np.shape(boundaries)}")
     rows = []
-    tables = TermTables.for_tokens(x)
+    totals = np.bincount(x, minlength=V)
+    tables = TermTables(int(totals.max()) if x.size else 1)
     for d in distances:
         r = distance_stats(x, int(d), V, boundaries=boundaries, se=se, n_blocks=n_blocks, chunk_size=chunk_size,
-                           tables=tables)
+                           tables=tables, totals=totals)
         row = {"distance": int(d), "n_pairs": r["n_pairs"], "occupied_cells": r["occupied_cells"]}
         for est in ESTIMATORS:
             row[f"mi_{est.replace('-', '_')}_bits"] = r[est] / LN2
