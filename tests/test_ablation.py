@@ -81,16 +81,19 @@ def test_controls_are_seeded_and_same_size():
 
 # -- semantics ----------------------------------------------------------------------------------
 
-def test_output_ablation_batched_equals_one_pass_per_group(model, tokens):
-    T = np.linspace(20, 1, 12)
-    groups = make_groups("chunks:4", T, 2)
-    intact, abl = ablated_nll(model, tokens, groups, mode="output", group_batch=2)
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("layer", [1, 2, 3])
+def test_output_ablation_batched_equals_one_pass_per_group(model, tokens, fused, layer):
+    H = model.layer_sizes[layer - 1]
+    T = np.linspace(20, 1, H)
+    groups = make_groups("chunks:4", T, layer)
+    intact, abl = ablated_nll(model, tokens, groups, mode="output", group_batch=2, fused=fused)
     ref_intact = masked_stream_nll(model, tokens)[0]
     np.testing.assert_allclose(intact, ref_intact, atol=1e-5)
     for j, g in enumerate(groups):
-        mask = torch.ones(12)
+        mask = torch.ones(H)
         mask[torch.as_tensor(g.units)] = 0
-        one = masked_stream_nll(model, tokens, {2: mask})[0]
+        one = masked_stream_nll(model, tokens, {layer: mask})[0]
         np.testing.assert_allclose(abl[j], one, atol=1e-5)
         assert not np.allclose(abl[j], intact)
 
@@ -114,6 +117,15 @@ def test_silence_zeroes_h_everywhere_and_restores_biases(model, tokens):
     assert torch.equal(model.rnns[1].bias_ih_l0.detach(), before)
 
 
+@pytest.mark.parametrize("layer", [1, 3])
+def test_batched_silence_matches_bias_surgery_in_every_layer(model, tokens, layer):
+    groups = make_groups("quantiles:3", np.arange(model.layer_sizes[layer - 1], dtype=float), layer)
+    i1, a1 = ablated_nll(model, tokens, groups, mode="silence", group_batch=3)
+    i2, a2 = ablated_nll(model, tokens, groups, mode="silence", fused=False)
+    np.testing.assert_allclose(a1, a2, atol=1e-5)
+    np.testing.assert_allclose(i1, i2, atol=1e-5)
+
+
 def test_silence_equals_zeroing_outgoing_weights(model, tokens):
     """Lakretz et al.: zero the unit's columns of W_hh (own layer) and W_ih (next layer)."""
     import copy
@@ -126,6 +138,11 @@ def test_silence_equals_zeroing_outgoing_weights(model, tokens):
         surg.rnns[1].weight_hh_l0[:, units] = 0
         surg.rnns[2].weight_ih_l0[:, units] = 0
     np.testing.assert_allclose(sil[0], masked_stream_nll(surg, tokens)[0], atol=1e-5)
+    np.testing.assert_allclose(intact, masked_stream_nll(model, tokens)[0], atol=1e-5)
+    # the one-pass-per-group bias surgery gives the same numbers as the batched indicator channel
+    intact2, sil2 = ablated_nll(model, tokens, g, mode="silence", fused=False)
+    np.testing.assert_allclose(sil2, sil, atol=1e-5)
+    np.testing.assert_allclose(intact2, intact, atol=1e-5)
     _, out = ablated_nll(model, tokens, g, mode="output")
     assert np.abs(out[0] - sil[0]).max() > 1e-3  # the recurrence makes them differ
     with pytest.raises(OptionError):

@@ -23,9 +23,15 @@ Two ablation semantics, both keeping the fused ``nn.LSTM``:
   model's ``output_masks``: ``G`` groups run as ``G`` parallel copies of the same token stream in
   one batched pass, each copy with its own mask.
 - ``silence`` (Lakretz et al. 2019): the unit's output is zero everywhere, into the next layer or
-  decoder *and* into its own layer's recurrence. Implemented by weight surgery: the output-gate
-  bias of the units is set to ``-1e4``, so ``o = sigmoid(-1e4 + ...) = 0`` and ``h = o tanh(c) = 0``
-  exactly (the biases are restored afterwards). One pass per group.
+  decoder *and* into its own layer's recurrence: its output-gate pre-activation gets ``-1e4``, so
+  ``o = sigmoid(-1e4 + ...) = 0`` and ``h = o tanh(c) = 0`` exactly. Batched like ``output``: the
+  ablated layer gets one extra one-hot input channel per copy whose input weights carry the
+  ``-1e4`` on that copy's units, i.e. a per-copy output-gate bias inside the fused LSTM. (The
+  unbatched fallback sets the biases themselves, one pass per group, and restores them.)
+
+In both modes the layers below the ablated one are the same for every copy and run once; the
+cost of a study is about (groups + 1) / group_batch batched passes of the upper layers and the
+decoder.
 
 Results per group and bin (frequency bins of the target word, or any other per-vocabulary class
 such as function vs content words): perplexity intact and ablated, their ratio, and a paired
@@ -246,8 +252,7 @@ def masked_stream_nll(model, tokens: torch.Tensor, masks: dict[int, torch.Tensor
         x = data[start:start + s]
         y = data[start + 1:start + 1 + s]
         logits, hidden, _ = model(x, hidden, output_masks=masks or None)
-        logp = F.log_softmax(logits.float(), dim=-1)
-        nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)  # (s, copies)
+        nll = F.cross_entropy(logits.reshape(s * copies, -1).float(), y.reshape(-1), reduction="none").view(s, copies)
         out[:, start:start + s] = nll.t().double().cpu()
         if bar is not None:
             bar.advance(s)
@@ -276,14 +281,95 @@ class _silenced:
         return False
 
 
+def _is_plain_lm(model) -> bool:
+    """A model whose eval-mode forward is embedding -> LSTM layers -> decoder (LanguageModel)."""
+    from torch import nn
+
+    return (isinstance(getattr(model, "encoder", None), nn.Embedding) and hasattr(model, "lstm_layers")
+            and isinstance(getattr(model, "decoder", None), nn.Linear) and not model.training)
+
+
+@torch.no_grad()
+def grouped_pass_nll(model, tokens: torch.Tensor, layer: int, unit_sets: Sequence[np.ndarray | None], *,
+                     mode: str = "output", bptt: int = 70, device: Any = "cpu", bar=None) -> np.ndarray:
+    """Token NLL ``(copies, N-1)`` of one stream run as parallel copies, copy ``j`` with the units
+    ``unit_sets[j]`` of ``layer`` ablated (None or empty = intact), in one fused pass.
+
+    Layers below the ablated one are the same for every copy and run once at batch 1; from the
+    ablated layer on, the copies run as a batch. ``output``: layer ``k``'s output times a per-copy
+    mask. ``silence``: layer ``k`` runs with one extra input channel per copy (a one-hot
+    indicator) whose weights are ``-1e4`` on the silenced units' output-gate rows, so each copy
+    gets its own output-gate bias and ``h = 0`` exactly for its units, in the recurrence too.
+    Same numbers as :func:`masked_stream_nll` with ``output_masks`` (output) or the bias surgery of
+    :func:`ablated_nll` (silence), up to float rounding.
+    """
+    from torch import nn
+
+    device = torch.device(device)
+    layers = model.lstm_layers()
+    G = len(unit_sets)
+    base = layers[layer - 1]
+    H = base.hidden_size
+    dtype = base.weight_ih_l0.dtype
+    tokens = torch.as_tensor(tokens).long().to(device)
+    n = tokens.numel() - 1
+    if mode == "output":
+        mask = torch.ones(G, H, device=device, dtype=dtype)
+        for j, u in enumerate(unit_sets):
+            if u is not None and len(u):
+                mask[j, torch.as_tensor(u, device=device)] = 0.0
+        prefix, suffix, lk = layers[:layer], layers[layer:], None
+    elif mode == "silence":
+        extra = torch.zeros(4 * H, G, device=device, dtype=dtype)
+        for j, u in enumerate(unit_sets):
+            if u is not None and len(u):
+                extra[3 * H + torch.as_tensor(u, device=device), j] = SILENCE_BIAS
+        lk = nn.LSTM(base.input_size + G, H).to(device=device, dtype=dtype).eval()
+        lk.weight_ih_l0.copy_(torch.cat([base.weight_ih_l0, extra], dim=1))
+        lk.weight_hh_l0.copy_(base.weight_hh_l0)
+        lk.bias_ih_l0.copy_(base.bias_ih_l0)
+        lk.bias_hh_l0.copy_(base.bias_hh_l0)
+        indicator = torch.eye(G, device=device, dtype=dtype)
+        prefix, suffix = layers[:layer - 1], layers[layer:]
+    else:
+        raise OptionError(f"unknown ablation mode '{mode}': use output or silence")
+    pre_state = [None] * len(prefix)
+    k_state = None
+    suf_state = [None] * len(suffix)
+    out = torch.empty(G, n, dtype=torch.float64)
+    for start in range(0, n, bptt):
+        s = min(bptt, n - start)
+        x = model.encoder(tokens[start:start + s].unsqueeze(1)).to(dtype)  # (s, 1, E)
+        for i, m in enumerate(prefix):
+            x, pre_state[i] = m(x, pre_state[i])
+        x = x.expand(s, G, x.shape[-1])
+        if lk is None:
+            x = x * mask
+        else:
+            x, k_state = lk(torch.cat([x, indicator.expand(s, G, G)], dim=-1), k_state)
+        for i, m in enumerate(suffix):
+            x, suf_state[i] = m(x, suf_state[i])
+        logits = model.decoder(x)
+        y = tokens[start + 1:start + 1 + s].unsqueeze(1).expand(s, G)
+        nll = F.cross_entropy(logits.reshape(s * G, -1).float(), y.reshape(-1), reduction="none").view(s, G)
+        out[:, start:start + s] = nll.t().double().cpu()
+        if bar is not None:
+            bar.advance(s)
+    return out.numpy()
+
+
 def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mode: str = "output",
-                bptt: int = 70, group_batch: int = 8, device: Any = "cpu", progress: bool = False
-                ) -> tuple[np.ndarray, np.ndarray]:
+                bptt: int = 70, group_batch: int = 8, device: Any = "cpu", fused: bool = True,
+                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Token NLL of the intact model and of each ablated group.
 
-    Returns ``(intact (N-1,), ablated (G, N-1))`` in nats. ``output``: the intact stream runs as one
-    more masked copy (all ones) in the first batched pass, so intact and ablated numbers come
-    from the same arithmetic; ``group_batch`` copies per pass. ``silence``: one pass per group.
+    Returns ``(intact (N-1,), ablated (G, N-1))`` in nats. The intact stream runs as one more copy
+    in the first pass, so intact and ablated numbers come from the same arithmetic;
+    ``group_batch`` copies per pass. With ``fused`` (and a plain embedding -> LSTMs -> decoder
+    model, all groups in one layer) both modes use :func:`grouped_pass_nll`: layers below the
+    ablated one run once, the rest as a batch of copies. Otherwise ``output`` runs the model's own
+    forward with per-copy ``output_masks`` and ``silence`` one pass per group with the output-gate
+    biases of the group set to -1e4 (restored afterwards).
     """
     if mode not in MODES:
         raise OptionError(f"unknown ablation mode '{mode}': use output or silence")
@@ -298,11 +384,25 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
             raise OptionError(f"layer {g.layer} does not exist: the model has layers 1-{len(sizes)}")
     G = len(groups)
     ablated = np.empty((G, n), dtype=np.float64)
+    intact = None
+    if fused and _is_plain_lm(model) and len({g.layer for g in groups}) <= 1:
+        layer = groups[0].layer if groups else 1
+        jobs = [None] + list(range(G))  # None = the intact copy
+        batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
+        with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} batched passes)", progress) as bar:
+            for batch in batches:
+                sets = [None if j is None else groups[j].units for j in batch]
+                nll = grouped_pass_nll(model, tokens, layer, sets, mode=mode, bptt=bptt, device=device, bar=bar)
+                for c, j in enumerate(batch):
+                    if j is None:
+                        intact = nll[c]
+                    else:
+                        ablated[j] = nll[c]
+        return intact, ablated
     if mode == "output":
-        jobs = [None] + list(range(G))  # None = intact copy
+        jobs = [None] + list(range(G))
         batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
         with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} passes)", progress) as bar:
-            intact = None
             for batch in batches:
                 masks: dict[int, torch.Tensor] = {}
                 for c, j in enumerate(batch):
