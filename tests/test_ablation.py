@@ -104,6 +104,15 @@ def test_intact_nll_matches_a_direct_forward(model, tokens):
     np.testing.assert_allclose(masked_stream_nll(model, tokens, bptt=70)[0], nll, atol=1e-5)
 
 
+def test_intact_nll_matches_evaluation_token_nll(model, tokens):
+    from timescale_probe.evaluation import token_nll
+
+    nll, targets = token_nll(model, tokens, batch_size=1, bptt=70)
+    intact, _ = ablated_nll(model, tokens, make_groups("chunks:6", np.arange(12.0), 2), mode="output")
+    np.testing.assert_array_equal(targets, tokens[1:].numpy())
+    np.testing.assert_allclose(intact, nll, atol=1e-5)
+
+
 def test_silence_zeroes_h_everywhere_and_restores_biases(model, tokens):
     from timescale_probe.ablation import _silenced
 

@@ -432,28 +432,27 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
 # ----------------------------------------------------------------------------------------------
 
 def bootstrap_chunk_counts(n_tokens: int, chunk: int = 100, n_resamples: int = 10000, seed: int = 0) -> np.ndarray:
-    """Resampling weights ``(n_resamples + 1, n_chunks)``: row 0 is the original sample (all ones),
-    the others count how often each of the ``n_tokens // chunk`` consecutive chunks is drawn
-    (with replacement). Tokens after the last whole chunk are not resampled."""
+    """Resampling weights ``(n_resamples + 1, n_chunks)`` (float64): row 0 is the original sample
+    (all ones), the others count how often each of the ``n_tokens // chunk`` consecutive chunks is
+    drawn (with replacement). Tokens after the last whole chunk are not resampled. The same draws
+    as :func:`timescale_probe.evaluation.resample_counts` for the same seed."""
+    from .evaluation import resample_counts
+
     n_chunks = n_tokens // chunk
     if n_chunks < 2:
         raise OptionError(f"{n_tokens} tokens make fewer than 2 bootstrap chunks of {chunk}")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_chunks, size=(n_resamples, n_chunks))
-    flat = (draws + (np.arange(n_resamples) * n_chunks)[:, None]).ravel()
-    counts = np.empty((n_resamples + 1, n_chunks), dtype=np.float64)
-    counts[0] = 1.0
-    counts[1:] = np.bincount(flat, minlength=n_resamples * n_chunks).reshape(n_resamples, n_chunks)
-    return counts
+    return resample_counts(n_chunks, n_resamples, seed).astype(np.float64)
 
 
 def _order_stat_interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Interval from order statistics over axis 0 (the reference's ranks: with 10,001 values and
-    level 0.999 the 5th smallest and 5th largest)."""
-    m = values.shape[0]
-    k = max(int(math.floor(m * (1 - level) / 2)) - 1, 0)
+    """Interval from order statistics over axis 0, all samples including the original one, with
+    the reference's ranks (:func:`timescale_probe.evaluation.order_statistic_ranks`: 10,001
+    values at level 0.999 -> sorted indices 4 and 9995)."""
+    from .evaluation import order_statistic_ranks
+
+    lo_i, hi_i = order_statistic_ranks(values.shape[0], level)
     s = np.sort(values, axis=0)
-    return s[k], s[m - 1 - k]
+    return s[lo_i], s[hi_i]
 
 
 def ratio_table(intact: np.ndarray, ablated: np.ndarray, targets: np.ndarray, category_of_vocab: np.ndarray,
@@ -464,6 +463,8 @@ def ratio_table(intact: np.ndarray, ablated: np.ndarray, targets: np.ndarray, ca
 
     ``targets``: the ``N-1`` target ids; a token's bin is ``category_of_vocab[target]`` (values
     ``0..len(labels)-1``; negative = no bin). Rows for every group and bin plus bin ``all``.
+    The interval comes from order statistics over the original sample and the resamples (the
+    reference's ranks), the same resamples for every group and bin.
     Columns: ``binning, group, kind, bin, n_tokens, ppl_intact, ppl_ablated, ratio, ratio_lo,
     ratio_hi, p_not_above_1`` (share of resamples with ratio <= 1), ``level, n_resamples, chunk``.
     ``ratio = exp(mean NLL ablated - mean NLL intact)`` over the bin's tokens = ppl_ablated / ppl_intact.
@@ -493,7 +494,7 @@ def ratio_table(intact: np.ndarray, ablated: np.ndarray, targets: np.ndarray, ca
     num = (counts @ chunk_d.transpose(1, 0, 2).reshape(n_chunks, G * (B + 1))).reshape(-1, G, B + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         boot = np.exp(num / denom[:, None, :])  # (R+1, G, B+1)
-    lo, hi = _order_stat_interval(boot[1:] if len(boot) > 1 else boot, level)
+    lo, hi = _order_stat_interval(boot, level)
     p_le = np.mean(boot[1:] <= 1.0, axis=0) if len(boot) > 1 else np.full(lo.shape, np.nan)
     all_labels = list(labels) + ["all"]
     rows = []
