@@ -62,3 +62,22 @@ def test_only_and_unknown_steps(tmp_path):
     assert calls == ["a", "b"]
     with pytest.raises(OptionError):
         run_pipeline(make_steps(calls), tmp_path, "smoke", force={"nope"})
+
+
+def test_atomic_writes_have_normal_permissions_and_survive_errors(tmp_path):
+    import os
+    import stat
+
+    from timescale_probe.fileio import atomic_path, atomic_write_text
+
+    p = atomic_write_text(tmp_path / "a.txt", "x")
+    mode = stat.S_IMODE(os.stat(p).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert [f.name for f in tmp_path.iterdir()] == ["a.txt"]
