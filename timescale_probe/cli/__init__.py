@@ -35,15 +35,15 @@ def _root(
 
 
 def _register() -> None:
-    from . import (  # noqa: F401  (each module adds its commands to ``app``)
+    from . import (  # noqa: F401  (each module adds its commands to ``app``, in this order in --help)
+        demo_cmds,
         checkpoint_cmds,
         fit_cmds,
         lm_cmds,
         analysis_cmds,
         mi_cmds,
-        dyck_cmds,
-        demo_cmds,
         reproduce_cmds,
+        dyck_cmds,
     )
 
 
