@@ -22,9 +22,11 @@ def _progress() -> Progress:
 
 
 def _fmt(x, nd=3) -> str:
+    if x is None:
+        return "-"
     try:
         return "-" if x != x else f"{x:.{nd}f}"
-    except TypeError:
+    except (TypeError, ValueError):
         return str(x)
 
 
