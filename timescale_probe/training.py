@@ -302,8 +302,12 @@ def train_language_model(
         }
         atomic_write_with(paths["resume"], lambda p: torch.save(payload, p))
 
+    if not resume and paths["resume"].is_file():
+        log(f"note: starting afresh (epoch 1) although {paths['resume']} exists; --resume continues it")
     bar_ctx = _train_progress(progress)
     with bar_ctx as bar:
+        if bar is not None:  # print through the live display so lines and the bar do not interleave
+            log = bar.console.print
         for epoch in range(start_epoch, tcfg.epochs + 1):
             t0 = time.time()
             torch_seed, rng = _epoch_seeds(tcfg.seed, epoch)
