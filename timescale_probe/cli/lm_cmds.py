@@ -120,6 +120,7 @@ def train_cmd(
     bptt: Optional[int] = typer.Option(None, "--bptt", help="Mean sequence length (overrides the profile)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from X.resume.pt (same options; --epochs may grow)."),
     bins_from: str = typer.Option("train", "--bins-from", help=BINS_FROM_HELP),
+    bin_edges: Optional[str] = typer.Option(None, "--bin-edges", help=EDGES_HELP),
     vocab_file: Optional[Path] = typer.Option(None, "--vocab-file", help=VOCAB_HELP),
     device: str = device_option(),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
@@ -127,11 +128,11 @@ def train_cmd(
 ) -> None:
     """Train an AWD-LSTM language model (baseline or MTS) with the paper's recipe; keeps the
     best-validation checkpoint, resumable, with a model card of test perplexity per frequency bin."""
-    from ..corpora import check_vocab_compatible  # noqa: F401
     from ..fileio import resolve_device
     from ..training import command_line, train_language_model
 
     _set_threads(threads)
+    edges = _eval_options(bins_from, bin_edges)
     dev = resolve_device(device)
     if out.exists() and out.is_dir():
         raise OptionError(f"--out must be a checkpoint file path (X.pt), but {out} is a directory")
@@ -143,6 +144,7 @@ def train_cmd(
         train_overrides={"epochs": epochs, "seed": seed, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
                          "bptt": bptt},
         device=dev, resume=resume, progress=progress, log=console.print, command=command_line(), bins_from=bins_from,
+        bin_edges=edges,
     )
     card = res.card
     console.print(f"[bold]done[/bold]: {card['epochs']} epochs in {card['wall_time_s'] / 60:.1f} min; best valid ppl "
