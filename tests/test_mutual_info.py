@@ -247,3 +247,19 @@ def test_block_shuffle_and_paired_jackknife_of_the_excess():
     c = r.curve
     assert (c["excess_se_bits"] < 0.5 * c["se_bits"]).all()
     assert c.loc[c.distance == 1, "excess_bits"].item() > 0.1
+
+
+def test_retained_range_tolerates_single_gaps():
+    from timescale_probe.mutual_info.analysis import retained_range
+
+    c = np.array([1, 1, 0, 1, 1, 0, 0, 1], bool)
+    assert retained_range(c, 1).astype(int).tolist() == [1, 1, 0, 1, 1, 0, 0, 0]
+    assert retained_range(c, 0).astype(int).tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert retained_range(np.ones(4, bool), 1).all()
+
+
+def test_without_eos_drops_line_ends(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_text("a b\nc\n")
+    s = read_token_stream(p).without_eos()
+    assert [s.vocab[i] for i in s.tokens] == ["a", "b", "c"] and s.line_ids.tolist() == [0, 0, 1]

@@ -51,10 +51,13 @@ def mi_decay_cmd(
                                                         "<stem>.sentids.txt or <stem>.refs.txt beside it)."),
     lowercase: bool = typer.Option(False, help="Lowercase a text corpus before tokenising."),
     keep_gutenberg: bool = typer.Option(False, help="Keep a Project Gutenberg header/footer (stripped by default)."),
+    drop_eos: bool = typer.Option(False, help="Remove the <eos> tokens (for hard-wrapped text whose line ends are "
+                                              "layout, e.g. Gutenberg books)."),
     band: str = typer.Option("max", help="Band edge: max (of the shuffles) or p95."),
     se: str = typer.Option("jackknife", help="Standard errors: jackknife (20 contiguous blocks) or delta."),
     min_z: float = typer.Option(2.0, help="A distance clears the band only if its excess is >= this many SEs."),
     fit_min_distance: int = typer.Option(1, help="Smallest distance used in the fits."),
+    max_gap: int = typer.Option(1, help="Consecutive failing distances tolerated before the fit range ends."),
     label: Optional[str] = typer.Option(None, help="Title of the figure (default: the corpus)."),
 ) -> None:
     """Mutual information I(d) between tokens d apart, with a shuffle null band and exponential /
@@ -72,22 +75,27 @@ def mi_decay_cmd(
     splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
     stream = load_token_stream(corpus, splits=splits, lowercase=lowercase, documents=documents,
                                strip_gutenberg=not keep_gutenberg)
+    if drop_eos:
+        stream = stream.without_eos()
     bounds = stream.boundaries(within)
     if within == "none" and stream.doc_ids is not None and splits and len(splits) > 1:
         bounds = stream.doc_ids  # never pair tokens of two different splits
     out = prepare_out_dir(out)
     with _progress() as prog:
-        task = prog.add_task(f"I(d) of {len(stream):,} tokens", total=len(grid) * (1 + shuffles))
+        total = len(grid) * (1 + shuffles + (se == "jackknife" and shuffles > 0))
+        task = prog.add_task(f"I(d) of {len(stream):,} tokens", total=total)
         result = mi_decay(stream.tokens, distances=grid, estimator=est, shuffles=shuffles, seed=seed,
                           n_types=stream.n_types, boundaries=bounds, se=se, band=band, min_z=min_z,
-                          fit_min_distance=fit_min_distance, progress=lambda: prog.advance(task))
+                          fit_min_distance=fit_min_distance, max_gap=max_gap,
+                          progress=lambda: prog.advance(task))
     write_table(result.curve, out / "mi_curve.csv")
     write_table(result.null, out / "mi_null.csv")
     write_table(result.fits, out / "mi_fits.csv")
     save_figure(figure_mi_decay(result.curve, result.fits, title=label or stream.source), out / "mi_decay.pdf")
     options = dict(corpus=corpus, split=splits, distances=[int(d) for d in grid], estimator=est, shuffles=shuffles,
                    within=within, documents=documents, lowercase=lowercase, strip_gutenberg=not keep_gutenberg,
-                   band=band, se=se, min_z=min_z, fit_min_distance=fit_min_distance)
+                   band=band, se=se, min_z=min_z, fit_min_distance=fit_min_distance, max_gap=max_gap,
+                   drop_eos=drop_eos)
     summary = dict(result.summary, source=stream.source, units="bits")
     write_run_json(out, "tsprobe mi-decay", options, seed=seed, inputs=stream.files, results=summary)
 

@@ -18,9 +18,11 @@ A distance **clears the band** when I(d) exceeds the band edge, the maximum over
 ``min_z`` (default 2) standard errors. The second condition matters because serially dependent
 text fluctuates more than its shuffles do (the jackknife SE at long range exceeds the spread of
 the shuffles several-fold), so the band alone lets noise through. A distance is **retained** for
-the fits when it is at least ``fit_min_distance`` and it and every shorter distance of the grid
-clear the band: the first failure ends the fit range, because beyond it chance excursions happen
-independently per distance and would fake a slowly decaying tail.
+the fits when it is at least ``fit_min_distance``, clears the band, and comes before the first run
+of more than ``max_gap`` (default 1) consecutive grid distances that fail: that run ends the fit
+range, because beyond it chance excursions happen independently per distance and would fake a
+slowly decaying tail, while a single failure inside a bumpy curve (e.g. line-length periodicity)
+should not end it.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def _band(null: pd.DataFrame, col: str, distances: np.ndarray) -> pd.DataFrame:
 def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_distances: int = 60,
              estimator: str = "grassberger", shuffles: int = 10, seed: int = 0, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20, band: str = "max",
-             min_z: float = 2.0, fit_min_distance: int = 1,
+             min_z: float = 2.0, fit_min_distance: int = 1, max_gap: int = 1,
              chunk_size: int = DEFAULT_CHUNK, progress: Callable[[], None] | None = None) -> MIDecayResult:
     """Measure I(d) of an id stream, its shuffle band, and fit the decay laws (module docstring).
 
@@ -133,7 +135,7 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
                   & (curve["excess_bits"] > 0).to_numpy(bool)
                   & (curve["excess_bits"] >= min_z * curve["excess_se_bits"].fillna(np.inf)).to_numpy(bool))
     curve["clears_band"] = clears
-    curve["retained"] = np.cumprod(clears).astype(bool) & (curve["distance"] >= fit_min_distance).to_numpy()
+    curve["retained"] = retained_range(clears, max_gap) & (curve["distance"] >= fit_min_distance).to_numpy()
     kept = curve[curve["retained"]]
     fit_objs = fit_decay_laws(kept["distance"], kept["excess_bits"], kept["excess_se_bits"])
     table = fits_table(fit_objs)
@@ -141,9 +143,23 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
         curve[f"fit_{f.model}_bits"] = f.predict(curve["distance"]) if np.isfinite(f.aicc) else np.nan
     summary = summarize(table, fit_objs, curve)
     summary.update({"estimator": est, "shuffles": int(shuffles), "seed": int(seed), "band": band, "se": se,
-                    "min_z": float(min_z), "fit_min_distance": int(fit_min_distance),
+                    "min_z": float(min_z), "fit_min_distance": int(fit_min_distance), "max_gap": int(max_gap),
                     "n_tokens": int(x.size), "n_types": V, "n_distances": int(d.size)})
     return MIDecayResult(curve=curve, null=null, fits=table, summary=summary, fit_objects=fit_objs)
+
+
+def retained_range(clears: np.ndarray, max_gap: int = 1) -> np.ndarray:
+    """Cleared distances before the first run of more than ``max_gap`` consecutive failures."""
+    clears = np.asarray(clears, bool)
+    fail = ~clears
+    run = np.zeros(fail.size, dtype=np.int64)
+    for i in np.flatnonzero(fail):  # loop over the (few) grid distances, not over tokens
+        run[i] = run[i - 1] + 1 if i > 0 and fail[i - 1] else 1
+    over = np.flatnonzero(run > max(int(max_gap), 0))
+    end = over[0] - max(int(max_gap), 0) if over.size else clears.size
+    keep = np.zeros(clears.size, bool)
+    keep[:end] = True
+    return keep & clears
 
 
 def summarize(table: pd.DataFrame, fit_objs: list[DecayFit], curve: pd.DataFrame) -> dict:

@@ -43,6 +43,17 @@ class TokenStream:
     def n_types(self) -> int:
         return len(self.vocab)
 
+    def without_eos(self) -> "TokenStream":
+        """The stream with every ``<eos>`` removed (for hard-wrapped text, whose line ends are layout,
+        not sentences); line and document ids of the remaining tokens are kept."""
+        if self.eos_id is None:
+            return self
+        keep = self.tokens != self.eos_id
+        return TokenStream(tokens=self.tokens[keep], vocab=self.vocab, eos_id=None,
+                           line_ids=None if self.line_ids is None else self.line_ids[keep],
+                           doc_ids=None if self.doc_ids is None else self.doc_ids[keep],
+                           source=self.source + " (no <eos>)", files=self.files)
+
     def boundaries(self, within: str) -> np.ndarray | None:
         """Segment ids for ``within`` = ``none`` (None), ``lines`` or ``documents``."""
         within = (within or "none").lower()
