@@ -181,7 +181,7 @@ def test_markov_chain_fit_is_exponential_with_known_length():
     s = r.summary
     assert s["tail"] == "exponential" and s["tail_delta_aicc"] > 20
     assert s["delta_aicc_power"] > 20  # the pure power law loses on the whole range too
-    assert s["xi_tail"] == pytest.approx(markov_decay_length(P), rel=0.05)
+    assert s["xi_tail"] == pytest.approx(markov_decay_length(P), rel=0.05) and s["xi"] == s["xi_tail"]
     assert np.isnan(s["a"])
     exact = markov_exact_mi(P, r.curve["distance"].to_numpy()[:10])
     np.testing.assert_allclose(r.curve["excess_bits"].to_numpy()[:10], exact, rtol=0.02)

@@ -68,7 +68,7 @@ def test_markov_resample_turns_power_law_into_exponential():
     P = np.zeros((5, 5))
     np.add.at(P, (ids[:-1], ids[1:]), 1)
     P /= P.sum(1, keepdims=True)
-    assert res.summary["xi_tail"] == pytest.approx(markov_decay_length(P), rel=0.15)
+    assert res.summary["xi"] == pytest.approx(markov_decay_length(P), rel=0.15)
 
 
 @pytest.mark.slow

@@ -109,7 +109,7 @@ def mi_decay_cmd(
         table.add_row(row.model, _fmt(row.delta_aicc, 1), k, _fmt(row.xi, 2))
     console.print(table)
     console.print(f"verdict (AICc, d <= {s['max_retained_distance']}, {s['n_retained']} distances): "
-                  f"[bold]{s['verdict']}[/bold]; tail (d >= {s.get('tail_from_distance', '-')}): "
+                  f"[bold]{s['verdict']}[/bold]; tail ({s.get('tail_method')}, d >= {s.get('tail_from_distance', '-')}): "
                   f"[bold]{s['tail']}[/bold], k_tail = {_fmt(s.get('k_tail'))} "
                   f"[{_fmt(s.get('k_tail_low'))}, {_fmt(s.get('k_tail_high'))}], xi_tail = {_fmt(s.get('xi_tail'), 2)}")
     console.print(f"suggested inverse-gamma shape a = k_tail/2 = {_fmt(s['a'])} "

@@ -165,7 +165,8 @@ def retained_range(clears: np.ndarray, max_gap: int = 1) -> np.ndarray:
 def summarize(table: pd.DataFrame, fit_objs: list[DecayFit], curve: pd.DataFrame) -> dict:
     """Verdict (lowest AICc), tail law, power-law k with its interval, suggested a = k/2.
 
-    ``tail``: see :func:`tail_law`. ``a = k_tail / 2`` (the exponent of the power law fitted to the
+    ``tail``: see :func:`tail_law`; ``xi``: the decay length (tokens) of an exponential tail (from
+    the tail fit, or from the verdict's exponential term), else NaN. ``a = k_tail / 2`` (the exponent of the power law fitted to the
     tail; NaN when the tail is exponential). ``k`` is the power-law exponent fitted on the whole
     retained range, ``k_combined`` that of the combined law's power term.
     """
@@ -192,6 +193,17 @@ def summarize(table: pd.DataFrame, fit_objs: list[DecayFit], curve: pd.DataFrame
     objs = {f.model: f for f in fit_objs}
     tail, tail_info = tail_law(curve)
     out.update(tail_info)
+    if tail_info["tail_method"] != "upper-half fit":
+        tail = verdict
+        if verdict == "combined":
+            p = objs["combined"].params
+            dmax = float(out["max_retained_distance"])
+            tail = "power" if p["A"] * dmax ** (-p["k"]) >= p["B"] * np.exp(-dmax / p["xi"]) else "exponential"
+    if tail == "exponential":
+        out["xi"] = (out["xi_tail"] if tail_info["tail_method"] == "upper-half fit"
+                     else float(by["combined" if verdict == "combined" else "exponential"].xi))
+    else:
+        out["xi"] = float("nan")
     if tail == "power":
         out.update({"a": suggested_shape(out["k_tail"]), "a_low": suggested_shape(out["k_tail_low"]),
                     "a_high": suggested_shape(out["k_tail_high"]), "a_from": "k_tail / 2"})
@@ -204,7 +216,7 @@ def summarize(table: pd.DataFrame, fit_objs: list[DecayFit], curve: pd.DataFrame
     return out
 
 
-def tail_law(curve: pd.DataFrame) -> tuple[str, dict]:
+def tail_law(curve: pd.DataFrame, min_span: float = 30.0) -> tuple[str, dict]:
     """Which law the long-range part follows: exponential and power law fitted (as in
     :func:`fits.fit_decay_laws`) to the retained distances in the upper half of the retained range
     on a log scale (``d >= sqrt(d_min d_max)``), compared by AICc.
@@ -212,14 +224,18 @@ def tail_law(curve: pd.DataFrame) -> tuple[str, dict]:
     The full-range verdict can be swayed by the short-range shape (a Markov chain's I(d) is a sum
     of exponentials, whose curvature a power-law term imitates); the asymptotic law, which is what
     distinguishes a finite-state source from a critical one, is decided on the tail. Returns the
-    law (``power``, ``exponential`` or ``insufficient`` with fewer than 4 tail points) and
-    ``tail_from_distance``, ``tail_points``, ``tail_delta_aicc`` (loser minus winner), ``k_tail``
+    law (``power``, ``exponential`` or ``insufficient``) and ``tail_method``: ``upper-half fit``,
+    or ``full-range verdict`` when the retained range spans less than ``min_span`` (30x: over a
+    narrower range a steep power law and an exponential cannot be told apart) or has fewer than 4
+    tail points; then :func:`summarize` takes the full-range verdict (for ``combined``, the larger
+    component at the longest retained distance). Also ``tail_from_distance``, ``tail_points``, ``tail_delta_aicc`` (loser minus winner), ``k_tail``
     (with ``k_tail_low``/``k_tail_high``) and ``xi_tail`` (with ``xi_tail_low``/``xi_tail_high``).
     """
     kept = curve[curve["retained"]]
     nan = float("nan")
-    info = {"tail_from_distance": nan, "tail_points": 0, "tail_delta_aicc": nan, "k_tail": nan, "k_tail_low": nan,
-            "k_tail_high": nan, "xi_tail": nan, "xi_tail_low": nan, "xi_tail_high": nan}
+    info = {"tail_method": "full-range verdict", "tail_from_distance": nan, "tail_points": 0,
+            "tail_delta_aicc": nan, "k_tail": nan, "k_tail_low": nan, "k_tail_high": nan, "xi_tail": nan,
+            "xi_tail_low": nan, "xi_tail_high": nan}
     if kept.empty:
         return "insufficient", info
     d = kept["distance"].to_numpy(float)
@@ -227,8 +243,9 @@ def tail_law(curve: pd.DataFrame) -> tuple[str, dict]:
     part = kept[kept["distance"] >= lo]
     info["tail_from_distance"] = int(part["distance"].min()) if len(part) else nan
     info["tail_points"] = int(len(part))
-    if len(part) < 4:
+    if len(part) < 4 or d.max() / d.min() < min_span:
         return "insufficient", info
+    info["tail_method"] = "upper-half fit"
     fits = {f.model: f for f in fit_decay_laws(part["distance"], part["excess_bits"], part["excess_se_bits"])}
     e, p = fits["exponential"], fits["power"]
     info.update({"k_tail": p.params["k"], "k_tail_low": p.intervals["k"][0], "k_tail_high": p.intervals["k"][1],
