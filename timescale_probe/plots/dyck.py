@@ -47,7 +47,7 @@ def draw_accuracy(ax, summary: pd.DataFrame) -> None:
     ax.set_xlabel("max timescale in sequence (bin centre)")
     ax.set_ylabel("fraction of sequences correct")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7, loc="lower left")
+    ax.legend(frameon=False, fontsize=7, loc="best")
 
 
 def figure_spans(spans: pd.DataFrame, fit: dict | None = None):
