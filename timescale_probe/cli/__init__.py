@@ -62,15 +62,22 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("tsprobe: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors and aborts
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        print("tsprobe: aborted", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Exception as exc:
+        # Usage errors of typer's bundled click (unknown command/option, bad value). Duck-typed:
+        # typer vendors click under a private module path that changes between releases.
+        if not (hasattr(exc, "exit_code") and hasattr(exc, "format_message") and hasattr(exc, "show")):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()
             raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
-            print("tsprobe: aborted", file=sys.stderr)
-            raise SystemExit(1) from None
-        raise
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "tsprobe"
+        print(f"tsprobe: error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     else:
         return None
