@@ -283,9 +283,9 @@ def train_language_model(
         "epochs_planned": tcfg.epochs,
     }
 
-    def save_best(epoch: int) -> None:
+    def save_best(epoch: int, epoch_start: float) -> None:
         card = card_base | {"status": "training", "epochs": epoch, "best_epoch": epoch,
-                            "best_valid_ppl": math.exp(best_val), "wall_time_s": elapsed}
+                            "best_valid_ppl": math.exp(best_val), "wall_time_s": elapsed + time.time() - epoch_start}
         stack = model.to_stack(Provenance("tsprobe-checkpoint", path=str(out)))
         save_checkpoint(out, stack, _plain(card))
 
@@ -362,14 +362,14 @@ def train_language_model(
                 improved = val_loss < best_val
                 if improved:
                     best_val, best_epoch = val_loss, epoch
-                    save_best(epoch)
+                    save_best(epoch, t0)
                 averager.swap()
             else:
                 val_loss = _mean_nll(model, valid_stream, tcfg.eval_batch_size, tcfg.bptt, device)
                 improved = val_loss < best_val
                 if improved:
                     best_val, best_epoch = val_loss, epoch
-                    save_best(epoch)
+                    save_best(epoch, t0)
                 if tcfg.optimizer == "sgd" and should_switch_to_asgd(val_history, val_loss, tcfg.nonmono):
                     averager = _Averager(params)
                     switch_epoch = epoch
