@@ -1,4 +1,104 @@
-"""Commands of this group are registered on ``app`` (see ``timescale_probe/cli/__init__.py``)."""
+"""``tsprobe reproduce``: every paper figure and table from one command (a cached, resumable
+pipeline; see :mod:`timescale_probe.reproduce`)."""
 from __future__ import annotations
 
-from . import app  # noqa: F401
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import app
+from ._common import console, device_option, example, out_option
+
+_STYLE = {"done": "green", "cached": "cyan", "skipped": "yellow", "failed": "red"}
+
+
+@app.command("reproduce", epilog=example(
+    "tsprobe reproduce --profile smoke --out repro/",
+    "tsprobe reproduce --profile small --corpus-dir ../shared/corpora --out figures/",
+    "tsprobe reproduce --profile paper --device cuda --corpus-dir data/ --out repro-paper/",
+    "tsprobe reproduce --profile small --out figures/ --force fig3_routing",
+    "tsprobe reproduce --list",
+))
+def reproduce_cmd(
+    profile: str = typer.Option("smoke", "--profile", help="smoke (tiny models, minutes), small (shipped CPU "
+                                                           "checkpoints), paper (paper-scale training; a GPU)."),
+    out: Path = out_option("repro"),
+    corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Folder with wikitext-2/, brown/brown.txt, "
+                                              "kjv/kjv.txt, war-and-peace/warandpeace.txt (steps needing a missing "
+                                              "one are skipped). PTB is embedded."),
+    checkpoints: Optional[Path] = typer.Option(None, "--checkpoints", help="Folder of the small-profile checkpoints "
+                                               "(default: checkpoints/ of the source checkout)."),
+    dyck_results: Optional[Path] = typer.Option(None, "--dyck-results", help="Folder of the Dyck small-profile sweep "
+                                                "results (default: figures/dyck/ of the source checkout)."),
+    reference_dir: Optional[Path] = typer.Option(None, "--reference-dir", help="The authors' reference results "
+                                                 "(default: ../shared/reference-results when present)."),
+    force: List[str] = typer.Option([], "--force", help="Redo this step (and its dependants); repeatable; 'all' redoes everything."),
+    only: List[str] = typer.Option([], "--only", help="Run only this step (and what it needs); repeatable."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the samplers, bootstraps and shuffles."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: 1 for smoke, "
+                                          "torch's default otherwise)."),
+    list_steps: bool = typer.Option(False, "--list", help="List the steps and exit."),
+    device: str = device_option(),
+) -> None:
+    """Regenerate every paper figure and table (PDF + PNG + CSV) and a report.md / report.html that
+    puts each of our numbers beside the published one with its interval and a verdict."""
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.table import Table
+
+    from ..fileio import resolve_device
+    from ..reproduce import ReproduceOptions, build_steps, run_reproduce
+    from ..reproduce.config import default_reference_dir
+
+    kw = {}
+    if checkpoints is not None:
+        kw["checkpoints_dir"] = checkpoints
+    if dyck_results is not None:
+        kw["dyck_results"] = dyck_results
+    opts = ReproduceOptions(profile=profile, corpus_dir=corpus_dir,
+                            reference_dir=reference_dir if reference_dir is not None else default_reference_dir(),
+                            device=str(resolve_device(device)), seed=seed, threads=threads, **kw)
+    steps = build_steps(opts)
+    if list_steps:
+        tab = Table(title=f"steps of tsprobe reproduce ({profile})", show_edge=False)
+        tab.add_column("step")
+        tab.add_column("what")
+        tab.add_column("needs")
+        for s in steps:
+            tab.add_row(s.name, s.title, ", ".join(s.needs))
+        console.print(tab)
+        return
+    names = [s.name for s in steps]
+    state = {"current": None, "msg": ""}
+
+    def render():
+        return Spinner("dots", text=f"[bold]{state['current']}[/bold] {state['msg']}") if state["current"] else ""
+
+    with Live(render(), console=console, refresh_per_second=4, transient=True) as live:
+        def on_event(step: str, status: str, msg: str) -> None:
+            if status in ("running", "progress"):
+                state["current"], state["msg"] = step, msg
+                live.update(render())
+                return
+            state["current"] = None
+            live.update(render())
+            color = _STYLE.get(status, "white")
+            i = names.index(step) + 1 if step in names else 0
+            live.console.print(f"[{color}]{status:>7}[/{color}] {i:2d}/{len(names)} {step}: {msg}")
+
+        records = run_reproduce(out, opts, force=force, only=only, on_event=on_event)
+
+    verdicts = (records.get("report") or {}).get("results", {}).get("verdicts") or {}
+    tab = Table(title=f"tsprobe reproduce --profile {profile}: {out}", show_edge=False)
+    for col in ("step", "status", "seconds"):
+        tab.add_column(col, justify="right" if col == "seconds" else "left")
+    for n in names:
+        r = records.get(n)
+        if r is not None:
+            st = r.get("status", "")
+            tab.add_row(n, f"[{_STYLE.get(st, 'white')}]{st}[/]", f"{r.get('seconds', 0):.1f}")
+    console.print(tab)
+    if verdicts:
+        console.print("verdicts: " + ", ".join(f"{v} {k}" for k, v in verdicts.items()))
+    console.print(f"report: {Path(out) / 'report.md'} (and report.html)")

@@ -1,0 +1,262 @@
+"""tsprobe reproduce: the smoke profile end to end (every figure a valid PDF, every table a CSV with
+its columns, the report), caching, the analysis scripts, and the report's verdict logic."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from timescale_probe.pipeline import load_record
+from timescale_probe.reproduce import (FIGURES, PAPER, ReproduceOptions, build_claims, direction_verdict,
+                                       published_verdict, run_reproduce, step_names, value_verdict)
+from timescale_probe.reproduce.report import (NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED,
+                                              published_tolerance)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: every figure of the smoke profile (PDF + PNG twin) and the tables behind them with key columns
+FIGURE_STEMS = ["fig1_timescales", "fig2_dyck", "fig3_routing", "appendix_mts", "table1_perplexity", "mi_decay",
+                "mi_decay_ptb"]
+TABLES = {
+    "fig1_timescales.csv": ["source", "corpus", "series", "rank", "T"],
+    "fig2_dyck.csv": ["arch", "kind", "bin", "mean", "std", "seeds"],
+    "fig2_dyck_paired.csv": ["kind", "bin", "diff", "ci_lo", "ci_hi"],
+    "fig3_routing.csv": ["group", "bin", "ratio", "ratio_lo", "ratio_hi"],
+    "fig3_groups.csv": ["group", "T_min", "T_max"],
+    "appendix_mts.csv": ["source", "layer", "unit", "T_assigned", "T_data", "rank"],
+    "table1_perplexity.csv": ["bin", "ppl_baseline", "ppl_baseline_lo", "ppl_baseline_hi", "ppl_mts", "diff", "lo", "hi"],
+    "mi_decay.csv": ["corpus", "distance", "mi_bits", "excess_bits", "retained"],
+    "mi_summary.csv": ["corpus", "verdict", "tail", "k_tail"],
+    "claims.csv": ["section", "claim", "paper", "ours", "interval", "verdict"],
+    "tables/timescales_ptb-baseline.csv": ["layer", "unit", "T_bias", "T_data"],
+    "tables/fits_ptb-baseline.csv": ["fit", "family", "shape", "scale", "shape_lo", "shape_hi"],
+}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("repro") / "out"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out, r
+
+
+def test_smoke_profile_writes_every_figure_and_table(smoke):
+    out, r = smoke
+    for stem in FIGURE_STEMS:
+        pdf, png = out / f"{stem}.pdf", out / f"{stem}.png"
+        assert pdf.is_file() and pdf.stat().st_size > 1000, stem
+        assert pdf.read_bytes()[:5] == b"%PDF-", stem
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+    for name, cols in TABLES.items():
+        df = pd.read_csv(out / name)
+        assert len(df) > 0, name
+        assert set(cols) <= set(df.columns), (name, set(cols) - set(df.columns))
+    t1 = pd.read_csv(out / "table1_perplexity.csv")
+    assert list(t1["bin"]) == [">10K", "1K-10K", "100-1K", "<100", "overall"]
+    ok = t1["tokens"] > 0
+    assert (t1.loc[ok, "ppl_baseline_lo"] <= t1.loc[ok, "ppl_baseline"]).all()
+    assert (t1.loc[ok, "ppl_baseline"] <= t1.loc[ok, "ppl_baseline_hi"]).all()
+    assert (t1["lo"].dropna() <= t1["hi"].dropna()).all()
+    assert t1.loc[t1["bin"] == "overall", "paper_mts"].iloc[0] == PAPER["ppl_mts"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["options"]["profile"] == "smoke"
+    assert run["results"]["steps"]["table1_perplexity"]["status"] == "done"
+
+
+def test_smoke_report_states_verdicts_honestly(smoke):
+    out, _ = smoke
+    md = (out / "report.md").read_text()
+    assert "smoke profile" in md and "58.98" in md and "57.58" in md and "93.82%" in md
+    claims = pd.read_csv(out / "claims.csv")
+    assert set(claims["verdict"]) <= {REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN}
+    # at the smoke scale no absolute perplexity or accuracy is held against the paper's
+    absolute = claims[claims["claim"].str.startswith("perplexity") | claims["claim"].str.startswith("test accuracy")]
+    assert set(absolute["verdict"]) <= {NOT_COMPARABLE, NOT_RUN}
+    assert len(absolute) >= 8
+    # WikiText-2 training is skipped (no --corpus-dir) and says what is missing and where
+    rec = load_record(out, "train_wt2_baseline")
+    assert rec["status"] == "skipped" and "wikitext-2" in rec["reason"].lower() and "--corpus-dir" in rec["reason"]
+    html = (out / "report.html").read_text()
+    assert "<img src='fig1_timescales.png'" in html and "not comparable at this scale" in html
+
+
+def test_finished_steps_are_cached(smoke):
+    out, _ = smoke
+    events = []
+    run_reproduce(out, ReproduceOptions(profile="smoke"), on_event=lambda s, st, m: events.append((s, st)))
+    statuses = dict(events[i] for i in range(len(events)) if events[i][1] not in ("running", "progress"))
+    heavy = ["train_ptb_baseline", "train_ptb_mts", "train_markov_baseline", "timescales_ptb", "table1_perplexity",
+             "fig3_routing", "dyck", "mi_decay"]
+    assert all(statuses[s] == "cached" for s in heavy), statuses
+    assert statuses["report"] == "done" and statuses["fig1_timescales"] == "done"  # drawing steps are redone
+
+
+def test_cli_bad_profile_and_unknown_step_are_one_line_errors(cli, tmp_path):
+    r = cli("reproduce", "--profile", "huge", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "smoke" in r.stderr
+    r = cli("reproduce", "--profile", "smoke", "--only", "fig9", "--out", str(tmp_path / "y"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "fig9" in r.stderr
+
+
+def test_cli_lists_steps(cli):
+    r = cli("reproduce", "--list")
+    assert r.returncode == 0
+    for name in step_names():
+        assert name in r.stdout
+
+
+def test_small_profile_without_checkpoints_skips_and_says_where(tmp_path):
+    opts = ReproduceOptions(profile="small", checkpoints_dir=tmp_path / "none", dyck_results=tmp_path / "nodyck",
+                            reference_dir=None)
+    recs = run_reproduce(tmp_path / "out", opts, only=["train_ptb_mts", "dyck"])
+    assert recs["train_ptb_mts"]["status"] == "skipped"
+    assert "ptb-mts-small.pt" in recs["train_ptb_mts"]["reason"] and "tsprobe train" in recs["train_ptb_mts"]["reason"]
+    assert recs["dyck"]["status"] == "skipped" and "nodyck" in recs["dyck"]["reason"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "not run" in md
+
+
+def test_analysis_scripts_import_without_side_effects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in FIGURES:
+        path = ROOT / "analyses" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"analysis_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        assert callable(mod.main) and mod.FIGURE == name
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_analysis_script_bad_option_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "analyses" / "fig1_timescales.py"), "--profile", "smoke",
+                        "--corpus-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "corpus-dir" in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# verdict logic
+# ----------------------------------------------------------------------------------------------
+
+def test_published_tolerance_is_half_the_last_digit():
+    assert published_tolerance(2.16) == pytest.approx(0.01)
+    assert published_tolerance(88.8) == pytest.approx(0.1)
+    assert published_tolerance(0.041) == pytest.approx(0.001)
+    assert published_tolerance(1902.37) == pytest.approx(0.01)
+    assert published_tolerance(3) == pytest.approx(1.0)
+
+
+def test_value_verdict():
+    assert value_verdict(120.0, 58.98, comparable=False) == NOT_COMPARABLE
+    assert value_verdict(None, 58.98, comparable=False) == NOT_RUN
+    assert value_verdict(float("nan"), 58.98, comparable=True) == NOT_RUN
+    assert value_verdict(59.5, 58.98, comparable=True) == REPRODUCED  # within 3%
+    assert value_verdict(62.0, 58.98, comparable=True) == NOT_REPRODUCED  # 5% off
+    assert value_verdict(62.0, 58.98, comparable=True, lo=57.0, hi=63.0) == REPRODUCED  # interval covers it
+    assert value_verdict(62.0, 58.98, comparable=True, lo=61.0, hi=63.0) == NOT_REPRODUCED
+
+
+def test_published_and_direction_verdicts():
+    assert published_verdict(2.1612, 2.16) == REPRODUCED
+    assert published_verdict(1.2449, 1.25) == REPRODUCED
+    assert published_verdict(2.1721, 2.16) == NOT_REPRODUCED
+    assert published_verdict(0.04111, 0.041) == REPRODUCED
+    assert direction_verdict(0.2, 1.5) == (REPRODUCED, "yes")
+    assert direction_verdict(-1.0, -0.1)[0] == NOT_REPRODUCED and "opposite" in direction_verdict(-1.0, -0.1)[1]
+    assert direction_verdict(-0.5, 0.5)[0] == NOT_REPRODUCED and "includes 0" in direction_verdict(-0.5, 0.5)[1]
+    assert direction_verdict(None, 0.5)[0] == NOT_RUN
+
+
+def _t1_records(diff_lo, diff_hi, rare_lo, rare_hi):
+    rows = [{"bin": b, "ppl_baseline": 100.0, "ppl_baseline_lo": 90.0, "ppl_baseline_hi": 110.0, "ppl_mts": 98.0,
+             "ppl_mts_lo": 88.0, "ppl_mts_hi": 108.0, "diff": 2.0, "lo": diff_lo, "hi": diff_hi}
+            for b in (">10K", "1K-10K", "100-1K")]
+    rows.append({"bin": "<100", "ppl_baseline": 2000.0, "ppl_baseline_lo": 1800.0, "ppl_baseline_hi": 2200.0,
+                 "ppl_mts": 1900.0, "ppl_mts_lo": 1700.0, "ppl_mts_hi": 2100.0, "diff": 100.0, "lo": rare_lo, "hi": rare_hi})
+    rows.append(dict(rows[0], bin="overall", ppl_baseline=59.2, ppl_mts=57.9, lo=diff_lo, hi=diff_hi))
+    return {"table1_perplexity": {"status": "done", "results": {"rows": rows}}}
+
+
+def test_table1_claims_small_vs_paper_profile():
+    recs = _t1_records(0.5, 3.0, -20.0, 150.0)
+    small = {c.claim: c for c in build_claims(recs, "small")}
+    assert small["perplexity baseline, overall"].verdict == NOT_COMPARABLE
+    assert small["MTS better than baseline overall (baseline - MTS > 0)"].verdict == REPRODUCED
+    rare = small["MTS better than baseline on rare words (<100) (baseline - MTS > 0)"]
+    assert rare.verdict == NOT_REPRODUCED and "includes 0" in rare.ours
+    paper = {c.claim: c for c in build_claims(recs, "paper")}
+    assert paper["perplexity baseline, overall"].verdict == REPRODUCED  # 59.2 within 3% of 58.98
+    assert paper["perplexity MTS, overall"].verdict == REPRODUCED
+    assert paper["perplexity MTS, bin <100"].verdict == REPRODUCED  # 1902.37 inside [1700, 2100]
+    assert paper["perplexity MTS, bin >10K"].verdict == NOT_REPRODUCED  # 98 vs 6.79
+    # a step that did not run: every claim of it says so with the reason
+    none = [c for c in build_claims({"table1_perplexity": {"status": "skipped", "reason": "no checkpoint"}}, "small")
+            if c.step == "table1_perplexity"]
+    assert none and all(c.verdict == NOT_RUN and "no checkpoint" in c.note for c in none)
+
+
+def test_routing_claims_rule():
+    ours = {"<100": {"peak_ratio": 1.04, "peak_position": 2, "n_groups": 23, "peak_lo": 1.01, "peak_hi": 1.07,
+                     "peak_T_min": 50.0, "peak_T_max": 90.0},
+            ">10K": {"max_ratio": 1.002, "any_significantly_above_1": False}}
+    recs = {"fig3_routing": {"status": "done", "results": {"ours": ours}}}
+    c = {x.claim: x for x in build_claims(recs, "small") if x.step == "fig3_routing"}
+    assert c["rare words (<100) hurt most by ablating long-timescale units"].verdict == REPRODUCED
+    assert c["frequent words (>10K) never hurt (ratio never above 1)"].verdict == REPRODUCED
+    ours["<100"]["peak_position"] = 20
+    c = {x.claim: x for x in build_claims(recs, "small") if x.step == "fig3_routing"}
+    assert c["rare words (<100) hurt most by ablating long-timescale units"].verdict == NOT_REPRODUCED
+
+
+# ----------------------------------------------------------------------------------------------
+# the published data through our code (needs ../shared/reference-results)
+# ----------------------------------------------------------------------------------------------
+
+def test_published_ablation_facts(reference_results):
+    from timescale_probe.ablation import load_reference_ablation, reference_chunk_timescales
+    from timescale_probe.reproduce.steps import routing_facts
+
+    facts = routing_facts(load_reference_ablation(reference_results / "unit_ablation"), reference_chunk_timescales())
+    assert facts["<100"]["peak_position"] == 3
+    assert round(facts["<100"]["peak_ratio"], 3) == 1.058
+    assert facts["<100"]["peak_T_max"] == pytest.approx(94, abs=1)
+    assert facts[">10K"]["max_ratio"] <= 1.0
+
+
+def test_published_timescale_statistics_and_fits(reference_results):
+    from timescale_probe.reproduce.steps import fit_summary, load_reference_timescales, timescale_summary
+
+    df = load_reference_timescales(reference_results / "estimated_timescales", "PTB")
+    s = timescale_summary(df["T"])
+    assert s["units"] == 2700 and round(s["median"], 2) == 0.68 and round(s["max"], 1) == 88.8
+    assert round(s["share_gt_10"], 3) == 0.041
+    fit, fits = fit_summary(df["T"], n_boot=0, seed=0)
+    assert round(fit["a"], 2) == 2.16 and round(fit["b"], 2) == 1.57 and round(fit["a_scale1"], 2) == 1.54
+    assert fit["best_family"] == "invgamma"
+    assert set(fits["fit"]) == {"free scale", "scale fixed at 1"}
+
+
+def test_chunk_bootstrap_interval_covers_the_perplexity():
+    from timescale_probe.reproduce.steps import ppl_intervals
+
+    rng = np.random.default_rng(0)
+    nll = rng.gamma(2.0, 2.0, size=5000)
+    targets = rng.integers(0, 50, size=5000)
+    bin_of = (np.arange(50) % 4).astype(np.int64)
+    iv = ppl_intervals(nll, targets, bin_of, [">10K", "1K-10K", "100-1K", "<100"], n_resamples=500, seed=1)
+    overall = math.exp(nll[:5000].mean())
+    row = iv.set_index("bin").loc["overall"]
+    assert row["ppl_lo"] < overall < row["ppl_hi"]
+    iv2 = ppl_intervals(nll, targets, bin_of, [">10K", "1K-10K", "100-1K", "<100"], n_resamples=500, seed=1)
+    pd.testing.assert_frame_equal(iv, iv2)  # seeded
