@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURE_STEMS = ["fig1_timescales", "fig2_dyck", "fig3_routing", "appendix_mts", "table1_perplexity", "mi_decay",
                 "mi_decay_ptb"]
 TABLES = {
-    "fig1_timescales.csv": ["source", "corpus", "series", "rank", "T"],
+    "fig1_timescales.csv": ["source", "corpus", "rank", "T"],
+    "fig1_curves.csv": ["source", "corpus", "series", "label"],
     "fig2_dyck.csv": ["arch", "kind", "bin", "mean", "std", "seeds"],
     "fig2_dyck_paired.csv": ["kind", "bin", "diff", "ci_lo", "ci_hi"],
     "fig3_routing.csv": ["group", "bin", "ratio", "ratio_lo", "ratio_hi"],

@@ -364,7 +364,8 @@ def mi_claims(records: dict) -> list[Claim]:
             verdict = NOT_COMPARABLE
         else:
             verdict = REPRODUCED if tail == expected else NOT_REPRODUCED
-        k = f"k_tail {fmt(s.get('k_tail'))}" if tail == "power" else f"xi_tail {fmt(s.get('xi_tail'), 1)} tokens"
+        xi = s.get("xi_tail") if _ok(s.get("xi_tail")) else s.get("xi_exponential")
+        k = f"k_tail {fmt(s.get('k_tail'))}" if tail == "power" else f"decay length xi {fmt(xi, 1)} tokens"
         iv = interval(s.get("k_tail_low"), s.get("k_tail_high"), level="95%") if tail == "power" else "-"
         a = f"; suggested a = k/2 = {fmt(s.get('a'))}" if _ok(s.get("a")) else ""
         out.append(Claim(sec, f"{name}: I(d) decays {'exponentially' if expected == 'exponential' else 'as a power law'} (tail law, AICc)",
@@ -426,6 +427,13 @@ def render_markdown(claims: Sequence[Claim], records: dict[str, dict], opts: Rep
                       "|---|---|---|---|---|---|"]
         lines.append("| " + " | ".join(_md_escape(x) for x in (c.claim, c.paper, c.ours, c.interval,
                                                                   f"**{c.verdict}**", c.note)) + " |")
+    lines += ["", "## Models", "", "| step | source | checkpoint | epochs | best valid ppl | status |", "|---|---|---|---:|---:|---|"]
+    for name, rec in records.items():
+        if name.startswith("train_") and rec.get("status") == "done":
+            r = rec["results"]
+            card = r.get("card") or {}
+            lines.append(f"| {name} | {r.get('source', '')} | {_md_escape(r.get('checkpoint', ''))} | {card.get('epochs', '')} "
+                         f"| {fmt(card.get('best_valid_ppl'))} | {card.get('status', '')} |")
     lines += ["", "## Figures", ""]
     for stem, caption in figures:
         lines += [f"**{stem}.pdf** - {caption}", "", f"![{stem}]({stem}.png)", ""]

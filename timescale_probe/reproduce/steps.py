@@ -215,7 +215,7 @@ MODELS = {
 
 
 def _card_summary(card: dict) -> dict[str, Any]:
-    keys = ("corpus", "arch", "profile", "epochs", "best_epoch", "best_valid_ppl", "test_ppl", "parameters",
+    keys = ("status", "corpus", "arch", "profile", "epochs", "best_epoch", "best_valid_ppl", "test_ppl", "parameters",
             "wall_time_s", "command", "mts_spec")
     return {k: card.get(k) for k in keys if k in card}
 
@@ -399,7 +399,11 @@ def step_fig1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
         raise StepSkipped("no timescales to draw")
     df = pd.concat(rows, ignore_index=True)
     present = [k for k in corpora if k in set(df["corpus"])]
-    files = [_table(ctx, df, "fig1_timescales.csv")]
+    # the table behind the figure: every unit's T (6 significant digits) and the curves' parameters
+    units = df.loc[df["series"] == "units", ["source", "corpus", "rank", "T"]].copy()
+    units["T"] = [float(f"{v:.6g}") for v in units["T"]]
+    curves = df.loc[df["series"] != "units", ["source", "corpus", "series", "label"]].drop_duplicates()
+    files = [_table(ctx, units, "fig1_timescales.csv"), _table(ctx, curves, "fig1_curves.csv")]
     files += _save(ctx, figure_fig1(df, present, corpora), "fig1_timescales.pdf")
     return {"corpora": present, "_files": files}
 
@@ -438,7 +442,10 @@ def step_appendix_mts(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any
                       "spearman": float(spearmanr(g["T_assigned"], g["T_data"]).statistic),
                       "median_abs_log10_ratio": float(np.median(np.abs(ratio))) if ok.any() else float("nan"),
                       "median_T_assigned": float(g["T_assigned"].median()), "median_T_data": float(g["T_data"].median())})
-    files = [_table(ctx, df, "appendix_mts.csv"), _table(ctx, pd.DataFrame(stats), "appendix_mts_stats.csv")]
+    slim = df.copy()
+    for col in ("T_assigned", "T_data"):
+        slim[col] = [float(f"{v:.6g}") for v in slim[col]]
+    files = [_table(ctx, slim, "appendix_mts.csv"), _table(ctx, pd.DataFrame(stats), "appendix_mts_stats.csv")]
     files += _save(ctx, figure_mts_layers(df), "appendix_mts.pdf")
     return {"stats": stats, "_files": files}
 
@@ -507,7 +514,8 @@ def step_table1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
             "ppl_mts_hi", "diff", "lo", "hi", "level", "n_resamples", "seed", "paper_baseline", "paper_mts"]
     table = table[cols]
     files = [_table(ctx, table, "table1_perplexity.csv")]
-    atomic_write_text(ctx.path("table1_perplexity.md"), markdown_table(table))
+    atomic_write_text(ctx.path("table1_perplexity.md"),
+                      markdown_table(table.assign(level=table["level"].map(lambda v: f"{v:g}"))))
     files.append("table1_perplexity.md")
     files += _save(ctx, figure_table1(table, paper), "table1_perplexity.pdf")
     return {"rows": table.to_dict(orient="records"), "notes": notes_b + notes_m, "_files": files}
@@ -724,6 +732,7 @@ def step_mi(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
         curves.append(r.curve.assign(corpus=name))
         fits.append(r.fits.assign(corpus=name))
         keys = ("verdict", "tail", "k", "k_low", "k_high", "k_tail", "k_tail_low", "k_tail_high", "xi_tail",
+                "xi_exponential",
                 "a", "a_low", "a_high", "n_retained", "max_retained_distance", "n_tokens")
         summaries.append({"corpus": name, "splits": "+".join(splits) if splits else "all",
                           **{k: r.summary.get(k) for k in keys}})
