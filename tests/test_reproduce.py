@@ -125,6 +125,18 @@ def test_small_profile_without_checkpoints_skips_and_says_where(tmp_path):
     assert "not run" in md
 
 
+def test_paper_profile_steps_train_at_the_papers_scale(tmp_path):
+    from timescale_probe.reproduce import build_steps
+
+    steps = {s.name: s for s in build_steps(ReproduceOptions(profile="paper", reference_dir=None))}
+    assert steps["train_ptb_mts"].options["lm_profile"] == "paper"
+    assert steps["fig3_routing"].options["ablation_groups"] == "chunks:50"  # 23 chunks of 50 units, as the paper
+    assert steps["dyck"].options["dyck_profile"] == "paper" and len(steps["dyck"].options["dyck_seeds"]) == 20
+    assert steps["table1_perplexity"].needs == ("train_ptb_baseline", "train_ptb_mts")
+    with pytest.raises(Exception, match="profile"):
+        ReproduceOptions(profile="huge")
+
+
 def test_analysis_scripts_import_without_side_effects(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in FIGURES:

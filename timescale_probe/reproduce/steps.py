@@ -712,9 +712,10 @@ def step_mi(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     if w.get("dir"):
         splits = ["train"] if "train" in w["splits"] else w["splits"]
         todo.append(("WikiText-2", w["dir"], splits))
+    names = {"brown": "Brown", "kjv": "KJV", "war-and-peace": "War and Peace"}
     for key, path in (c.get("others") or {}).items():
         if path:
-            todo.append((key, path, None))
+            todo.append((names.get(key, key), path, None))
     skipped = [] if w.get("dir") else ["WikiText-2 (no --corpus-dir DIR/wikitext-2)"]
     skipped += [f"{k} (no --corpus-dir DIR/{OTHER_CORPORA[k][0]}/{OTHER_CORPORA[k][1]})"
                 for k, v in (c.get("others") or {}).items() if not v]
