@@ -58,23 +58,27 @@ def main() -> None:
     stream = torch.randint(0, args.vocab, (args.tokens,), generator=torch.Generator().manual_seed(1))
     print(f"evaluation, profile {args.profile}: emb {mopts['emb_size']}, layers {mopts['layer_sizes']}, vocab {args.vocab}, "
           f"batch {args.batch_size}, bptt {args.bptt}, {args.tokens} tokens, {torch.get_num_threads()} threads, "
-          f"median of {args.rounds} rounds")
+          f"median of {args.rounds} rounds (wall: elapsed time; cpu: this process's CPU time, undistorted by other load)")
     for arch, spec in (("baseline", None), ("mts", paper_lm_spec().to_dict())):
         model = LanguageModel(LMConfig(vocab_size=args.vocab, mts_spec=spec, **mopts)).eval()
-        ours_t, bare_t = [], []
+        ours_t, bare_t, ours_c, bare_c = [], [], [], []
         a = token_nll(model, stream, batch_size=args.batch_size, bptt=args.bptt)[0]
         b = bare_nll(model, stream, args.batch_size, args.bptt)
         assert np.allclose(a, b, rtol=1e-5, atol=1e-6), "token_nll and the bare loop disagree"
         for _ in range(args.rounds):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             token_nll(model, stream, batch_size=args.batch_size, bptt=args.bptt)
             ours_t.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
+            ours_c.append(time.process_time() - c0)
+            t0, c0 = time.perf_counter(), time.process_time()
             bare_nll(model, stream, args.batch_size, args.bptt)
             bare_t.append(time.perf_counter() - t0)
+            bare_c.append(time.process_time() - c0)
         n = a.size
         ours, bare = n / statistics.median(ours_t), n / statistics.median(bare_t)
-        print(f"  {arch:8s} ours {ours:9.0f} tokens/s   bare nn.LSTM {bare:9.0f} tokens/s   ratio {ours / bare:5.3f}")
+        ours_cpu, bare_cpu = n / statistics.median(ours_c), n / statistics.median(bare_c)
+        print(f"  {arch:8s} wall: ours {ours:7.0f} tokens/s, bare nn.LSTM {bare:7.0f} tokens/s, ratio {ours / bare:5.3f}"
+              f" | cpu: ours {ours_cpu:7.0f}, bare {bare_cpu:7.0f}, ratio {ours_cpu / bare_cpu:5.3f}")
 
 
 if __name__ == "__main__":

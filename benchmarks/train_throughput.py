@@ -103,19 +103,23 @@ def main() -> None:
     y = torch.randint(0, V, (T, B), generator=g)
     for name in variants:  # warm-up
         hiddens[name] = steps[name](x, y, hiddens[name])
-    rates = {name: [] for name in variants}
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name in variants:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 hiddens[name] = steps[name](x, y, hiddens[name])
-            rates[name].append(args.steps * T * B / (time.perf_counter() - t0))
+            wall[name].append(args.steps * T * B / (time.perf_counter() - t0))
+            cpu[name].append(args.steps * T * B / (time.process_time() - c0))
     print(f"training step, profile {args.profile}: emb {mopts['emb_size']}, layers {mopts['layer_sizes']}, "
           f"vocab {V}, batch {B}, bptt {T}, {torch.get_num_threads()} threads, median of {args.rounds} rounds x {args.steps} steps")
-    bare = statistics.median(rates["bare nn.LSTM"])
-    for name, r in rates.items():
-        med = statistics.median(r)
-        print(f"  {name:14s} {med:10.0f} tokens/s   ratio to bare {med / bare:5.3f}")
+    print("  (wall: tokens per second of elapsed time; cpu: per second of this process's CPU time, which load from "
+          "other processes does not distort)")
+    bare_w, bare_c = statistics.median(wall["bare nn.LSTM"]), statistics.median(cpu["bare nn.LSTM"])
+    for name in variants:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(f"  {name:14s} wall {w:8.0f} tokens/s (ratio {w / bare_w:5.3f})   cpu {c:8.0f} tokens/s (ratio {c / bare_c:5.3f})")
 
 
 if __name__ == "__main__":
