@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..fileio import atomic_write_text, write_table
 from ..pipeline import StepContext, load_record
-from .config import PAPER, ReproduceOptions
+from .config import PAPER, ReproduceOptions, repo_root
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -486,8 +486,13 @@ def render_html(claims: Sequence[Claim], records: dict[str, dict], opts: Reprodu
 def write_report(out: Path, records: dict[str, dict], opts: ReproduceOptions) -> dict[str, Any]:
     claims = build_claims(records, opts.profile)
     figures = [(stem, cap) for stem, cap in FIGURES if (out / f"{stem}.png").is_file()]
-    atomic_write_text(out / "report.md", render_markdown(claims, records, opts, figures))
-    atomic_write_text(out / "report.html", render_html(claims, records, opts, figures))
+    root = str(repo_root()) + "/"  # paths inside the source checkout are shown relative to it
+
+    def short(text: str) -> str:
+        return text.replace(root, "")
+
+    atomic_write_text(out / "report.md", short(render_markdown(claims, records, opts, figures)))
+    atomic_write_text(out / "report.html", short(render_html(claims, records, opts, figures)))
     write_table(pd.DataFrame([asdict(c) for c in claims]), out / "claims.csv")
     counts = pd.Series([c.verdict for c in claims]).value_counts().to_dict()
     return {"verdicts": {v: int(counts.get(v, 0)) for v in VERDICTS}, "claims": len(claims),
