@@ -385,34 +385,29 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
     G = len(groups)
     ablated = np.empty((G, n), dtype=np.float64)
     intact = None
-    if fused and _is_plain_lm(model) and len({g.layer for g in groups}) <= 1:
+    fused = fused and _is_plain_lm(model) and len({g.layer for g in groups}) <= 1
+    if fused or mode == "output":
         layer = groups[0].layer if groups else 1
-        jobs = [None] + list(range(G))  # None = the intact copy
-        batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
-        with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} batched passes)", progress) as bar:
-            for batch in batches:
+
+        def run_copies(batch: list[int | None], bar) -> np.ndarray:
+            """NLL of one batched pass; copy c is intact when batch[c] is None, else group batch[c]."""
+            if fused:
                 sets = [None if j is None else groups[j].units for j in batch]
-                nll = grouped_pass_nll(model, tokens, layer, sets, mode=mode, bptt=bptt, device=device, bar=bar)
-                for c, j in enumerate(batch):
-                    if j is None:
-                        intact = nll[c]
-                    else:
-                        ablated[j] = nll[c]
-        return intact, ablated
-    if mode == "output":
-        jobs = [None] + list(range(G))
-        batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
-        with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} passes)", progress) as bar:
-            for batch in batches:
-                masks: dict[int, torch.Tensor] = {}
-                for c, j in enumerate(batch):
-                    if j is None:
-                        continue
+                return grouped_pass_nll(model, tokens, layer, sets, mode=mode, bptt=bptt, device=device, bar=bar)
+            masks: dict[int, torch.Tensor] = {}
+            for c, j in enumerate(batch):
+                if j is not None:
                     g = groups[j]
                     if g.layer not in masks:
                         masks[g.layer] = torch.ones(len(batch), sizes[g.layer - 1])
                     masks[g.layer][c, torch.as_tensor(g.units)] = 0.0
-                nll = masked_stream_nll(model, tokens, masks, copies=len(batch), bptt=bptt, device=device, bar=bar)
+            return masked_stream_nll(model, tokens, masks, copies=len(batch), bptt=bptt, device=device, bar=bar)
+
+        jobs = [None] + list(range(G))  # None = the intact copy
+        batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
+        with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} batched passes)", progress) as bar:
+            for batch in batches:
+                nll = run_copies(batch, bar)
                 for c, j in enumerate(batch):
                     if j is None:
                         intact = nll[c]
