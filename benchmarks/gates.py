@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import resource
 import time
 
@@ -120,7 +121,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="400,400,200", help="layer sizes of the random model (last = embedding)")
     ap.add_argument("--tokens", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=16, help="parallel streams for the second run")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads for both methods (default: all cores)")
     args = ap.parse_args()
 
     t_loop, T_loop, _, rss_loop = run(loop, args)

@@ -238,6 +238,28 @@ def iter_windows(n_steps: int, window: int) -> list[tuple[int, int]]:
     return [(s, min(window, n_steps - s)) for s in range(0, n_steps, window)]
 
 
+#: Steps per fused LSTM call (rounded down to whole windows). Longer calls amortise the per-call cost
+#: of ``torch.lstm`` and of the gate products; the windows the statistics see are unchanged.
+BLOCK_STEPS = 2048
+
+
+def _windowed_gates(layers: Sequence[nn.LSTM], embed, n_steps: int, n_streams: int, window: int, *,
+                    cells: bool, which: str, progress: bool) -> Iterator[list[LayerGates]]:
+    """Run the stack over blocks of whole windows (state carried), then yield the gates window by
+    window. ``embed(a, b)`` gives the inputs of steps ``a..b-1`` as ``(b - a, n_streams, I)``."""
+    wins = iter_windows(n_steps, window)
+    per_block = max(1, BLOCK_STEPS // (window * max(1, n_streams)))
+    blocks = [wins[k:k + per_block] for k in range(0, len(wins), per_block)]
+    states = None
+    for block in _progress_iter(blocks, len(blocks), "gates", progress):
+        start = block[0][0]
+        gates, states = stack_gates(layers, embed(start, block[-1][0] + block[-1][1]), states, cells=cells, which=which)
+        for w_start, length in block:
+            a = w_start - start
+            yield [LayerGates(**{k: (None if v is None else v[a:a + length]) for k, v in vars(lg).items()})
+                   for lg in gates]
+
+
 @torch.no_grad()
 def iter_stack_gates(layers: Any, inputs: torch.Tensor, *, window: int = DEFAULT_WINDOW, cells: bool = False,
                      which: str = "ifgo", device: Any = "cpu", progress: bool = False) -> Iterator[list[LayerGates]]:
@@ -250,12 +272,9 @@ def iter_stack_gates(layers: Any, inputs: torch.Tensor, *, window: int = DEFAULT
     mods = [m.to(device).eval() for m in as_lstm_modules(layers, device)]
     if inputs.ndim == 2:
         inputs = inputs.unsqueeze(1)
-    states = None
-    wins = iter_windows(inputs.shape[0], window)
-    for start, length in _progress_iter(wins, len(wins), "gates", progress):
-        x = inputs[start:start + length].to(device=device, dtype=mods[0].weight_ih_l0.dtype)
-        gates, states = stack_gates(mods, x, states, cells=cells, which=which)
-        yield gates
+    dtype = mods[0].weight_ih_l0.dtype
+    yield from _windowed_gates(mods, lambda a, b: inputs[a:b].to(device=device, dtype=dtype), inputs.shape[0],
+                               inputs.shape[1], window, cells=cells, which=which, progress=progress)
 
 
 def _model_layers(model) -> list[nn.LSTM]:
@@ -284,13 +303,9 @@ def iter_model_gates(model, tokens: torch.Tensor, *, batch_size: int = 1, window
         layers = _model_layers(model)
         data = batchify(torch.as_tensor(tokens).long(), batch_size)
         n_inputs = data.shape[0] - 1
-        wins = iter_windows(n_inputs, window)
-        states = None
         dtype = layers[0].weight_ih_l0.dtype
-        for start, length in _progress_iter(wins, len(wins), "gates", progress):
-            x = model.encoder(data[start:start + length].to(device)).to(dtype)
-            gates, states = stack_gates(layers, x, states, cells=cells, which=which)
-            yield gates
+        yield from _windowed_gates(layers, lambda a, b: model.encoder(data[a:b].to(device)).to(dtype), n_inputs,
+                                   data.shape[1], window, cells=cells, which=which, progress=progress)
     finally:
         model.train(was_training)
 
