@@ -238,9 +238,10 @@ def iter_windows(n_steps: int, window: int) -> list[tuple[int, int]]:
     return [(s, min(window, n_steps - s)) for s in range(0, n_steps, window)]
 
 
-#: Steps per fused LSTM call (rounded down to whole windows). Longer calls amortise the per-call cost
-#: of ``torch.lstm`` and of the gate products; the windows the statistics see are unchanged.
-BLOCK_STEPS = 2048
+#: Steps x parallel streams per fused LSTM call (rounded down to whole windows). Longer calls
+#: amortise the per-call cost of ``torch.lstm`` and of the gate products; the windows the statistics
+#: see are unchanged, and memory stays bounded by the block (about 3 MB per gate tensor at H=400).
+BLOCK_TOKENS = 2048
 
 
 def _windowed_gates(layers: Sequence[nn.LSTM], embed, n_steps: int, n_streams: int, window: int, *,
@@ -248,7 +249,7 @@ def _windowed_gates(layers: Sequence[nn.LSTM], embed, n_steps: int, n_streams: i
     """Run the stack over blocks of whole windows (state carried), then yield the gates window by
     window. ``embed(a, b)`` gives the inputs of steps ``a..b-1`` as ``(b - a, n_streams, I)``."""
     wins = iter_windows(n_steps, window)
-    per_block = max(1, BLOCK_STEPS // (window * max(1, n_streams)))
+    per_block = max(1, BLOCK_TOKENS // (window * max(1, n_streams)))
     blocks = [wins[k:k + per_block] for k in range(0, len(wins), per_block)]
     states = None
     for block in _progress_iter(blocks, len(blocks), "gates", progress):
