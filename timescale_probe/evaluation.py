@@ -29,14 +29,15 @@ from .errors import OptionError
 # ----------------------------------------------------------------------------------------------
 
 def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """AWD-LSTM batching: ``(N, batch_size)`` where column ``b`` is the ``b``-th consecutive piece
-    of ``stream`` (``N = len(stream) // batch_size``; the remainder is dropped)."""
+    """AWD-LSTM batching: a stream ``(N, ...)`` becomes ``(N // batch_size, batch_size, ...)`` where
+    column ``b`` is the ``b``-th consecutive piece of ``stream`` (the remainder is dropped). Token-id
+    streams give ``(N // B, B)``; embedded inputs ``(N, I)`` give ``(N // B, B, I)``."""
     if batch_size < 1:
         raise OptionError(f"batch size must be >= 1, got {batch_size}")
-    n = stream.numel() // batch_size
+    n = stream.shape[0] // batch_size
     if n < 2:
-        raise OptionError(f"a stream of {stream.numel()} tokens is too short for batch size {batch_size}")
-    return stream[: n * batch_size].reshape(batch_size, n).t().contiguous()
+        raise OptionError(f"a stream of {stream.shape[0]} tokens is too short for batch size {batch_size}")
+    return stream[: n * batch_size].reshape(batch_size, n, *stream.shape[1:]).transpose(0, 1).contiguous()
 
 
 def _progress(total: int, description: str, enabled: bool):

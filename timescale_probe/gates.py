@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .errors import OptionError
+from .evaluation import batchify  # noqa: F401  (re-exported: parallel streams of embedded inputs)
 from .stack import LSTMLayer, LSTMStack
 from .timescales import _check_convention
 
@@ -204,18 +205,6 @@ def stack_gates(layers: Sequence[nn.LSTM], x: torch.Tensor, states: list | None 
 # ----------------------------------------------------------------------------------------------
 # streaming over a corpus
 # ----------------------------------------------------------------------------------------------
-
-def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Cut a stream ``(N, ...)`` into ``batch_size`` contiguous parallel streams ``(N // B, B, ...)``
-    (the AWD-LSTM convention: the last ``N % B`` items are dropped)."""
-    if batch_size < 1:
-        raise OptionError(f"batch size must be >= 1, got {batch_size}")
-    n = stream.shape[0] // batch_size
-    if n < 2:
-        raise OptionError(f"the stream has {stream.shape[0]} tokens: too short for {batch_size} parallel streams")
-    trimmed = stream[: n * batch_size]
-    return trimmed.reshape(batch_size, n, *stream.shape[1:]).transpose(0, 1).contiguous()
-
 
 def _progress_iter(items: Iterable, total: int, description: str, progress: bool):
     if not progress:
