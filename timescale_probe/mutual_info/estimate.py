@@ -368,10 +368,15 @@ def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None
         rest = nc - counts_k
         t_j = t_joint - tables.terms(nc) + tables.terms(rest)
         loo.append(_mi_all(n - n_k, tables.terms(pc.first - first_k), tables.terms(pc.second - second_k), t_j))
+    return _with_jackknife(out, loo)
+
+
+def _with_jackknife(out: dict, loo) -> dict:
+    """Add the leave-one-block-out estimates (``loo``, rows = blocks) and their jackknife SE per
+    estimator (``se_<estimator>``) to a distance's results."""
     loo = np.asarray(loo)
-    se_j = jackknife_se(loo)
     out["loo"] = loo
-    for est, v in zip(ESTIMATORS, se_j):
+    for est, v in zip(ESTIMATORS, jackknife_se(loo)):
         out[f"se_{est}"] = float(v)
     return out
 
@@ -432,12 +437,7 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables):
             continue
         loo.append(_mi_all(n - n_k[k], tables.terms(first - first_kb[k]), tables.terms(second - second_kb[k]),
                            t_joint - drop[k]))
-    loo = np.asarray(loo)
-    se_j = jackknife_se(loo)
-    out["loo"] = loo
-    for est, v in zip(ESTIMATORS, se_j):
-        out[f"se_{est}"] = float(v)
-    return out
+    return _with_jackknife(out, loo)
 
 
 def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | None = None,
