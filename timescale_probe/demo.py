@@ -65,20 +65,17 @@ def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0) -> dict[s
 def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_boot: int = 200, seed: int = 0,
                     batch_size: int = 1, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     """Part 2: evaluate the shipped baseline and MTS checkpoints on PTB and compare them."""
-    from .checkpoints import load_checkpoint
-    from .corpora import check_vocab_compatible, load_corpus
+    from .corpora import load_corpus
     from .evaluation import comparison_table, evaluate_model, markdown_table, paired_bootstrap
     from .fileio import atomic_write_text, save_figure
-    from .models import LanguageModel
+    from .models import load_language_model
     from .plots.lm import plot_comparison
 
     corpus = load_corpus("ptb")
     tables, nlls = {}, {}
     results: dict[str, Any] = {"checkpoints": {}}
     for name, fname in zip(("baseline", "mts"), SHIPPED):
-        stack = load_checkpoint(ckpt_dir / fname)
-        corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, str(ckpt_dir / fname))
-        model = LanguageModel.from_stack(stack)
+        stack, model, corpus = load_language_model(ckpt_dir / fname, corpus, device=device)
         ppl, nll, targets = evaluate_model(model, corpus, split="test", batch_size=batch_size, device=device,
                                            progress=progress)
         tables[name], nlls[name] = ppl, nll

@@ -20,7 +20,7 @@ public argument (``output_masks``), 0-based in ``self.rnns``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
 import torch
@@ -262,3 +262,19 @@ class LanguageModel(nn.Module):
 def repackage_hidden(hidden: Hidden) -> Hidden:
     """Detach a hidden state from its history (truncated backpropagation through time)."""
     return [(h.detach(), c.detach()) for h, c in hidden]
+
+
+def load_language_model(path, corpus, *, device: Any = "cpu") -> tuple[LSTMStack, "LanguageModel", Any]:
+    """A runnable model from a checkpoint of any supported format, with the corpus tokenised to match it.
+
+    Returns ``(stack, model in eval mode on device, corpus)``. The corpus comes back re-tokenised
+    when the model's vocabulary has the same words in another order; a vocabulary that does not fit
+    is a one-line CorpusError (see :func:`timescale_probe.corpora.check_vocab_compatible`).
+    """
+    from .checkpoints import load_checkpoint
+    from .corpora import check_vocab_compatible
+
+    stack = load_checkpoint(path)
+    corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, f"checkpoint {path}")
+    model = LanguageModel.from_stack(stack).to(device).eval()
+    return stack, model, corpus

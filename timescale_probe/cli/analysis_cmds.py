@@ -17,14 +17,10 @@ from ..errors import InputError, OptionError
 def _load(checkpoint: Path, corpus: str, vocab_file: Optional[Path], split: str, max_tokens: int, device):
     """Model (eval mode, on ``device``), corpus re-tokenised with the model's vocabulary, and the
     token stream of ``split`` (the first ``max_tokens`` tokens when > 0)."""
-    from ..checkpoints import load_checkpoint
-    from ..corpora import check_vocab_compatible, load_corpus
-    from ..models import LanguageModel
+    from ..corpora import load_corpus
+    from ..models import load_language_model
 
-    stack = load_checkpoint(checkpoint)
-    model = LanguageModel.from_stack(stack).to(device).eval()
-    corp = load_corpus(corpus, vocab_file=vocab_file)
-    corp = check_vocab_compatible(corp, stack.vocab, stack.vocab_size, f"checkpoint {checkpoint}")
+    stack, model, corp = load_language_model(checkpoint, load_corpus(corpus, vocab_file=vocab_file), device=device)
     tokens = corp.tokens(split)
     if max_tokens < 0:
         raise OptionError(f"--max-tokens must be >= 0 (0 = the whole split), got {max_tokens}")

@@ -34,18 +34,6 @@ def _set_threads(threads: Optional[int]) -> None:
         torch.set_num_threads(threads)
 
 
-def _load_model(path: Path, corpus, device):
-    """Model from any checkpoint, and the corpus tokenised to match its vocabulary."""
-    from ..checkpoints import load_checkpoint
-    from ..corpora import check_vocab_compatible
-    from ..models import LanguageModel
-
-    stack = load_checkpoint(path)
-    model = LanguageModel.from_stack(stack).to(device)
-    corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, f"checkpoint {path}")
-    return model, corpus
-
-
 def _bins_table(describe: dict):
     import pandas as pd
 
@@ -184,6 +172,7 @@ def evaluate_cmd(
 ) -> None:
     """Perplexity overall and per word-frequency bin (by the target word's count), with token counts."""
     from ..evaluation import evaluate_model
+    from ..models import load_language_model
     from ..fileio import prepare_out_dir, resolve_device, write_run_json, write_table
     from ..plots.lm import plot_ppl_by_bin
 
@@ -191,7 +180,7 @@ def evaluate_cmd(
     edges = _eval_options(bins_from, bin_edges)
     dev = resolve_device(device)
     c = _load_corpus(corpus, vocab_file)
-    model, c = _load_model(checkpoint, c, dev)
+    _, model, c = load_language_model(checkpoint, c, device=dev)
     d = prepare_out_dir(out)
     table, _, _ = evaluate_model(model, c, split=split, batch_size=batch_size, bptt=bptt, device=dev,
                                  bins_from=bins_from, edges=edges, progress=True)
@@ -234,6 +223,7 @@ def compare_cmd(
     """Table 1: test perplexity per frequency bin of two models and the paired chunk bootstrap of
     their difference (a - b), with an order-statistic interval."""
     from ..evaluation import comparison_table, markdown_table, paired_bootstrap, perplexity_by_bin, token_nll
+    from ..models import load_language_model
     from ..fileio import atomic_write_text, prepare_out_dir, resolve_device, save_figure, write_run_json, write_table
     from ..plots.lm import plot_comparison
 
@@ -244,8 +234,8 @@ def compare_cmd(
     edges = _eval_options(bins_from, bin_edges)
     dev = resolve_device(device)
     c0 = _load_corpus(corpus, vocab_file)
-    model_a, ca = _load_model(checkpoint_a, c0, dev)
-    model_b, cb = _load_model(checkpoint_b, c0, dev)
+    _, model_a, ca = load_language_model(checkpoint_a, c0, device=dev)
+    _, model_b, cb = load_language_model(checkpoint_b, c0, device=dev)
     if ca.vocab != cb.vocab:
         raise OptionError("the two checkpoints use different vocabularies: a paired comparison needs the same token ids")
     d = prepare_out_dir(out)
