@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, OptionError
+from .progress import progress_bar
 
 MODES = ("output", "silence")
 ORDER_BY = ("bias", "data")
@@ -196,36 +197,6 @@ def groups_table(groups: Sequence[UnitGroup]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # ablated evaluation
 # ----------------------------------------------------------------------------------------------
-
-def _progress(total: int, description: str, enabled: bool):
-    from contextlib import nullcontext
-
-    if not enabled:
-        class _Null:
-            def advance(self, *_a, **_k):
-                pass
-        return nullcontext(_Null())
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    class _Bar:
-        def __init__(self):
-            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TimeRemainingColumn(), transient=True)
-            self.task = None
-
-        def __enter__(self):
-            self.p.__enter__()
-            self.task = self.p.add_task(description, total=total)
-            return self
-
-        def __exit__(self, *exc):
-            return self.p.__exit__(*exc)
-
-        def advance(self, n: int = 1):
-            self.p.advance(self.task, n)
-
-    return _Bar()
-
 
 @torch.no_grad()
 def masked_stream_nll(model, tokens: torch.Tensor, masks: dict[int, torch.Tensor] | None = None, *,
@@ -405,7 +376,7 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
 
         jobs = [None] + list(range(G))  # None = the intact copy
         batches = [jobs[s:s + group_batch] for s in range(0, len(jobs), group_batch)]
-        with _progress(n * len(batches), f"ablate ({mode}, {len(batches)} batched passes)", progress) as bar:
+        with progress_bar(n * len(batches), f"ablate ({mode}, {len(batches)} batched passes)", progress) as bar:
             for batch in batches:
                 nll = run_copies(batch, bar)
                 for c, j in enumerate(batch):
@@ -414,7 +385,7 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
                     else:
                         ablated[j] = nll[c]
         return intact, ablated
-    with _progress(n * (G + 1), f"ablate ({mode}, {G + 1} passes)", progress) as bar:
+    with progress_bar(n * (G + 1), f"ablate ({mode}, {G + 1} passes)", progress) as bar:
         intact = masked_stream_nll(model, tokens, None, bptt=bptt, device=device, bar=bar)[0]
         for j, g in enumerate(groups):
             with _silenced(model, g.layer, g.units):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OptionError
+from .progress import progress_bar
 
 
 # ----------------------------------------------------------------------------------------------
@@ -38,17 +39,6 @@ def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
     if n < 2:
         raise OptionError(f"a stream of {stream.shape[0]} tokens is too short for batch size {batch_size}")
     return stream[: n * batch_size].reshape(batch_size, n, *stream.shape[1:]).transpose(0, 1).contiguous()
-
-
-def _progress(total: int, description: str, enabled: bool):
-    from contextlib import nullcontext
-
-    if not enabled:
-        return nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=True)
 
 
 @torch.no_grad()
@@ -74,16 +64,14 @@ def token_nll(model, stream: torch.Tensor, *, batch_size: int = 1, bptt: int = 7
     hidden = model.init_hidden(batch_size)
     starts = range(0, n - 1, bptt)
     try:
-        with _progress(len(starts), description, progress) as bar:
-            task = bar.add_task(description, total=len(starts)) if bar is not None else None
+        with progress_bar(len(starts), description, progress) as bar:
             for i in starts:
                 seq = min(bptt, n - 1 - i)
                 x, y = data[i:i + seq], data[i + 1:i + 1 + seq]
                 logits, hidden, _ = model(x, hidden, output_masks=masks)
                 loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
                 nll[i:i + seq] = loss.view(seq, batch_size).double()
-                if bar is not None:
-                    bar.advance(task)
+                bar.advance()
     finally:
         model.train(was_training)
     targets = data[1:].t().reshape(-1).cpu().numpy().astype(np.int64)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .errors import OptionError
+from .progress import track
 from .evaluation import batchify  # noqa: F401  (re-exported: parallel streams of embedded inputs)
 from .stack import LSTMLayer, LSTMStack
 from .timescales import _check_convention
@@ -206,20 +207,6 @@ def stack_gates(layers: Sequence[nn.LSTM], x: torch.Tensor, states: list | None 
 # streaming over a corpus
 # ----------------------------------------------------------------------------------------------
 
-def _progress_iter(items: Iterable, total: int, description: str, progress: bool):
-    if not progress:
-        yield from items
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
-            yield item
-            bar.advance(task)
-
-
 def iter_windows(n_steps: int, window: int) -> list[tuple[int, int]]:
     """``(start, length)`` of consecutive windows over ``n_steps`` inputs (last one may be short)."""
     if window < 1:
@@ -241,7 +228,7 @@ def _windowed_gates(layers: Sequence[nn.LSTM], embed, n_steps: int, n_streams: i
     per_block = max(1, BLOCK_TOKENS // (window * max(1, n_streams)))
     blocks = [wins[k:k + per_block] for k in range(0, len(wins), per_block)]
     states = None
-    for block in _progress_iter(blocks, len(blocks), "gates", progress):
+    for block in track(blocks, len(blocks), "gates", progress):
         start = block[0][0]
         gates, states = stack_gates(layers, embed(start, block[-1][0] + block[-1][1]), states, cells=cells, which=which)
         for w_start, length in block:
