@@ -91,7 +91,7 @@ def _is_wikitext(name: str) -> bool:
 def resolve_profile(profile: str, corpus_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Model options (``LMConfig`` fields except vocab and spec) and ``TrainConfig`` fields of a
     profile. ``paper``: the paper's sizes and settings (PTB; WikiText-2 when the corpus name says
-    wiki/wt2). ``small``: PTB on 2 CPU cores in about 15 minutes per model (3 epochs of about 4
+    wiki/wt2). ``small``: PTB on 2 CPU cores in about 40 minutes per model (10 epochs of about 4
     minutes each on an idle machine, plus evaluation). ``tiny``: seconds, for tests."""
     if profile == "paper":
         model = dict(emb_size=400, layer_sizes=(1150, 1150, 400), dropout=0.4, dropouth=0.25, dropouti=0.4,
@@ -103,7 +103,7 @@ def resolve_profile(profile: str, corpus_name: str) -> tuple[dict[str, Any], dic
     elif profile == "small":
         model = dict(emb_size=200, layer_sizes=(300, 300, 200), dropout=0.3, dropouth=0.15, dropouti=0.3,
                      dropoute=0.05, wdrop=0.3, tie_weights=True)
-        train = dict(epochs=3, batch_size=20, bptt=70, lr=30.0, seed=141)
+        train = dict(epochs=10, batch_size=20, bptt=70, lr=30.0, seed=141)
     elif profile == "tiny":
         model = dict(emb_size=16, layer_sizes=(24, 24, 16), dropout=0.1, dropouth=0.1, dropouti=0.1,
                      dropoute=0.0, wdrop=0.1, tie_weights=True)

@@ -99,7 +99,7 @@ def train_cmd(
     mts_spec: Optional[str] = typer.Option(None, "--mts-spec", help="MTS spec for --arch mts: preset (paper-lm), JSON "
                                            "file or text like 'fixed:3,4;ig:0.56,1;free'. Default paper-lm, scaled to the layer sizes."),
     profile: str = typer.Option("small", "--profile", help="paper (1150/1150/400, 1000 epochs, GPU), small (PTB on 2 "
-                                "CPU cores, 3 epochs, ~15 min idle), tiny (seconds, tests)."),
+                                "CPU cores, 10 epochs, ~40 min idle), tiny (seconds, tests)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epoch budget (overrides the profile)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (profile default: 141 PTB, 1882 WikiText-2)."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd (AWD NT-ASGD, lr 30) or adam (lr 2e-3)."),
