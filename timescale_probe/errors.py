@@ -16,7 +16,23 @@ class InputError(TsprobeError):
 
 
 class OptionError(TsprobeError):
-    """An option has a value we cannot use."""
+    """An option has a value we cannot use.
+
+    ``param`` names the Python parameter at fault (``"level"``, ``"n_resamples"``); the message
+    names it the same way (``level must lie strictly between 0 and 1 (got 2)``). The command line
+    translates the parameter to its flag (``--level``) in one place, :mod:`timescale_probe.cli._common`.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def __reduce__(self):  # keep ``param`` through pickling (multiprocessing, ray)
+        return (_rebuild_option_error, (type(self), str(self), self.param))
+
+
+def _rebuild_option_error(cls, message, param):
+    return cls(message, param=param)
 
 
 class CheckpointError(InputError):

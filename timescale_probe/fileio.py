@@ -108,12 +108,56 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
-def prepare_out_dir(out: str | os.PathLike) -> Path:
+def check_out_dir(out: str | os.PathLike, param: str = "out") -> Path:
+    """``out`` as a Path if it can become an output folder (absent, or a directory); creates nothing."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OptionError(f"--out must be a directory, but {out} is a file")
+        raise OptionError(f"{param} must be a directory, but {out} is a file", param=param)
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OptionError(f"{param} {out} cannot be made: {parent} is a file", param=param)
+            break
+    return out
+
+
+def prepare_out_dir(out: str | os.PathLike, param: str = "out") -> Path:
+    """Create the output folder ``out`` (and its parents) now; see :func:`staged_output` to create it only on success."""
+    out = check_out_dir(out, param)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@contextlib.contextmanager
+def staged_output(out: str | os.PathLike, param: str = "out") -> Iterator[Path]:
+    """A command's outputs, all or nothing: yield an empty staging folder; when the block ends
+    without an error every file in it moves into ``out`` (created only then), else the staging
+    folder is removed. A failed run leaves nothing new on disk (files already in ``out`` stay as
+    they were; a file of the same name is replaced only on success, each by an atomic rename).
+    """
+    import shutil
+
+    out = check_out_dir(out, param).absolute()
+    anchor = next(p for p in out.parents if p.exists())
+    if not os.access(anchor, os.W_OK):
+        raise OptionError(f"{param} {out} cannot be written: {anchor} is not writable", param=param)
+    stage = Path(tempfile.mkdtemp(prefix=".tsprobe-stage-", dir=anchor))
+    try:
+        yield stage
+        out.mkdir(parents=True, exist_ok=True)
+        for src in sorted(stage.rglob("*")):
+            if src.is_dir():
+                continue
+            dest = out / src.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(src, 0o666 & ~_UMASK)
+            try:
+                os.replace(src, dest)
+            except OSError:  # another file system below ``out``: copy beside it, then rename
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(src, tmp)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def jsonable(value: Any) -> Any:
@@ -189,7 +233,8 @@ def resolve_device(device: str = "auto"):
         return torch.device("cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise OptionError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+            raise OptionError("device cuda was asked for but no CUDA GPU is available; use cpu or auto",
+                              param="device")
         return torch.device(device)
-    raise OptionError(f"unknown device '{device}': use auto, cpu or cuda")
+    raise OptionError(f"unknown device '{device}': use auto, cpu or cuda", param="device")
 

@@ -1,7 +1,8 @@
 """``tsprobe``: thin commands over the library. Each command module registers its commands on ``app``.
 
 User errors (``TsprobeError``) print one line ``tsprobe: error: ...`` on stderr and exit 2;
-``--debug`` shows the traceback instead.
+``--debug`` (anywhere on the command line) shows the traceback instead. An ``OptionError`` names the
+Python parameter; the line printed names its flag (``cli._common.option_error_line``).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _root(
 
     Example: tsprobe demo
     """
-    _STATE["debug"] = debug
+    _STATE["debug"] = _STATE["debug"] or debug
 
 
 def _register() -> None:
@@ -50,14 +51,36 @@ def _register() -> None:
 _register()
 
 
+def _command_of(args: list[str]) -> str | None:
+    """The command a command line runs: its first word, or the first two for a group (``dyck generate``)."""
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        return None
+    groups = {g.name or (g.typer_instance.info.name if g.typer_instance else None) for g in app.registered_groups}
+    if words[0] in groups and len(words) > 1:
+        return f"{words[0]} {words[1]}"
+    return words[0]
+
+
+def _split_debug(args: list[str]) -> tuple[list[str], bool]:
+    """Take ``--debug`` out of the command line wherever it stands (before a ``--`` separator)."""
+    cut = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:cut] if a != "--debug"]
+    return head + args[cut:], len(head) != cut
+
+
 def main(argv: list[str] | None = None) -> None:
+    from ._common import option_error_line
+
     args = sys.argv[1:] if argv is None else list(argv)
+    args, debug = _split_debug(args)
+    _STATE["debug"] = debug
     try:
         app(args=args, prog_name="tsprobe", standalone_mode=False)
     except TsprobeError as exc:
-        if _STATE["debug"] or "--debug" in args:
+        if _STATE["debug"]:
             raise
-        print(f"tsprobe: error: {exc}", file=sys.stderr)
+        print(f"tsprobe: error: {option_error_line(exc, _command_of(args))}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         print("tsprobe: interrupted", file=sys.stderr)

@@ -24,3 +24,62 @@ def device_option() -> str:
 def example(*lines: str) -> str:
     """Epilog text with examples, shown at the end of ``--help``."""
     return "Examples:\n\n" + "\n\n".join(f"  {l}" for l in lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Python parameter -> command-line flag: the ONE place where the library's names meet the CLI's.
+# The library raises ``OptionError(..., param="n_resamples")`` with a message naming the Python
+# parameter; the error handler (``cli.main``) prints it with the flag instead.
+# ----------------------------------------------------------------------------------------------
+
+#: Parameters whose flag is not simply ``--`` + the name with ``_`` -> ``-``, for every command.
+PARAM_FLAGS: dict[str, str] = {
+    "n_resamples": "--bootstrap",
+    "n_boot": "--bootstrap",
+    "n_chains": "--chains",
+    "edges": "--bin-edges",
+    "ci_method": "--ci-bootstrap",
+    "ci_level": "--ci-level",
+    "vocab_file": "--vocab-file",
+    "timescales_csv": "--timescales",
+    "mts_spec": "--mts-spec",
+    "n": "--n",
+}
+
+#: Per command (first word(s) of the command line), where a parameter maps to another flag there.
+COMMAND_PARAM_FLAGS: dict[str, dict[str, str]] = {
+    "mi-decay": {"n": "--n-distances", "strip_gutenberg": "--keep-gutenberg", "splits": "--split"},
+    "ablate": {"window": "--bptt", "timescales_csv": "--timescales"},
+    "evaluate": {"window": "--bptt"},
+    "compare": {"window": "--bptt"},
+    "markov-corpus": {"n_chains": "--chains"},
+    "dyck generate": {"n": "--types"},
+}
+
+
+def flag_for(param: str, command: str | None = None) -> str:
+    """The command-line flag of Python parameter ``param`` (``n_resamples`` -> ``--bootstrap``)."""
+    if command:
+        for key in (command, command.split(" ")[0]):
+            flag = COMMAND_PARAM_FLAGS.get(key, {}).get(param)
+            if flag:
+                return flag
+    return PARAM_FLAGS.get(param) or "--" + param.replace("_", "-")
+
+
+def option_error_line(exc: BaseException, command: str | None = None) -> str:
+    """``str(exc)`` with the Python parameter it names (``exc.param``) written as its flag.
+
+    The first whole-word mention of the parameter becomes the flag (``level must lie ...`` ->
+    ``--level must lie ...``); a message that does not mention it gets the flag in front.
+    """
+    import re
+
+    text = str(exc)
+    param = getattr(exc, "param", None)
+    if not param:
+        return text
+    flag = flag_for(param, command)
+    pattern = re.compile(r"(?<![\w\-'\"./])" + re.escape(param) + r"(?![\w\-])")
+    new, n = pattern.subn(flag, text, count=1)
+    return new if n else f"{flag}: {text}"
