@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, OptionError
+from .validation import check_choice, check_int
 from .progress import progress_bar
 
 MODES = ("output", "silence")
@@ -135,18 +136,19 @@ def make_groups(spec: str, T: np.ndarray, layer: int) -> list[UnitGroup]:
         try:
             n = int(arg)
         except ValueError:
-            raise OptionError(f"cannot read '{spec}': use {kind}:N with a whole number") from None
+            raise OptionError(f"cannot read '{spec}': use {kind}:N with a whole number", param="groups") from None
         if n < 1 or n > H:
-            raise OptionError(f"'{spec}': N must lie in 1..{H} (units in layer {layer})")
+            raise OptionError(f"'{spec}': N must lie in 1..{H} (units in layer {layer})", param="groups")
         parts = [order[s:s + n] for s in range(0, H, n)] if kind == "chunks" else np.array_split(order, n)
         return [grp(i, p) for i, p in enumerate(parts, 1)]
     if kind == "edges":
         try:
             edges = sorted(float(v) for v in arg.split(",") if v.strip())
         except ValueError:
-            raise OptionError(f"cannot read '{spec}': use edges:a,b,... with timescales in steps") from None
+            raise OptionError(f"cannot read '{spec}': use edges:a,b,... with timescales in steps",
+                              param="groups") from None
         if not edges:
-            raise OptionError(f"'{spec}' gives no edges")
+            raise OptionError(f"'{spec}' gives no edges", param="groups")
         which = np.searchsorted(np.asarray(edges), T, side="right")  # 0 = below the first edge
         groups = []
         for b in range(len(edges), -1, -1):  # longest range first
@@ -169,9 +171,51 @@ def make_groups(spec: str, T: np.ndarray, layer: int) -> list[UnitGroup]:
                 raise InputError(f"unit list {path} has no units")
             return [grp(i, _parse_unit_list(l, H, f"{path} line {i}")) for i, l in enumerate(lines, 1)]
         if not re.fullmatch(r"[\d,\s-]+", arg or ""):
-            raise OptionError(f"unit list file not found: {arg.strip() or '(empty)'}")
+            raise OptionError(f"unit list file not found: {arg.strip() or '(empty)'}", param="groups")
         return [grp(1, _parse_unit_list(arg, H, f"'{spec}'"))]
-    raise OptionError(f"unknown group spec '{spec}': use chunks:N, quantiles:K, edges:a,b,... or units:LIST|FILE")
+    raise OptionError(f"unknown group spec '{spec}': use chunks:N, quantiles:K, edges:a,b,... or units:LIST|FILE",
+                      param="groups")
+
+
+def check_group_spec(spec: str) -> None:
+    """The syntax of a group spec, before the layer is known (its size is checked by :func:`make_groups`)."""
+    kind, _, arg = str(spec).partition(":")
+    kind = kind.strip().lower()
+    if kind in ("chunks", "quantiles"):
+        try:
+            n = int(arg)
+        except ValueError:
+            raise OptionError(f"cannot read '{spec}': use {kind}:N with a whole number", param="groups") from None
+        if n < 1:
+            raise OptionError(f"'{spec}': N must be >= 1", param="groups")
+    elif kind == "edges":
+        make_groups(spec, np.ones(1), 1)
+    elif kind == "units":
+        a = arg.strip()
+        if not (re.fullmatch(r"[\d,\s-]+", a) or Path(a).is_file()):
+            make_groups(spec, np.ones(1), 1)  # the same one-line error as later
+    else:
+        make_groups(spec, np.ones(1), 1)
+
+
+def check_ablation_options(*, groups: str | Sequence[UnitGroup] | None = None, layer: int = 2, mode: str = "output",
+                           controls: int = 0, control_size: int | None = None, bptt: int = 70, group_batch: int = 8,
+                           chunk: int = 100, n_resamples: int = 10000, level: float = 0.999, top: int = 3) -> None:
+    """Options of :func:`run_ablation_study`, one ``OptionError`` naming the parameter; commands
+    call it before any work (the layer's existence needs the model and is checked there)."""
+    from .evaluation import check_bootstrap_options
+
+    check_int(layer, "layer", minimum=1)
+    check_choice(mode, "mode", MODES)
+    check_int(controls, "controls", minimum=0)
+    if control_size is not None:
+        check_int(control_size, "control_size", minimum=1)
+    check_int(bptt, "bptt", minimum=1)
+    check_int(group_batch, "group_batch", minimum=1)
+    check_int(top, "top", minimum=1)
+    check_bootstrap_options(chunk=chunk, n_resamples=n_resamples, level=level)
+    if isinstance(groups, str):
+        check_group_spec(groups)
 
 
 def control_groups(n_units: int, size: int, k: int, T: np.ndarray, layer: int, seed: int = 0) -> list[UnitGroup]:
@@ -342,10 +386,8 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
     forward with per-copy ``output_masks`` and ``silence`` one pass per group with the output-gate
     biases of the group set to -1e4 (restored afterwards).
     """
-    if mode not in MODES:
-        raise OptionError(f"unknown ablation mode '{mode}': use output or silence")
-    if group_batch < 1:
-        raise OptionError(f"--group-batch must be >= 1, got {group_batch}")
+    check_choice(mode, "mode", MODES)
+    check_int(group_batch, "group_batch", minimum=1)
     device = torch.device(device)
     model.to(device).eval()
     n = torch.as_tensor(tokens).numel() - 1
@@ -546,9 +588,12 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
     layer) and tabulate per-bin perplexity ratios for every binning ``(name, category_of_vocab,
     labels)``. Control groups: ``controls`` random groups of ``control_size`` units (default: the
     most common group size), drawn with ``seed``; the bootstrap uses ``seed`` too."""
+    check_ablation_options(groups=groups, layer=layer, mode=mode, controls=controls, control_size=control_size,
+                           bptt=bptt, group_batch=group_batch, chunk=chunk, n_resamples=n_resamples, level=level,
+                           top=top)
     sizes = [m.hidden_size for m in model.lstm_layers()]
     if not 1 <= layer <= len(sizes):
-        raise OptionError(f"--layer {layer} does not exist: the model has layers 1-{len(sizes)}")
+        raise OptionError(f"layer {layer} does not exist: the model has layers 1-{len(sizes)}", param="layer")
     T = np.asarray(T, dtype=np.float64)
     if len(T) != sizes[layer - 1]:
         raise OptionError(f"{len(T)} timescales given for layer {layer} of {sizes[layer - 1]} units")

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OptionError
+from .validation import check_choice, check_fraction, check_int
 from .progress import progress_bar
 
 
@@ -33,11 +34,11 @@ def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
     """AWD-LSTM batching: a stream ``(N, ...)`` becomes ``(N // batch_size, batch_size, ...)`` where
     column ``b`` is the ``b``-th consecutive piece of ``stream`` (the remainder is dropped). Token-id
     streams give ``(N // B, B)``; embedded inputs ``(N, I)`` give ``(N // B, B, I)``."""
-    if batch_size < 1:
-        raise OptionError(f"batch size must be >= 1, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     n = stream.shape[0] // batch_size
     if n < 2:
-        raise OptionError(f"a stream of {stream.shape[0]} tokens is too short for batch size {batch_size}")
+        raise OptionError(f"a stream of {stream.shape[0]} tokens is too short for batch_size {batch_size}",
+                          param="batch_size")
     return stream[: n * batch_size].reshape(batch_size, n, *stream.shape[1:]).transpose(0, 1).contiguous()
 
 
@@ -52,8 +53,7 @@ def token_nll(model, stream: torch.Tensor, *, batch_size: int = 1, bptt: int = 7
     For ``batch_size > 1`` the results of column ``b`` (stream positions ``b*N+1 .. b*N+N-1``)
     come before those of column ``b+1``, i.e. the kept tokens in stream order.
     """
-    if bptt < 1:
-        raise OptionError(f"bptt must be >= 1, got {bptt}")
+    bptt = check_int(bptt, "bptt", minimum=1)
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -116,8 +116,7 @@ def order_statistic_ranks(n_values: int, level: float) -> tuple[int, int]:
     """0-based indices into the sorted ``n_values`` bootstrap values that bound a ``level``
     interval, as the reference does: ``k = floor(n * (1 - level) / 2)``, indices ``k-1`` and
     ``n-1-k`` (n=10,001, level 0.999 -> 4 and 9995)."""
-    if not 0.0 < level < 1.0:
-        raise OptionError(f"--level must lie strictly between 0 and 1, got {level}")
+    level = check_fraction(level, "level")
     k = int(math.floor(n_values * (1.0 - level) / 2.0 + 1e-9))
     return max(k - 1, 0), min(n_values - 1 - k, n_values - 1)
 
@@ -137,6 +136,21 @@ def resample_counts(n_chunks: int, n_resamples: int, seed: int) -> np.ndarray:
     return out
 
 
+def check_bootstrap_options(*, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999) -> None:
+    """Options of :func:`paired_bootstrap` (one ``OptionError`` naming the parameter); commands
+    call it before any work."""
+    check_int(chunk, "chunk", minimum=1)
+    check_int(n_resamples, "n_resamples", minimum=1)
+    check_fraction(level, "level")
+
+
+def check_eval_options(*, split: str = "test", batch_size: int = 1, bptt: int = 70) -> None:
+    """Options of :func:`token_nll` / :func:`evaluate_model`, checked before any work."""
+    check_choice(split, "split", ("train", "valid", "test"))
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(bptt, "bptt", minimum=1)
+
+
 def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, targets: np.ndarray, bin_of_vocab: np.ndarray,
                      labels: Sequence[str], *, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999,
                      seed: int = 0) -> pd.DataFrame:
@@ -154,8 +168,7 @@ def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, targets: np.ndarray, 
     nll_b = np.asarray(nll_b, dtype=np.float64)
     if nll_a.shape != nll_b.shape or nll_a.shape != np.shape(targets):
         raise OptionError(f"paired bootstrap needs equal-length streams, got {nll_a.shape}, {nll_b.shape}, {np.shape(targets)}")
-    if chunk < 1 or n_resamples < 1:
-        raise OptionError("chunk length and number of resamples must be >= 1")
+    check_bootstrap_options(chunk=chunk, n_resamples=n_resamples, level=level)
     n_chunks = nll_a.size // chunk
     if n_chunks < 2:
         raise OptionError(f"{nll_a.size} tokens make fewer than 2 chunks of {chunk}: nothing to resample")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError
+from ..validation import check_choice, check_int, check_positive
 from .estimate import (DEFAULT_CHUNK, ESTIMATORS, SE_METHODS, block_shuffle, check_estimator, estimator_column,
                        jackknife_se, log_distances, mi_curve, shuffle_null)
 from .fits import DecayFit, fit_decay_laws, fits_table, suggested_shape, vuong_test
@@ -72,6 +73,25 @@ def _band(null: pd.DataFrame, col: str, distances: np.ndarray) -> pd.DataFrame:
     return out
 
 
+def check_mi_options(*, distances=None, max_distance: int = 1000, n_distances: int = 60,
+                     estimator: str = "grassberger", shuffles: int = 10, se: str = "jackknife", n_blocks: int = 20,
+                     band: str = "max", min_z: float = 2.0, fit_min_distance: int = 1, max_gap: int = 1) -> str:
+    """Options of :func:`mi_decay`, one ``OptionError`` naming the parameter; commands call it
+    before reading the corpus. Returns the canonical estimator name."""
+    est = check_estimator(estimator)
+    check_choice(band, "band", BANDS)
+    check_choice(se, "se", SE_METHODS)
+    check_int(shuffles, "shuffles", minimum=0)
+    check_int(n_blocks, "n_blocks", minimum=2)
+    if distances is None:
+        check_int(n_distances, "n_distances", minimum=1)
+        check_int(max_distance, "max_distance", minimum=1)
+    check_positive(min_z, "min_z", allow_zero=True)
+    check_int(fit_min_distance, "fit_min_distance", minimum=1)
+    check_int(max_gap, "max_gap", minimum=0)
+    return est
+
+
 def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_distances: int = 60,
              estimator: str = "grassberger", shuffles: int = 10, seed: int = 0, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20, band: str = "max",
@@ -85,19 +105,15 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
     ``se``: jackknife (``n_blocks`` blocks) | delta. ``progress``: called once per distance and
     stream (1 + K streams, + 1 block-shuffled reference with the jackknife).
     """
-    est = check_estimator(estimator)
-    if band not in BANDS:
-        raise OptionError(f"unknown band '{band}': use {', '.join(BANDS)}")
-    if se not in SE_METHODS:
-        raise OptionError(f"unknown SE method '{se}': use {', '.join(SE_METHODS)}")
-    if shuffles < 0:
-        raise OptionError(f"--shuffles must be >= 0, got {shuffles}")
+    est = check_mi_options(distances=distances, max_distance=max_distance, n_distances=n_distances,
+                           estimator=estimator, shuffles=shuffles, se=se, n_blocks=n_blocks, band=band, min_z=min_z,
+                           fit_min_distance=fit_min_distance, max_gap=max_gap)
     x = np.asarray(tokens)
     if x.ndim != 1 or x.size < 2:
         raise OptionError(f"need a one-dimensional token stream of at least 2 tokens, got shape {x.shape}")
     d = np.asarray(log_distances(max_distance, n_distances) if distances is None else distances, dtype=np.int64)
     if d.size == 0 or d.min() < 1:
-        raise OptionError("distances must be integers >= 1")
+        raise OptionError("distances must be integers >= 1", param="distances")
     if d.max() >= x.size:
         raise OptionError(f"the largest distance ({int(d.max())}) must be below the stream length ({x.size} tokens)")
     V = int(n_types if n_types is not None else int(x.max()) + 1)

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.special import digamma
 
 from ..errors import OptionError
+from ..validation import check_int
 
 LN2 = float(np.log(2.0))
 ESTIMATORS = ("plugin", "miller-madow", "grassberger")
@@ -46,7 +47,7 @@ def check_estimator(name: str) -> str:
                "g": "grassberger", "grassberger2003": "grassberger"}
     key = aliases.get(key, key)
     if key not in ESTIMATORS:
-        raise OptionError(f"unknown estimator '{name}': use {', '.join(ESTIMATORS)}")
+        raise OptionError(f"unknown estimator '{name}': use {', '.join(ESTIMATORS)}", param="estimator")
     return key
 
 
@@ -56,8 +57,10 @@ def log_distances(max_distance: int = 1000, n: int = 60, min_distance: int = 1) 
     Rounding merges the small distances, so the number of log-spaced points is raised until ``n``
     distinct integers exist (or every integer in the range is used).
     """
-    if min_distance < 1 or max_distance < min_distance:
-        raise OptionError(f"distances must satisfy 1 <= min <= max, got {min_distance}..{max_distance}")
+    check_int(n, "n", minimum=1)
+    check_int(min_distance, "min_distance", minimum=1)
+    if check_int(max_distance, "max_distance") < min_distance:
+        raise OptionError(f"max_distance must be >= {min_distance} (got {max_distance})", param="max_distance")
     span = max_distance - min_distance + 1
     if span <= n:
         return np.arange(min_distance, max_distance + 1, dtype=np.int64)
@@ -74,21 +77,27 @@ def parse_distances(text: str | None, max_distance: int = 1000, n: int = 60) -> 
     if text is None or str(text).strip() == "":
         return log_distances(max_distance, n)
     out: list[int] = []
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part:
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
                 lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise OptionError(f"distances '{text}': the range {part} runs backwards (write {hi}-{lo})",
+                                      param="distances")
                 out.extend(range(lo, hi + 1))
             else:
                 out.append(int(part))
-    except ValueError:
-        raise OptionError(f"--distances '{text}': expected integers and ranges like 1,2,5,10-20") from None
+        except ValueError:
+            raise OptionError(f"distances '{text}': cannot read '{part}'; use integers and ranges like "
+                              "1,2,5,10-20", param="distances") from None
+    if not out:
+        raise OptionError(f"distances '{text}' lists no distance", param="distances")
     d = np.unique(np.asarray(out, dtype=np.int64))
-    if len(d) == 0 or d[0] < 1:
-        raise OptionError(f"--distances '{text}': distances must be integers >= 1")
+    if d[0] < 1:
+        raise OptionError(f"distances '{text}': every distance must be >= 1 (got {int(d[0])})", param="distances")
     return d
 
 

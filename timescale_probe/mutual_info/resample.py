@@ -53,7 +53,7 @@ def fit_ngram(tokens: np.ndarray, order: int, n_types: int, eos_id: int,
     """Count every context of length 0..order of the stream (vectorised: one ``np.unique`` per
     level). ``allowed``: boolean mask over types; continuations outside it are dropped."""
     if order < 0:
-        raise OptionError(f"--order must be >= 0, got {order}")
+        raise OptionError(f"order must be >= 0 (got {order})", param="order")
     x = np.asarray(tokens, dtype=np.int64)
     V = int(n_types)
     if x.size <= order:

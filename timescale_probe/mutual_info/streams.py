@@ -61,15 +61,16 @@ class TokenStream:
             return None
         if within == "lines":
             if self.line_ids is None:
-                raise OptionError(f"--within lines: {self.source or 'this stream'} has no line structure")
+                raise OptionError(f"within lines: {self.source or 'this stream'} has no line structure", param="within")
             return self.line_ids
         if within == "documents":
             if self.doc_ids is None:
                 raise OptionError(
-                    f"--within documents: no document boundaries known for {self.source or 'this stream'}; "
-                    "pass --documents FILE (one key per line, aligned with the corpus) or use --within lines|none")
+                    f"within documents: no document boundaries known for {self.source or 'this stream'}; "
+                    "give documents (a file with one key per line, aligned with the corpus) or use lines|none",
+                    param="within")
             return self.doc_ids
-        raise OptionError(f"unknown --within '{within}': use lines, documents or none")
+        raise OptionError(f"unknown within '{within}': use lines, documents or none", param="within")
 
 
 def _decode(path: Path) -> str:
@@ -203,7 +204,7 @@ def _chosen_splits(splits, available, source):
     chosen = list(splits) if splits else (["train"] if "train" in available else list(available))
     for s in chosen:
         if s not in available:
-            raise OptionError(f"split '{s}' not in {source} (available: {', '.join(available)})")
+            raise OptionError(f"split '{s}' not in {source} (available: {', '.join(available)})", param="splits")
     return chosen
 
 
@@ -213,7 +214,8 @@ def _from_corpus(spec: str, splits, lowercase: bool) -> TokenStream:
     from ..corpora import load_corpus
 
     if lowercase:
-        raise OptionError("--lowercase applies to plain text files, not to PTB-form corpus directories")
+        raise OptionError("lowercase applies to plain text files, not to PTB-form corpus directories",
+                          param="lowercase")
     corpus = load_corpus(spec)
     chosen = _chosen_splits(splits, SPLITS, spec)
     parts = [corpus.tokens(s).numpy() for s in chosen]
@@ -254,7 +256,8 @@ def load_token_stream(spec: str, *, splits: list[str] | None = None, lowercase: 
         source = str(path)
     elif path.is_file():
         if splits:
-            raise OptionError(f"--split applies to corpus directories and 'ptb', not to the text file {path}")
+            raise OptionError(f"splits: only corpus directories and 'ptb' have splits, not the text file {path}",
+                              param="splits")
         doc_file = Path(documents) if documents is not None else guess_document_file(path)
         return read_token_stream(path, lowercase=lowercase, strip_gutenberg=strip_gutenberg, documents=doc_file)
     else:
