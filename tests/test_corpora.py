@@ -6,7 +6,7 @@ from timescale_probe.corpora import (
     EOS, UNK, bin_labels, check_vocab_compatible, frequency_bins, lines_to_words, load_corpus, parse_bin_edges,
     read_text_tokens, read_vocab_file, split_lines,
 )
-from timescale_probe.errors import CorpusError
+from timescale_probe.errors import CorpusError, OptionError
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +65,14 @@ def test_frequency_bins_edges():
     assert labels == [">1K", "10-1K", "<10"]
     assert bins.tolist() == [0, 0, 0, 1, 1, 1, 2, 0]
     assert bin_labels((50,)) == [">50", "<50"]
-    with pytest.raises(CorpusError):
+    with pytest.raises(OptionError) as info:  # a bad option, named by its parameter
         frequency_bins(counts, (1000, 100))
-    with pytest.raises(CorpusError):
+    assert info.value.param == "edges"
+    with pytest.raises(OptionError) as info:
         parse_bin_edges("a,b")
+    assert info.value.param == "bin_edges"
+    with pytest.raises(OptionError, match="ascending"):  # refused, not sorted silently
+        parse_bin_edges("5,3")
 
 
 def test_tokenisation_conventions():

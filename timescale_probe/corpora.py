@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .errors import CorpusError
+from .errors import CorpusError, InputError, OptionError
 
 SPLITS = ("train", "valid", "test")
 EOS = "<eos>"
@@ -102,6 +102,10 @@ def lines_to_words(lines: Sequence[str]) -> list[str]:
 def read_vocab_file(path: str | os.PathLike) -> list[str]:
     """A vocabulary file: one token per line (first whitespace-separated field; blank lines are
     skipped). Duplicates are an error; ``<eos>`` is appended when missing."""
+    if not Path(path).exists():
+        raise InputError(f"vocabulary file not found: {path}")
+    if Path(path).is_dir():
+        raise InputError(f"vocabulary file is a directory, expected a text file: {path}")
     vocab = [line.split()[0] for line in read_text_tokens(path) if line.split()]
     seen: set[str] = set()
     dups = [w for w in vocab if w in seen or seen.add(w)]
@@ -143,10 +147,17 @@ def frequency_bins(counts, edges: Sequence[float] = DEFAULT_BIN_EDGES) -> tuple[
     """
     e = np.asarray(list(edges), dtype=np.float64)
     if e.ndim != 1 or len(e) == 0 or np.any(np.diff(e) <= 0) or np.any(e <= 0):
-        raise CorpusError(f"bin edges must be positive and strictly ascending, got {list(edges)}")
+        raise OptionError(f"edges must be positive and strictly ascending (got {list(edges)})", param="edges")
     c = np.asarray(counts)
     bins = len(e) - np.searchsorted(e, c, side="right")
     return bins.astype(np.int64), bin_labels(e)
+
+
+def check_bins_from(bins_from: str) -> str:
+    """The split whose counts define the frequency bins: train, valid, test or all."""
+    if bins_from not in SPLITS + ("all",):
+        raise OptionError(f"unknown bins_from '{bins_from}': use train or all (or valid, test)", param="bins_from")
+    return bins_from
 
 
 def parse_bin_edges(text: str | None) -> tuple[float, ...]:
@@ -164,9 +175,12 @@ def parse_bin_edges(text: str | None) -> tuple[float, ...]:
         try:
             out.append(float(part) * mult)
         except ValueError:
-            raise CorpusError(f"cannot read bin edges '{text}': use e.g. 100,1000,10000 or 100,1K,10K") from None
-    edges = tuple(sorted(out))
-    frequency_bins(np.zeros(1), edges)  # validates
+            raise OptionError(f"cannot read bin_edges '{text}': use e.g. 100,1000,10000 or 100,1K,10K",
+                              param="bin_edges") from None
+    edges = tuple(out)
+    if not edges or any(e <= 0 for e in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise OptionError(f"bin_edges '{text}' must be positive and strictly ascending, e.g. 100,1K,10K",
+                          param="bin_edges")
     return edges
 
 
@@ -222,7 +236,7 @@ class Corpus:
     # -- access ------------------------------------------------------------------------------
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:
-            raise CorpusError(f"unknown split '{split}': use train, valid or test")
+            raise OptionError(f"unknown split '{split}': use train, valid or test", param="split")
 
     def tokens(self, split: str) -> torch.LongTensor:
         """1-D id stream of ``split`` including one ``<eos>`` per line."""
@@ -241,8 +255,7 @@ class Corpus:
 
     def bins(self, bins_from: str = "train", edges: Sequence[float] = DEFAULT_BIN_EDGES) -> tuple[np.ndarray, list[str]]:
         """:func:`frequency_bins` of this corpus, counting over ``bins_from`` (train|valid|test|all)."""
-        if bins_from not in SPLITS + ("all",):
-            raise CorpusError(f"unknown --bins-from '{bins_from}': use train or all")
+        check_bins_from(bins_from)
         return frequency_bins(self.counts(bins_from), edges)
 
     @property

@@ -226,9 +226,9 @@ def summarize(table: pd.DataFrame, fit_objs: list[DecayFit], curve: pd.DataFrame
     else:
         out.update({"a": np.nan, "a_low": np.nan, "a_high": np.nan, "a_from": f"none ({tail} tail)"})
     out["tail"] = tail
-    llr, p = vuong_test(objs["power"], objs["exponential"])
-    out["llr_power_vs_exponential"] = llr
-    out["vuong_p_power_vs_exponential"] = p
+    vuong = vuong_test(objs["power"], objs["exponential"])
+    out["llr_power_vs_exponential"] = vuong.R
+    out["vuong_p_power_vs_exponential"] = vuong.p
     return out
 
 
