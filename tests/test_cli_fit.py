@@ -49,7 +49,7 @@ def test_fit_distribution_layers_and_exclusions(cli, tmp_path):
     assert ig.loc["layer 2", "n"] == 200 and ig.loc["layer 2", "n_excluded_zero"] == 1
     assert ig.loc["layer 2", "n_excluded_inf"] == 1 and ig.loc["pooled", "n"] == 500
     comps = pd.read_csv(out / "comparisons.csv")
-    assert set(comps["test"]) == {"vuong", "lrt"}
+    assert set(comps["test"]) == {"vuong", "wilks"}
     for kind in FIGS:
         for slug in ("layer2", "pooled"):
             assert (out / f"{kind}_{slug}.pdf").is_file()

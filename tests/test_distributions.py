@@ -10,7 +10,7 @@ from scipy import stats
 
 from timescale_probe.distributions import (
     FAMILIES, FAMILY_ORDER, exclusion_counts, figure_tables, fit_mle, fit_table, fit_timescales,
-    likelihood_ratio_test, load_timescales, parse_families, parse_layers, sorted_curve, vuong_test,
+    likelihood_ratio_test, load_timescales, parse_families, parse_layers, sorted_curve,
 )
 from timescale_probe.errors import InputError, OptionError
 from timescale_probe.timescales import paper_lm_spec
@@ -165,23 +165,49 @@ def test_fixed_scale_exponential_has_no_free_parameter():
     f = rep.fits_.set_index("family")
     assert f.loc["expon", "k"] == 0 and np.isnan(f.loc["expon", "shape_lo"])
     assert f.loc["expon", "loglik"] == pytest.approx(-T.sum())
-    lrt = rep.comparisons_[rep.comparisons_["test"] == "lrt"].set_index("family")
+    lrt = rep.comparisons_[rep.comparisons_["test"] == "wilks"].set_index("family")
     assert set(lrt.index) == {"gamma", "weibull_min"}
     assert (lrt["vs"] == "expon").all() and (lrt["p"] > 0.05).all()  # the true exponential is kept
 
 
-def test_vuong_and_lrt():
+def test_likelihood_ratio_test_vuong_and_wilks():
     rng = np.random.default_rng(0)
     la, lb = rng.normal(0.1, 1, 500), rng.normal(0, 1, 500)
-    R, z, p = vuong_test(la, lb)
-    R2, z2, p2 = vuong_test(lb, la)
-    assert R == pytest.approx(-R2) and z == pytest.approx(-z2) and p == pytest.approx(p2)
+    t = likelihood_ratio_test(la, lb)
+    t2 = likelihood_ratio_test(lb, la)
+    assert t.test == "vuong" and t.n == 500
+    assert t.R == pytest.approx(-t2.R) and t.z == pytest.approx(-t2.z) and t.p == pytest.approx(t2.p)
     d = la - lb
-    assert z == pytest.approx(d.sum() / (np.sqrt(500) * d.std()))
-    assert p == pytest.approx(2 * stats.norm.sf(abs(z)))
-    assert vuong_test(la, la) == (0.0, 0.0, 1.0)
-    R, stat, p = likelihood_ratio_test(-100.0, -103.0, 1)
-    assert (R, stat) == (3.0, 6.0) and p == pytest.approx(stats.chi2.sf(6.0, 1))
+    # ddof 0 (Vuong's omega), computed here independently of the implementation
+    omega = np.sqrt(np.mean(d ** 2) - np.mean(d) ** 2)
+    assert t.statistic == pytest.approx(d.sum() / (np.sqrt(500) * omega), rel=1e-12)
+    assert t.p == pytest.approx(2 * stats.norm.sf(abs(t.statistic)), rel=1e-10)
+    R, z, p = t  # unpacks as (R, statistic, p)
+    assert (R, z, p) == (t.R, t.statistic, t.p)
+    assert t.favoured("a", "b") == ("a" if t.R > 0 else "b")
+    w = likelihood_ratio_test(-100.0, -103.0, nested=True, df=1)
+    assert w.test == "wilks" and (w.R, w.statistic) == (3.0, 6.0) and w.p == pytest.approx(stats.chi2.sf(6.0, 1))
+    assert np.isnan(w.z) and w.favoured("big", "small") == "big"
+    # a nested comparison that the smaller model wins: p = 1, the smaller is kept
+    w = likelihood_ratio_test(np.array([-1.0, -2.0]), np.array([-1.0, -2.5]) + 1.0, nested=True, df=2)
+    assert w.R < 0 and w.p == 1.0 and w.favoured("big", "small") == "small"
+
+
+def test_likelihood_ratio_test_zero_spread_and_bad_input():
+    la = np.linspace(-3, -1, 50)
+    same = likelihood_ratio_test(la, la)
+    assert (same.R, same.statistic, same.p) == (0.0, 0.0, 1.0)
+    shifted = likelihood_ratio_test(la + 0.25, la)  # better at every point by the same amount
+    assert shifted.R == pytest.approx(12.5) and shifted.statistic == np.inf and shifted.p == 0.0
+    assert likelihood_ratio_test(la, la + 0.25).statistic == -np.inf
+    one = likelihood_ratio_test([1.0], [0.0])
+    assert one.R == 1.0 and np.isnan(one.statistic) and np.isnan(one.p)
+    with pytest.raises(InputError, match="same points"):
+        likelihood_ratio_test(la, la[:-1])
+    with pytest.raises(InputError, match="finite"):
+        likelihood_ratio_test(np.r_[la[:-1], -np.inf], la)
+    with pytest.raises(InputError, match="df"):
+        likelihood_ratio_test(-1.0, -2.0, nested=True, df=0)
 
 
 def test_sorted_curve_is_the_papers():

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from ..distributions.compare import LikelihoodRatioTest, likelihood_ratio_test
 from ..errors import OptionError
 
 MODELS = ("exponential", "power", "combined")
@@ -197,20 +198,18 @@ def fit_decay_laws(distance, mi, sigma) -> list[DecayFit]:
     return [expo, power, combined]
 
 
-def vuong_test(f1: DecayFit, f2: DecayFit) -> tuple[float, float]:
-    """Vuong's test of two non-nested fits on the same points: (log-likelihood ratio ln L1 - ln L2,
-    two-sided p-value). Positive ratio favours ``f1``. Residual correlation across distances makes
-    the p-value optimistic; read it with the AICc weights."""
+def vuong_test(f1: DecayFit, f2: DecayFit) -> LikelihoodRatioTest:
+    """Vuong's test of two non-nested fits on the same points, by the package's one
+    :func:`~timescale_probe.distributions.compare.likelihood_ratio_test` (ddof 0; zero spread gives
+    p = 1 when the fits agree at every point). Returns its result: ``R`` = ln L1 - ln L2 (> 0
+    favours ``f1``), ``z``, two-sided ``p``; all NaN when the fits are not on the same points.
+    Residual correlation across distances makes the p-value optimistic; read it with the AICc
+    weights."""
     l1, l2 = f1.pointwise_loglik, f2.pointwise_loglik
-    if l1.size == 0 or l1.size != l2.size:
-        return float("nan"), float("nan")
-    diff = l1 - l2
-    llr = float(diff.sum())
-    sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
-    if sd == 0:
-        return llr, float("nan")
-    z = llr / (np.sqrt(diff.size) * sd)
-    return llr, float(2 * stats.norm.sf(abs(z)))
+    if l1.size == 0 or l1.size != l2.size or not (np.all(np.isfinite(l1)) and np.all(np.isfinite(l2))):
+        nan = float("nan")
+        return LikelihoodRatioTest("vuong", nan, nan, nan, int(l1.size))
+    return likelihood_ratio_test(l1, l2)
 
 
 def fits_table(fits: list[DecayFit]) -> pd.DataFrame:
