@@ -210,7 +210,7 @@ def stack_gates(layers: Sequence[nn.LSTM], x: torch.Tensor, states: list | None 
 def iter_windows(n_steps: int, window: int) -> list[tuple[int, int]]:
     """``(start, length)`` of consecutive windows over ``n_steps`` inputs (last one may be short)."""
     if window < 1:
-        raise OptionError(f"window must be >= 1 step, got {window}")
+        raise OptionError(f"window must be >= 1 step (got {window})", param="window")
     return [(s, min(window, n_steps - s)) for s in range(0, n_steps, window)]
 
 
@@ -450,6 +450,20 @@ def accumulate(gate_windows: Iterable[list[LayerGates]], sizes: list[int], bins:
     return stats
 
 
+def check_estimate_options(*, batch_size: int = 1, window: int = DEFAULT_WINDOW, convention: str = "paper",
+                           level: float = 0.95, bins: int = 50) -> None:
+    """Options of :func:`estimate_timescales`, one ``OptionError`` naming the parameter; commands
+    call it before loading anything."""
+    from .timescales import check_convention
+    from .validation import check_fraction, check_int
+
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(window, "window", minimum=1)
+    check_convention(convention)
+    check_fraction(level, "level")
+    check_int(bins, "bins", minimum=1)
+
+
 def estimate_timescales(model, tokens: torch.Tensor, *, batch_size: int = 1, window: int = DEFAULT_WINDOW,
                         device: Any = "cpu", convention: str = "paper", level: float = 0.95, bins: int = 50,
                         cells: bool = False, all_gates: bool = False, progress: bool = False) -> TimescaleEstimate:
@@ -468,7 +482,7 @@ def estimate_timescales(model, tokens: torch.Tensor, *, batch_size: int = 1, win
       histograms (all four gates cost about 4x the forget gate alone); with ``cells``:
       ``c_abs_mean``, the mean |c|.
     """
-    _check_convention(convention)
+    check_estimate_options(batch_size=batch_size, window=window, convention=convention, level=level, bins=bins)
     layers = _model_layers(model)
     sizes = [m.hidden_size for m in layers]
     it = iter_model_gates(model, tokens, batch_size=batch_size, window=window, cells=cells, device=device,

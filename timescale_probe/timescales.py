@@ -33,9 +33,14 @@ CONVENTIONS = ("paper", "chrono")
 BIAS_LIMIT = 30.0
 
 
-def _check_convention(convention: str) -> None:
+def check_convention(convention: str) -> str:
+    """``paper`` (T = -1/log f) or ``chrono`` (T = 1/(1-f)); else one ``OptionError`` naming ``convention``."""
     if convention not in CONVENTIONS:
-        raise OptionError(f"unknown timescale convention '{convention}': use 'paper' or 'chrono'")
+        raise OptionError(f"unknown convention '{convention}': use paper or chrono", param="convention")
+    return convention
+
+
+_check_convention = check_convention  # the former private name
 
 
 def _is_torch(x: Any) -> bool:

@@ -237,7 +237,9 @@ def _print_summary(summary, paired) -> None:
                 console.print(f"MTS - baseline ({'all' if kind == 'overall' else r['bin']}): {r['diff']:+.4f} "
                               f"[{r['ci_lo']:+.4f}, {r['ci_hi']:+.4f}] over {r['pairs']} paired seeds; "
                               f"wins {r['wins']}/{r['pairs']}, sign p={r['sign_p']:.3g}, Wilcoxon p={r['wilcoxon_p']:.3g}")
-    console.print("paper (20 seeds, 256 units, 2000 epochs): MTS 0.9382 vs baseline 0.9166")
+    from ..paper import dyck_summary_line
+
+    console.print(dyck_summary_line())
 
 
 @dyck_app.command("plot", epilog=example(

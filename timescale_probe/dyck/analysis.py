@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError
+from ..paper import PAPER_DYCK_ACCURACY
 
 RESULT_COLUMNS = ["arch", "seed", "kind", "bin", "bin_lo", "bin_hi", "n", "correct", "accuracy"]
 TEST_COLUMNS = ["arch", "seed", "index", "length", "max_span", "max_depth", "correct"]
-#: The paper's headline numbers (SPEC §6), overall test sequence accuracy.
-PAPER_ACCURACY = {"baseline": 0.9166, "mts": 0.9382}
+#: The paper's headline numbers (overall test sequence accuracy), from :data:`timescale_probe.paper.PAPER`.
+PAPER_ACCURACY = dict(PAPER_DYCK_ACCURACY)
 
 
 def timescale_bins(max_len: int = 200, count: int = 10) -> np.ndarray:
