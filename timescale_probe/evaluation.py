@@ -223,6 +223,25 @@ def evaluate_model(model, corpus, *, split: str = "test", batch_size: int = 1, b
     return perplexity_by_bin(nll, targets, bin_of, labels), nll, targets
 
 
+#: How many test tokens the model card's ``test_ppl_head`` covers (a quick check that a shipped
+#: checkpoint still gives the numbers it was trained to: see :func:`head_perplexity`).
+HEAD_TOKENS = 2000
+
+
+def head_perplexity(model, corpus, n_tokens: int = HEAD_TOKENS, *, split: str = "test", bptt: int = 70,
+                    device="cpu") -> float:
+    """Perplexity of ``model`` on the first ``n_tokens`` targets of ``corpus[split]`` (batch 1,
+    ``bptt``-step windows, hidden state carried from the first token: the first ``n_tokens + 1``
+    tokens of the split, the first is never a target). The training model card records it as
+    ``test_ppl_head: {tokens, ppl}``; recomputing it checks a checkpoint against its card quickly."""
+    stream = corpus.tokens(split)
+    if not 1 <= int(n_tokens) <= stream.numel() - 1:
+        raise OptionError(f"n_tokens must lie in 1..{stream.numel() - 1} (the {split} split's targets), got {n_tokens}",
+                          param="n_tokens")
+    nll, _ = token_nll(model, stream[: int(n_tokens) + 1], batch_size=1, bptt=bptt, device=device)
+    return float(math.exp(nll.mean()))
+
+
 def comparison_table(ppl_a: pd.DataFrame, ppl_b: pd.DataFrame, boot: pd.DataFrame,
                      names: tuple[str, str] = ("baseline", "mts")) -> pd.DataFrame:
     """Table-1-style table: ``bin, tokens, ppl_<a>, ppl_<b>`` (whole scored stream), ``diff, lo,

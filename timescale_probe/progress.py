@@ -1,38 +1,144 @@
-"""One progress bar for the library's long loops (rich, transient, on stderr); a no-op when off."""
+"""Progress reporting and logging: one protocol for the library's long loops.
+
+A long-running library function takes ``progress=`` and reports through a :class:`Progress`:
+``start(total, label)`` when a loop begins, ``advance(n)`` as it goes, ``done()`` when it ends
+(calls may nest: a loop may start another inside its own). What ``progress=`` accepts:
+
+- ``False`` / ``None``: nothing is shown (:class:`NullProgress`);
+- ``True``: a transient rich bar on stderr (:class:`RichProgress`), as the command line shows;
+- any object with ``start``, ``advance`` and ``done`` (your own bar, a logger, a test recorder);
+- a plain callable ``f(n)``: called with each ``advance`` step (the older callback style).
+
+Messages (what a step is doing, notes) go to the standard logger ``logging.getLogger("timescale_probe")``
+(``LOGGER`` here), silent unless the application configures logging; e.g.
+``logging.basicConfig(level=logging.INFO)`` shows them.
+"""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+import logging
+from typing import Any, Callable, Iterable, Iterator, Protocol, runtime_checkable
+
+LOGGER = logging.getLogger("timescale_probe")
+LOGGER.addHandler(logging.NullHandler())
+
+__all__ = ["LOGGER", "Progress", "NullProgress", "RichProgress", "CallbackProgress", "as_progress", "progress_bar",
+           "track"]
 
 
-class _NoBar:
+@runtime_checkable
+class Progress(Protocol):
+    """What the library calls while it works (see the module docstring)."""
+
+    def start(self, total: int | None, label: str) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class NullProgress:
+    """Shows nothing."""
+
+    def start(self, total: int | None, label: str) -> None:
+        pass
+
     def advance(self, n: int = 1) -> None:
         pass
 
+    def done(self) -> None:
+        pass
 
-class _Bar:
-    def __init__(self, progress, task) -> None:
-        self._progress, self._task = progress, task
+
+class CallbackProgress:
+    """Adapts a callable ``f(n)`` (called with each ``advance`` step) to :class:`Progress`."""
+
+    def __init__(self, fn: Callable[[int], Any]) -> None:
+        self._fn = fn
+
+    def start(self, total: int | None, label: str) -> None:
+        pass
 
     def advance(self, n: int = 1) -> None:
-        self._progress.advance(self._task, n)
+        self._fn(n)
+
+    def done(self) -> None:
+        pass
+
+
+class RichProgress:
+    """A transient rich progress bar on stderr: one line per started (nested) loop, gone when done.
+
+    ``info(text)`` sets a short status text (e.g. the running loss) on the innermost line, and
+    ``console`` prints lines above the live bar without tearing it (``None`` when no bar is shown).
+    """
+
+    def __init__(self) -> None:
+        self._live: Any = None
+        self._tasks: list[Any] = []
+
+    @property
+    def console(self) -> Any:
+        return None if self._live is None else self._live.console
+
+    def start(self, total: int | None, label: str) -> None:
+        if self._live is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                  transient=True)
+            self._live.start()
+        self._tasks.append(self._live.add_task(label, total=total, info=""))
+
+    def advance(self, n: int = 1) -> None:
+        if self._tasks:
+            self._live.advance(self._tasks[-1], n)
+
+    def info(self, text: str) -> None:
+        if self._tasks:
+            self._live.update(self._tasks[-1], info=text)
+
+    def done(self) -> None:
+        if self._tasks:
+            self._live.remove_task(self._tasks.pop())
+        if not self._tasks and self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def as_progress(progress: bool | Progress | Callable[[int], Any] | None) -> Progress:
+    """The :class:`Progress` for a ``progress=`` argument (see the module docstring)."""
+    if progress is None or progress is False:
+        return NullProgress()
+    if progress is True:
+        return RichProgress()
+    if all(callable(getattr(progress, name, None)) for name in ("start", "advance", "done")):
+        return progress  # type: ignore[return-value]
+    if callable(progress):
+        return CallbackProgress(progress)
+    from .errors import OptionError
+
+    raise OptionError(f"progress must be a bool, a Progress (start/advance/done) or a callable, "
+                      f"not {type(progress).__name__}", param="progress")
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator[_Bar | _NoBar]:
-    """Context manager yielding an object with ``advance(n=1)``; shows nothing when ``enabled`` is false."""
-    if not enabled:
-        yield _NoBar()
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def progress_bar(total: int | None, description: str,
+                 enabled: bool | Progress | Callable[[int], Any] | None = True) -> Iterator[Progress]:
+    """Context manager: ``start(total, description)`` on ``as_progress(enabled)``, yield it (call
+    ``advance(n)``), ``done()`` on exit, also when the loop raises."""
+    bar = as_progress(enabled)
+    bar.start(total, description)
+    try:
+        yield bar
+    finally:
+        bar.done()
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
 
-
-def track(items: Iterable, total: int, description: str, enabled: bool = True) -> Iterator:
-    """Yield ``items``, advancing a progress bar after each one."""
+def track(items: Iterable, total: int | None, description: str,
+          enabled: bool | Progress | Callable[[int], Any] | None = True) -> Iterator:
+    """Yield ``items``, advancing the progress by one after each."""
     with progress_bar(total, description, enabled) as bar:
         for item in items:
             yield item

@@ -26,7 +26,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,9 +38,10 @@ import torch.nn.functional as F
 from .checkpoints import load_checkpoint, save_checkpoint
 from .corpora import DEFAULT_BIN_EDGES, Corpus
 from .errors import OptionError
-from .evaluation import batchify, evaluate_model, token_nll
+from .evaluation import HEAD_TOKENS, batchify, evaluate_model, head_perplexity, token_nll
 from .fileio import atomic_write_text, atomic_write_with, write_table
 from .models import LanguageModel, LMConfig, repackage_hidden
+from .progress import LOGGER, Progress, RichProgress, as_progress
 from .stack import Provenance
 from .timescales import MTSSpec, paper_lm_spec, parse_mts_spec
 
@@ -186,6 +187,22 @@ def _mean_nll(model, stream, batch_size, bptt, device) -> float:
     return float(nll.mean())
 
 
+def awd_loss(logits: torch.Tensor, targets: torch.Tensor, extras: dict[str, list[torch.Tensor]], *,
+             alpha: float, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """AWD-LSTM's training loss: ``(loss, cross_entropy)``, where ``loss`` adds activation
+    regularisation ``alpha * mean(m^2)`` of the last layer's dropped output ``m`` and temporal
+    activation regularisation ``beta * mean((h_{t+1} - h_t)^2)`` of its raw output ``h``
+    (Merity et al. 2018; ``extras`` as returned by :class:`~timescale_probe.models.LanguageModel`)."""
+    raw_loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    loss = raw_loss
+    if alpha:
+        loss = loss + alpha * extras["dropped_outputs"][-1].pow(2).mean()
+    if beta:
+        h = extras["raw_outputs"][-1]
+        loss = loss + beta * (h[1:] - h[:-1]).pow(2).mean()
+    return loss, raw_loss
+
+
 def train_language_model(
     corpus: Corpus,
     out: str | os.PathLike,
@@ -197,7 +214,7 @@ def train_language_model(
     train_overrides: dict[str, Any] | None = None,
     device: str | torch.device = "cpu",
     resume: bool = False,
-    progress: bool = False,
+    progress: bool | Progress = False,
     log: Callable[[str], None] | None = None,
     command: str | None = None,
     bins_from: str = "train",
@@ -209,8 +226,10 @@ def train_language_model(
     ``model_overrides`` / ``train_overrides`` replace profile values (e.g. ``{'epochs': 3}``).
     ``resume=True`` continues from ``out``'s resume file (its options must match, except the
     epoch budget). Returns the model card, the metrics table and the final per-bin tables.
+    ``progress``: a bool or a :class:`~timescale_probe.progress.Progress` (one loop per epoch, then
+    the final evaluation); ``log``: where status lines go (default: the ``timescale_probe`` logger).
     """
-    log = log or (lambda msg: None)
+    log = log or LOGGER.info
     out = Path(out)
     paths = companion_paths(out)
     device = torch.device(device)
@@ -264,7 +283,6 @@ def train_language_model(
 
     train_data = batchify(corpus.tokens("train"), tcfg.batch_size).to(device)
     valid_stream = corpus.tokens("valid")
-    V = corpus.vocab_size
     n_params = model.num_parameters()
     card_base = {
         "command": command or "",
@@ -304,10 +322,7 @@ def train_language_model(
 
     if not resume and paths["resume"].is_file():
         log(f"note: starting afresh (epoch 1) although {paths['resume']} exists; --resume continues it")
-    bar_ctx = _train_progress(progress)
-    with bar_ctx as bar:
-        if bar is not None:  # print through the live display so lines and the bar do not interleave
-            log = bar.console.print
+    with _EpochBars(as_progress(progress)) as bar:  # status lines are logged between epochs, not under a live bar
         for epoch in range(start_epoch, tcfg.epochs + 1):
             t0 = time.time()
             torch_seed, rng = _epoch_seeds(tcfg.seed, epoch)
@@ -316,7 +331,7 @@ def train_language_model(
             hidden = model.init_hidden(tcfg.batch_size)
             n = train_data.size(0)
             total_loss, total_tokens, i = 0.0, 0, 0
-            task = bar.add_task(f"epoch {epoch}/{tcfg.epochs}", total=n - 1, info="") if bar is not None else None
+            bar.start(n - 1, f"epoch {epoch}/{tcfg.epochs}")
             lr_now = tcfg.lr
             while i < n - 2:
                 bptt = tcfg.bptt if rng.random() < 0.95 else tcfg.bptt / 2.0
@@ -328,13 +343,7 @@ def train_language_model(
                 hidden = repackage_hidden(hidden)
                 opt.zero_grad(set_to_none=True)
                 logits, hidden, extras = model(x, hidden)
-                raw_loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))
-                loss = raw_loss
-                if tcfg.alpha:
-                    loss = loss + tcfg.alpha * extras["dropped_outputs"][-1].pow(2).mean()
-                if tcfg.beta:
-                    h = extras["raw_outputs"][-1]
-                    loss = loss + tcfg.beta * (h[1:] - h[:-1]).pow(2).mean()
+                loss, raw_loss = awd_loss(logits, y, extras, alpha=tcfg.alpha, beta=tcfg.beta)
                 loss.backward()
                 if tcfg.clip:
                     torch.nn.utils.clip_grad_norm_(params, tcfg.clip)
@@ -349,11 +358,11 @@ def train_language_model(
                 total_loss += rl * seq_len
                 total_tokens += seq_len
                 i += seq_len
-                if bar is not None:
+                bar.advance(seq_len)
+                if isinstance(bar.progress, RichProgress):
                     avg = total_loss / total_tokens
-                    bar.update(task, completed=i, info=f"loss {avg:.3f} ppl {math.exp(min(avg, 50)):.1f}")
-            if bar is not None:
-                bar.remove_task(task)
+                    bar.progress.info(f"loss {avg:.3f} ppl {math.exp(min(avg, 50)):.1f}")
+            bar.done()
             train_loss = total_loss / max(total_tokens, 1)
 
             if averager is not None:
@@ -401,6 +410,8 @@ def train_language_model(
             card[f"{split}_batch_size"] = bs
             card[f"{split}_ppl_by_bin"] = {r.bin: {"ppl": float(r.ppl), "tokens": int(r.tokens)} for r in table.itertuples()}
         card["bins_from"] = bins_from
+        head = min(HEAD_TOKENS, corpus.tokens("test").numel() - 1)  # a quick re-check of this checkpoint
+        card["test_ppl_head"] = {"tokens": head, "ppl": head_perplexity(best, corpus, head, bptt=tcfg.bptt, device=device)}
         card["final_eval_seconds"] = time.time() - t0
         stack = best.to_stack(Provenance("tsprobe-checkpoint", path=str(out)))
         save_checkpoint(out, stack, _plain(card))
@@ -422,15 +433,30 @@ def _plain(obj):
     return obj
 
 
-def _train_progress(enabled: bool):
-    from contextlib import nullcontext
+class _EpochBars:
+    """One progress loop per epoch (``start``/``advance``/``done``); a loop left open by an error is
+    closed on the way out, so a live bar never outlives the training call."""
 
-    if not enabled:
-        return nullcontext(None)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self._open = progress, 0
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True)
+    def __enter__(self) -> "_EpochBars":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        while self._open:
+            self.done()
+
+    def start(self, total: int, label: str) -> None:
+        self.progress.start(total, label)
+        self._open += 1
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(n)
+
+    def done(self) -> None:
+        self._open -= 1
+        self.progress.done()
 
 
 def command_line() -> str:
