@@ -182,8 +182,10 @@ def test_vocab_compatibility(tmp_path):
     _write(d / "valid.txt", "a\n")
     _write(d / "test.txt", "b\n")
     c = load_corpus(str(d))
-    assert check_vocab_compatible(c, None, 4, "m") is c
-    assert check_vocab_compatible(c, list(c.vocab), None, "m") is c
+    same = check_vocab_compatible(c, None, 4, "m")
+    assert same.vocab == c.vocab and same.tokens("test") is c.tokens("test") and same.vocab_info["order"] == "train"
+    own = check_vocab_compatible(c, list(c.vocab), None, "m")
+    assert own.vocab == c.vocab and own.vocab_info["order"] == "checkpoint" and c.vocab_info["order"] == "train"
     re = check_vocab_compatible(c, ["c", "b", "a", EOS], None, "m")  # same words, other ids
     assert re.tokens("test").tolist() == [1, 3]
     with pytest.raises(CorpusError, match="vocabulary mismatch"):

@@ -7,14 +7,21 @@ Conventions (those of the AWD-LSTM reference code, so foreign checkpoints line u
   Python's text-mode file iteration does.
 - **Vocabulary**: the tokens of the train split in first-occurrence order (``<eos>`` included,
   at the place it first occurs), or a vocabulary file (one token per line, the first
-  whitespace-separated field counts; ``<eos>`` is appended when missing).
+  whitespace-separated field counts; ``<eos>`` is appended when missing). A checkpoint without a
+  vocabulary is matched by size against the candidate orders of :func:`vocab_candidates`:
+  train-only, and the reference's ``data.Corpus`` order (first occurrence over train, then
+  valid, then test), which differ on corpora whose valid/test splits hold words train lacks
+  (:func:`match_model_vocabulary`). ``Corpus.vocab_info`` records which one was used.
 - **Out-of-vocabulary tokens** in valid/test (or anywhere, with a vocabulary file) map to
   ``<unk>`` when the vocabulary has it (PTB does); otherwise ``<unk>`` is appended as the last
   vocabulary entry and used for them. ``Corpus.oov`` counts them per split.
 - **Frequency bins**: by occurrence count of each vocabulary entry, in the train split by default
   (the reference counts train+valid+test: ``counts('all')``). Default edges (100, 1000, 10000)
   give the paper's bins ``>10K`` (count >= 10,000), ``1K-10K``, ``100-1K``, ``<100``; bin 0 is the
-  most frequent.
+  most frequent. :func:`bin_counting_statement` says in one line which counting is used and how
+  many tokens change bin under the other.
+- **Parts of speech**: Brown-format tagged text (``word/TAG``) read by :func:`read_brown_tagged`,
+  tags mapped to function / content / other words (:func:`brown_tag_class`, :func:`pos_lexicon`).
 
 Corpus specs accepted by :func:`load_corpus`:
 
@@ -201,6 +208,9 @@ class Corpus:
     vocab: list[str]
     sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: how the vocabulary was made: ``{"order": "train" | "reference" | "file" | "checkpoint" | "given",
+    #: "size": int, ...}`` (``candidates``: sizes of the orders tried against a checkpoint)
+    vocab_info: dict[str, Any] = field(default_factory=lambda: {"order": "train"})
     stoi: dict[str, int] = field(init=False)
     oov: dict[str, int] = field(init=False)
     _tokens: dict[str, torch.Tensor] = field(init=False, repr=False)
@@ -227,6 +237,7 @@ class Corpus:
             self.notes.append(
                 "out-of-vocabulary tokens mapped to <unk>: " + ", ".join(f"{s} {n}" for s, n in self.oov.items())
             )
+        self.vocab_info = {**self.vocab_info, "size": len(self.vocab)}
         unk = stoi.get(UNK, -1)
         self._tokens = {}
         for s in SPLITS:
@@ -262,9 +273,15 @@ class Corpus:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
-    def with_vocab(self, vocab: Sequence[str], note: str = "vocabulary given") -> "Corpus":
+    def with_vocab(self, vocab: Sequence[str], note: str = "vocabulary given",
+                   vocab_info: dict[str, Any] | None = None) -> "Corpus":
         """The same text tokenised with another vocabulary (e.g. a checkpoint's)."""
-        return Corpus(self.name, self.split_lines_, list(vocab), dict(self.sources), self.notes + [note])
+        return Corpus(self.name, self.split_lines_, list(vocab), dict(self.sources), self.notes + [note],
+                      dict(vocab_info or {"order": "given"}))
+
+    def vocabulary_statement(self) -> str:
+        """One line: which vocabulary (order, size) the token ids come from; see :func:`vocab_statement`."""
+        return vocab_statement(self.vocab_info)
 
     def describe(self, bins_from: str = "train", edges: Sequence[float] = DEFAULT_BIN_EDGES) -> dict[str, Any]:
         """Summary: splits (lines, tokens incl. <eos>, OOV), vocabulary size, frequency bins
@@ -290,30 +307,174 @@ class Corpus:
         }
 
 
-def check_vocab_compatible(corpus: Corpus, vocab: Sequence[str] | None, vocab_size: int | None, where: str) -> Corpus:
+# ----------------------------------------------------------------------------------------------
+# vocabularies of checkpoints that carry none
+# ----------------------------------------------------------------------------------------------
+
+#: Candidate vocabulary orders for a checkpoint without a vocabulary, in the order they are tried.
+VOCAB_ORDERS = {
+    "train": "train-only order (first occurrence in train)",
+    "reference": "reference order (first occurrence over train, then valid, then test, as the reference's data.Corpus)",
+}
+
+
+def train_order_vocab(split_lines: dict[str, Sequence[str]]) -> list[str]:
+    """Tokens of the train split in first-occurrence order, ``<unk>`` appended when valid/test hold
+    words train lacks and train has no ``<unk>`` (what :func:`load_corpus` builds)."""
+    vocab = list(dict.fromkeys(lines_to_words(split_lines["train"])))
+    known = set(vocab)
+    if UNK not in known and any(w not in known for s in ("valid", "test") for w in lines_to_words(split_lines[s])):
+        vocab.append(UNK)
+    return vocab
+
+
+def reference_order_vocab(split_lines: dict[str, Sequence[str]]) -> list[str]:
+    """The reference's ``data.Corpus`` dictionary: first occurrence over train, then valid, then test
+    (``line.split() + ['<eos>']`` per line). Equals the train-only order on closed vocabularies (PTB)."""
+    return list(dict.fromkeys(w for s in SPLITS for w in lines_to_words(split_lines[s])))
+
+
+def vocab_candidates(corpus: Corpus) -> dict[str, list[str]]:
+    """``{order: vocabulary}`` for every order of :data:`VOCAB_ORDERS` (train-only, reference)."""
+    train = list(corpus.vocab) if corpus.vocab_info.get("order") == "train" else train_order_vocab(corpus.split_lines_)
+    return {"train": train, "reference": reference_order_vocab(corpus.split_lines_)}
+
+
+def vocab_statement(info: dict[str, Any]) -> str:
+    """One line saying which vocabulary a corpus was tokenised with (from ``Corpus.vocab_info``)."""
+    order, size = info.get("order", "train"), info.get("size")
+    size_text = f"{size:,} words" if isinstance(size, int) else "size unknown"
+    if order in VOCAB_ORDERS:
+        text = f"vocabulary: {VOCAB_ORDERS[order]}, {size_text}"
+        cands = info.get("candidates") or {}
+        if info.get("matched"):
+            others = [f"{VOCAB_ORDERS[o].split(' (')[0]} {n:,}" for o, n in cands.items() if o != order]
+            coincide = [o for o, n in cands.items() if o != order and info.get("same_as", {}).get(o)]
+            text += f"; chosen because {info['matched']} has {size:,} output words and no vocabulary"
+            if coincide:
+                text += " (the train-only and reference orders coincide on this corpus)"
+            elif others:
+                text += f" (other candidate: {', '.join(others)})"
+        return text
+    if order == "file":
+        return f"vocabulary: read from {info.get('path', 'a vocabulary file')}, {size_text}"
+    if order == "checkpoint":
+        return f"vocabulary: the checkpoint's own, {size_text}" + (f" ({info['detail']})" if info.get("detail") else "")
+    return f"vocabulary: {order}, {size_text}"
+
+
+def match_model_vocabulary(corpus: Corpus, vocab: Sequence[str] | None, vocab_size: int | None, where: str, *,
+                           unk_fallback: bool = False) -> Corpus:
     """Return ``corpus`` tokenised to match a model (``where`` names it in messages).
 
-    A model with a vocabulary: the same words in another order re-tokenise the corpus with the
-    model's ids; different words are a CorpusError. A model without one (foreign checkpoints):
-    its output size must equal the corpus vocabulary size (ids in first-occurrence order)."""
+    - The model has a vocabulary: the same words (in any order) re-tokenise the corpus with the
+      model's ids. Other words are a CorpusError, unless ``unk_fallback`` and the model has
+      ``<unk>``: then the corpus is re-tokenised with the model's vocabulary and its unknown words
+      map to ``<unk>`` (e.g. a Markov resample of the training text drawn again).
+    - The model has none (foreign checkpoints): with a vocabulary file, its size must equal the
+      model's output size. Otherwise every order of :func:`vocab_candidates` is tried and the one
+      whose size equals ``vocab_size`` is used; none or several matching is a one-line CorpusError
+      listing each candidate's size.
+
+    ``Corpus.vocab_info`` of the result says which vocabulary was used (and the candidates' sizes).
+    The input corpus is never modified.
+    """
     if vocab is not None:
         vocab = list(vocab)
+        info = {"order": "checkpoint", "matched": where}
         if vocab == corpus.vocab:
-            return corpus
-        if len(vocab) != len(corpus.vocab) or set(vocab) != set(corpus.vocab):
-            extra = [w for w in corpus.vocab if w not in set(vocab)][:3]
-            raise CorpusError(
-                f"vocabulary mismatch: {where} has {len(vocab)} words, corpus {corpus.name} {len(corpus.vocab)}"
-                + (f" (corpus words not in the model: {', '.join(extra)})" if extra else "")
-                + "; evaluate on the corpus the model was trained on"
-            )
-        return corpus.with_vocab(vocab, f"re-tokenised with the vocabulary of {where}")
-    if vocab_size is not None and vocab_size != len(corpus.vocab):
+            return _with_info(corpus, info)
+        if len(vocab) == len(corpus.vocab) and set(vocab) == set(corpus.vocab):
+            return corpus.with_vocab(vocab, f"re-tokenised with the vocabulary of {where}",
+                                     {**info, "detail": "same words as the corpus, another order"})
+        if unk_fallback and UNK in vocab:
+            out = corpus.with_vocab(vocab, f"re-tokenised with the vocabulary of {where}", info)
+            detail = f"corpus words it lacks map to {UNK}: " + ", ".join(f"{s} {n}" for s, n in out.oov.items())
+            out.vocab_info["detail"] = detail
+            out.notes.append(f"the corpus was re-tokenised with the vocabulary of {where}; out-of-vocabulary "
+                             f"tokens mapped to {UNK}: test {out.oov['test']}")
+            return out
+        extra = [w for w in corpus.vocab if w not in set(vocab)][:3]
         raise CorpusError(
-            f"vocabulary mismatch: {where} has {vocab_size} output words but corpus {corpus.name} has "
-            f"{len(corpus.vocab)}; use the corpus it was trained on (or --vocab-file)"
+            f"vocabulary mismatch: {where} has {len(vocab)} words, corpus {corpus.name} {len(corpus.vocab)}"
+            + (f" (corpus words not in the model: {', '.join(extra)})" if extra else "")
+            + "; evaluate on the corpus the model was trained on"
         )
-    return corpus
+    if vocab_size is None:
+        return corpus
+    if corpus.vocab_info.get("order") == "file":
+        if vocab_size != len(corpus.vocab):
+            raise CorpusError(
+                f"vocabulary mismatch: {where} has {vocab_size} output words but the vocabulary file "
+                f"{corpus.vocab_info.get('path', '')} gives {len(corpus.vocab)}; use the vocabulary the model was trained with"
+            )
+        return _with_info(corpus, {**corpus.vocab_info, "matched": where})
+    cands = vocab_candidates(corpus)
+    sizes = {o: len(v) for o, v in cands.items()}
+    same = {o: cands[o] == cands["train"] for o in cands if o != "train"}
+    distinct = {o: v for o, v in cands.items() if o == "train" or not same[o]}
+    matching = [o for o, v in distinct.items() if len(v) == vocab_size]
+    listing = ", ".join(f"{VOCAB_ORDERS[o].split(' (')[0]} {n:,}" for o, n in sizes.items())
+    if len(matching) != 1:
+        why = "none matches" if not matching else "several match, so the word order is ambiguous"
+        raise CorpusError(
+            f"vocabulary mismatch: {where} has {vocab_size:,} output words and no vocabulary; corpus {corpus.name} "
+            f"gives {listing} words ({why}); use the corpus it was trained on, or give its vocabulary file (vocab_file, --vocab-file)"
+        )
+    order = matching[0]
+    info = {"order": order, "matched": where, "candidates": sizes, "same_as": same}
+    if cands[order] == corpus.vocab:
+        out = _with_info(corpus, info)
+    else:
+        out = corpus.with_vocab(cands[order], "", info)
+        out.notes.pop()
+    out.notes.append(f"{where} has no vocabulary: used the {VOCAB_ORDERS[order]}, {sizes[order]:,} words, the size "
+                     f"of its decoder (candidates: {listing})")
+    return out
+
+
+def _with_info(corpus: Corpus, info: dict[str, Any]) -> Corpus:
+    """A shallow copy of ``corpus`` (token tensors shared) with other ``vocab_info`` and its own notes."""
+    import copy
+
+    out = copy.copy(corpus)
+    out.notes = list(corpus.notes)
+    out.vocab_info = {**info, "size": len(corpus.vocab)}
+    return out
+
+
+def check_vocab_compatible(corpus: Corpus, vocab: Sequence[str] | None, vocab_size: int | None, where: str, *,
+                           unk_fallback: bool = False) -> Corpus:
+    """Former name of :func:`match_model_vocabulary` (kept for existing callers)."""
+    return match_model_vocabulary(corpus, vocab, vocab_size, where, unk_fallback=unk_fallback)
+
+
+# ----------------------------------------------------------------------------------------------
+# which counting defines the frequency bins
+# ----------------------------------------------------------------------------------------------
+
+def bin_counting_statement(corpus: Corpus, bins_from: str = "train", edges: Sequence[float] = DEFAULT_BIN_EDGES,
+                           split: str = "test") -> dict[str, Any]:
+    """Which counts define the frequency bins, and how many ``split`` tokens change bin under the other counting.
+
+    The other counting is train+valid+test (the reference's, ``bins_from='all'``) when ``bins_from``
+    is a single split, else train. Returns ``{"bins_from", "other", "split", "n_tokens", "n_changed",
+    "line"}``; ``line`` is the one-line statement commands print and record.
+    """
+    other = "train" if bins_from == "all" else "all"
+    bin_a, _ = corpus.bins(bins_from, edges)
+    bin_b, _ = corpus.bins(other, edges)
+    ids = corpus.tokens(split).numpy()
+    n = int(ids.size)
+    changed = int(np.count_nonzero(bin_a[ids] != bin_b[ids]))
+    moved = f"{changed:,} of {n:,} {split} tokens ({changed / max(n, 1):.2%}) to another bin"
+    if bins_from == "all":
+        line = (f"frequency bins: word counts over train+valid+test (the reference's counting); counting over "
+                f"train only (--bins-from train) would move {moved}")
+    else:
+        line = (f"frequency bins: word counts over {bins_from}; the reference counts train+valid+test "
+                f"(--bins-from all), which would move {moved}")
+    return {"bins_from": bins_from, "other": other, "split": split, "n_tokens": n, "n_changed": changed, "line": line}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -394,6 +555,8 @@ def load_corpus(spec: str, *, vocab_file: str | os.PathLike | None = None,
     if vocab_file is not None:
         vocab = read_vocab_file(vocab_file)
         notes.append(f"vocabulary read from {vocab_file} ({len(vocab)} entries)")
+        info = {"order": "file", "path": str(vocab_file)}
     else:
         vocab = list(dict.fromkeys(lines_to_words(lines["train"])))
-    return Corpus(name, lines, vocab, sources, notes)
+        info = {"order": "train"}
+    return Corpus(name, lines, vocab, sources, notes, info)

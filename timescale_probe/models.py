@@ -264,17 +264,31 @@ def repackage_hidden(hidden: Hidden) -> Hidden:
     return [(h.detach(), c.detach()) for h, c in hidden]
 
 
-def load_language_model(path, corpus, *, device: Any = "cpu") -> tuple[LSTMStack, "LanguageModel", Any]:
+def load_language_model(path, corpus, *, device: Any = "cpu", unk_fallback: bool = False,
+                        stack: LSTMStack | None = None) -> tuple[LSTMStack, "LanguageModel", Any]:
     """A runnable model from a checkpoint of any supported format, with the corpus tokenised to match it.
 
-    Returns ``(stack, model in eval mode on device, corpus)``. The corpus comes back re-tokenised
-    when the model's vocabulary has the same words in another order; a vocabulary that does not fit
-    is a one-line CorpusError (see :func:`timescale_probe.corpora.check_vocab_compatible`).
+    Returns ``(stack, model in eval mode on device, corpus)``. The one place where a model's
+    vocabulary meets a corpus (:func:`timescale_probe.corpora.match_model_vocabulary`):
+
+    - a checkpoint with a vocabulary re-tokenises the corpus with its ids; other words are a
+      one-line CorpusError unless ``unk_fallback`` (the model has ``<unk>``; its unknown words map
+      to it: used for regenerated Markov corpora);
+    - a checkpoint without one (the reference's pickles, AWD-LSTM, Keras) gets the candidate order
+      (train-only, or the reference's train+valid+test first-occurrence order) whose size equals
+      its decoder's; none or several matching is a one-line CorpusError listing their sizes.
+
+    The returned corpus's ``vocab_info`` / :meth:`~timescale_probe.corpora.Corpus.vocabulary_statement`
+    say which vocabulary was used. ``stack`` skips reading ``path`` again when already loaded.
     """
     from .checkpoints import load_checkpoint
-    from .corpora import check_vocab_compatible
+    from .corpora import match_model_vocabulary
 
-    stack = load_checkpoint(path)
-    corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, f"checkpoint {path}")
-    model = LanguageModel.from_stack(stack).to(device).eval()
-    return stack, model, corpus
+    if stack is None:
+        stack = load_checkpoint(path)
+    corpus = match_model_vocabulary(corpus, stack.vocab, stack.vocab_size, f"checkpoint {path}",
+                                    unk_fallback=unk_fallback)
+    model = LanguageModel.from_stack(stack)
+    if model.vocab is None and len(corpus.vocab) == model.config.vocab_size:
+        model.vocab = list(corpus.vocab)
+    return stack, model.to(device).eval(), corpus

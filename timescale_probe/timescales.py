@@ -150,11 +150,14 @@ class FreeLayer:
 @dataclass(frozen=True)
 class FixedTimescales:
     """Fixed timescales: ``values`` split into equal consecutive blocks over the layer's units
-    (``np.array_split`` order; ``(3, 4)`` on 1150 units gives 575 x T=3 then 575 x T=4), or one
-    value per unit when ``len(values)`` equals the layer size."""
+    (``(3, 4)`` on 1150 units gives 575 x T=3 then 575 x T=4), or one value per unit when
+    ``len(values)`` equals the layer size. ``split`` orders unequal blocks: ``larger-first``
+    (``np.array_split``: 24 x T=3, 23 x T=4 on 47 units) or ``smaller-first`` (the reference's
+    ``int(0.5*H)`` units T=3, the rest T=4: 23 then 24; the paper-lm preset)."""
 
     values: tuple[float, ...]
     freeze: str = "all"
+    split: str = "larger-first"
     kind: str = field(default="fixed", init=False)
 
     def timescales(self, n_units: int) -> np.ndarray:
@@ -163,8 +166,12 @@ class FixedTimescales:
             return values.copy()
         if len(values) > n_units:
             raise OptionError(f"fixed spec has {len(values)} values for a layer of {n_units} units")
-        blocks = np.array_split(np.arange(n_units), len(values))
-        return np.concatenate([np.full(len(b), v) for b, v in zip(blocks, values)])
+        sizes = [len(b) for b in np.array_split(np.arange(n_units), len(values))]
+        if self.split == "smaller-first":
+            sizes = sizes[::-1]
+        elif self.split != "larger-first":
+            raise OptionError(f"unknown fixed-block split '{self.split}': use larger-first or smaller-first", param="split")
+        return np.concatenate([np.full(k, v) for k, v in zip(sizes, values)])
 
 
 @dataclass(frozen=True)
@@ -324,7 +331,8 @@ def paper_lm_spec(shape: float = 0.56, scale: float = 1.0) -> MTSSpec:
     """The paper's LM spec: layer 1 half T=3 / half T=4, layer 2 inverse-gamma quantiles
     (``drop-first``: the last unit has T=0, clipped), layer 3 free; bias vectors frozen."""
     return MTSSpec(
-        layers=(FixedTimescales((3.0, 4.0)), InverseGammaQuantiles(shape, scale, ends="drop-first"), FreeLayer()),
+        layers=(FixedTimescales((3.0, 4.0), split="smaller-first"), InverseGammaQuantiles(shape, scale, ends="drop-first"),
+                FreeLayer()),
         name="paper-lm" if (shape, scale) == (0.56, 1.0) else f"paper-lm(a={shape:g},b={scale:g})",
     )
 

@@ -141,7 +141,9 @@ def load_npz_lstm(path: Path, *, sha256: str | None = None, format: str | None =
     )
     if stack.embedding is not None or stack.decoder_weight is not None:
         stack.config["tie_weights"] = stack.tied
-    stack.provenance.notes.append("no vocabulary in the file: rebuild it from the training corpus")
+    from .loader import NO_VOCAB_NOTE
+
+    stack.provenance.notes.append(NO_VOCAB_NOTE)
     return stack
 
 

@@ -41,8 +41,9 @@ from .state_dict import _LSTM_KEY, find_lstm
 
 #: Values of ``format=`` (``--format``): ``auto`` detects.
 FORMATS = ("auto", "tsprobe", "state-dict", "pickle", "safetensors", "keras-npz", "tf1-npz")
-NO_VOCAB_NOTE = ("no vocabulary in the file: rebuild it from the training corpus (the reference numbers words in "
-                 "first-occurrence order of train.txt)")
+NO_VOCAB_NOTE = ("no vocabulary in the file: commands that read a corpus rebuild it there, in train-only order and in "
+                 "the reference's order (first occurrence over train, then valid, then test), and use the one whose "
+                 "size equals the decoder's; a vocabulary file (--vocab-file) overrides")
 
 
 def sniff(path: Path) -> str:
@@ -238,27 +239,45 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
 
 
 def _reference_mts_spec(model_class: str | None, found, notes: list[str]) -> dict[str, Any] | None:
-    """The reference's ``model_mts.RNNModel`` hard-codes the paper's LM spec; confirm it from the biases."""
+    """The reference's ``model_mts.RNNModel`` hard-codes the paper's LM spec; confirm it from the biases.
+
+    On an odd layer-1 size the reference gives ``int(0.5*H)`` units T=3 and the rest T=4
+    (``split='smaller-first'``, what :func:`paper_lm_spec` applies); tsprobe before this release split
+    the other way (``larger-first``). Both are accepted; the spec recorded is the one the biases match.
+    """
     if not model_class or not model_class.startswith("model_mts."):
         return None
-    from ..timescales import paper_lm_spec
+    from dataclasses import replace
 
-    spec = paper_lm_spec()
+    from ..timescales import MTSSpec, paper_lm_spec
+
     sizes = [l.hidden_size for l in found.layers]
+    reference = paper_lm_spec()
+    other = MTSSpec(layers=(replace(reference.layers[0], split="larger-first"),) + reference.layers[1:],
+                    name=reference.name, convention=reference.convention, bias_limit=reference.bias_limit)
+    for spec in (reference, other) if sizes[0] % 2 else (reference,):
+        if len(sizes) >= 2 and _biases_match(spec, found.layers, sizes):
+            split = "" if not sizes[0] % 2 else (
+                f"; layer 1 ({sizes[0]} units) split {sizes[0] // 2} x T=3 then {sizes[0] - sizes[0] // 2} x T=4 as the reference"
+                if spec is reference else
+                f"; layer 1 ({sizes[0]} units) split {sizes[0] - sizes[0] // 2} x T=3 then {sizes[0] // 2} x T=4 (larger block first)")
+            notes.append("model_mts.RNNModel (reference multi-timescale model): layer 1-2 forget biases match the paper's "
+                         f"LM spec (paper-lm){split}")
+            return spec.to_dict()
+    notes.append("class model_mts.RNNModel, but the forget biases do not match the paper's LM spec; no MTS spec recorded")
+    return None
+
+
+def _biases_match(spec, layers, sizes) -> bool:
     try:
         expected = spec.forget_biases(sizes)
-    except Exception:  # noqa: BLE001 (odd layer sizes: the spec does not apply)
-        expected = [None] * len(sizes)
-    ok = len(sizes) >= 2
-    for layer, b in zip(found.layers, expected):
+    except Exception:  # noqa: BLE001 (sizes the spec cannot take: no match)
+        return False
+    for layer, b in zip(layers, expected):
         if b is None:
             continue
         got = layer.forget_bias.numpy()
         finite = np.abs(b) < spec.bias_limit
-        ok = ok and bool(np.allclose(got[finite], b[finite], atol=1e-3))
-    if ok:
-        notes.append("model_mts.RNNModel (reference multi-timescale model): layer 1-2 forget biases match the paper's "
-                     "LM spec (paper-lm)")
-        return spec.to_dict()
-    notes.append("class model_mts.RNNModel, but the forget biases do not match the paper's LM spec; no MTS spec recorded")
-    return None
+        if not np.allclose(got[finite], b[finite], atol=1e-3):
+            return False
+    return True

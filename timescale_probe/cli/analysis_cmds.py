@@ -81,7 +81,9 @@ def estimate_timescales_cmd(
         window=window, convention=convention, level=level, all_gates=all_gates, max_tokens=max_tokens, device=str(dev),
         n_tokens=int(len(tokens)), corpus_notes=corp.notes), seed=None,
         inputs=_inputs(checkpoint, vocab_file), results=dict(summary=summary, seconds=time.perf_counter() - t0,
-                                                            figures=figures))
+                                                            figures=figures, vocabulary=corp.vocab_info,
+                                                            vocabulary_statement=corp.vocabulary_statement()))
+    console.print(corp.vocabulary_statement(), soft_wrap=True)
     from rich.table import Table
 
     tab = Table(title=f"T_data ({convention} convention, {split} split, {len(tokens):,} tokens, batch {batch_size}, window {window})")
@@ -188,6 +190,9 @@ def ablate_cmd(
         raise OptionError(f"--layer {layer} does not exist: the model has layers 1-{len(sizes)}")
     T, T_source = _layer_timescales(by, timescales, layer, stack, model, tokens, dev, sizes)
     bin_of, labels = corp.bins(bins_from, edges)
+    from ..corpora import bin_counting_statement
+
+    counting = bin_counting_statement(corp, bins_from, edges, split)
     binnings = [("frequency", bin_of, labels)]
     pos_stats = None
     if pos_tags is not None:
@@ -217,7 +222,11 @@ def ablate_cmd(
         bin_edges=list(edges), pos_tags=pos_tags, pos_classes=pos_stats, top=top, max_tokens=max_tokens,
         device=str(dev), n_tokens=int(len(tokens)), corpus_notes=corp.notes), seed=seed,
         inputs=_inputs(checkpoint, vocab_file, timescales),
-        results=dict(ppl_intact=study.options["ppl_intact"], seconds=seconds, figures=figures))
+        results=dict(ppl_intact=study.options["ppl_intact"], seconds=seconds, figures=figures,
+                     vocabulary=corp.vocab_info, vocabulary_statement=corp.vocabulary_statement(),
+                     bin_counting=counting))
+    console.print(corp.vocabulary_statement(), soft_wrap=True)
+    console.print(counting["line"], soft_wrap=True)
     _print_routing(study, title, seconds)
 
 

@@ -181,6 +181,9 @@ def evaluate_cmd(
     dev = resolve_device(device)
     c = _load_corpus(corpus, vocab_file)
     _, model, c = load_language_model(checkpoint, c, device=dev)
+    from ..corpora import bin_counting_statement
+
+    counting = bin_counting_statement(c, bins_from, edges, split)
     d = prepare_out_dir(out)
     table, _, _ = evaluate_model(model, c, split=split, batch_size=batch_size, bptt=bptt, device=dev,
                                  bins_from=bins_from, edges=edges, progress=True)
@@ -192,7 +195,10 @@ def evaluate_cmd(
     write_run_json(d, "evaluate", {"checkpoint": checkpoint, "corpus": corpus, "split": split, "batch_size": batch_size,
                                    "bptt": bptt, "bins_from": bins_from, "bin_edges": list(edges), "device": str(dev)},
                    inputs=[checkpoint] + ([vocab_file] if vocab_file else []),
-                   results={"ppl": float(table["ppl"].iloc[-1])})
+                   results={"ppl": float(table["ppl"].iloc[-1]), "vocabulary": c.vocab_info,
+                            "vocabulary_statement": c.vocabulary_statement(), "bin_counting": counting})
+    console.print(c.vocabulary_statement(), soft_wrap=True)
+    console.print(counting["line"], soft_wrap=True)
     console.print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     console.print(f"wrote {d / 'perplexity.csv'}")
 
@@ -238,6 +244,9 @@ def compare_cmd(
     _, model_b, cb = load_language_model(checkpoint_b, c0, device=dev)
     if ca.vocab != cb.vocab:
         raise OptionError("the two checkpoints use different vocabularies: a paired comparison needs the same token ids")
+    from ..corpora import bin_counting_statement
+
+    counting = bin_counting_statement(ca, bins_from, edges, split)
     d = prepare_out_dir(out)
     bin_of, labels = ca.bins(bins_from, edges)
     stream = ca.tokens(split)
@@ -260,6 +269,11 @@ def compare_cmd(
                                   "chunk": chunk, "level": level, "bins_from": bins_from, "bin_edges": list(edges),
                                   "names": list(name_pair), "device": str(dev)},
                    seed=seed, inputs=[checkpoint_a, checkpoint_b] + ([vocab_file] if vocab_file else []),
-                   results={"table": table.to_dict(orient="records")})
+                   results={"table": table.to_dict(orient="records"), "vocabulary": {"a": ca.vocab_info, "b": cb.vocab_info},
+                            "vocabulary_statement": {"a": ca.vocabulary_statement(), "b": cb.vocabulary_statement()},
+                            "bin_counting": counting})
+    for who, cx in ((name_pair[0], ca), (name_pair[1], cb)):
+        console.print(f"{who}: {cx.vocabulary_statement()}", soft_wrap=True)
+    console.print(counting["line"], soft_wrap=True)
     console.print(markdown_table(table.drop(columns=["level", "n_resamples", "seed"])))
     console.print(f"wrote {d / 'comparison.csv'}, comparison.md, bootstrap.csv, comparison.pdf")
