@@ -128,36 +128,97 @@ def prepare_out_dir(out: str | os.PathLike, param: str = "out") -> Path:
     return out
 
 
+class OutputStage:
+    """A command's outputs, all or nothing.
+
+    ``OutputStage(out)`` checks ``out`` and creates nothing. :attr:`path` is a hidden staging
+    folder (made on first use, beside ``out``) to write into; :meth:`commit` moves every file in it
+    into ``out`` (created only then; each file by an atomic rename, so a file of the same name is
+    replaced only on success) and :meth:`discard` removes it. As a context manager it commits on
+    success and discards on an error. A stage neither committed nor discarded is removed by
+    :func:`discard_open_stages` (the command line calls it when a command ends) or, at the latest,
+    when the object is garbage-collected: a failed run leaves nothing new on disk.
+    """
+
+    def __init__(self, out: str | os.PathLike, param: str = "out") -> None:
+        self.out = check_out_dir(out, param)
+        self.param = param
+        self._stage: Path | None = None
+        self._finalizer = None
+
+    @property
+    def path(self) -> Path:
+        if self._stage is None:
+            import shutil
+            import weakref
+
+            target = self.out.absolute()
+            anchor = next(p for p in target.parents if p.exists())
+            if not os.access(anchor, os.W_OK):
+                raise OptionError(f"{self.param} {self.out} cannot be written: {anchor} is not writable", param=self.param)
+            self._stage = Path(tempfile.mkdtemp(prefix=".tsprobe-stage-", dir=anchor))
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._stage), True)
+            _OPEN_STAGES.add(self)
+        return self._stage
+
+    def commit(self) -> Path:
+        """Move the staged files into ``out``; returns ``out``."""
+        import shutil
+
+        if self._stage is None:  # nothing was written
+            return self.out
+        stage = self._stage
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for src in sorted(stage.rglob("*")):
+                if src.is_dir():
+                    continue
+                dest = self.out / src.relative_to(stage)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(src, 0o666 & ~_UMASK)
+                try:
+                    os.replace(src, dest)
+                except OSError:  # another file system below ``out``: copy beside it, then rename
+                    with atomic_path(dest) as tmp:
+                        shutil.copyfile(src, tmp)
+        finally:
+            self.discard()
+        return self.out
+
+    def discard(self) -> None:
+        """Remove the staging folder and everything in it."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._stage = None
+        _OPEN_STAGES.discard(self)
+
+    def __enter__(self) -> "OutputStage":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+_OPEN_STAGES: set[OutputStage] = set()
+
+
+def discard_open_stages() -> int:
+    """Remove every staging folder not yet committed (a command failed); returns how many."""
+    stages = list(_OPEN_STAGES)
+    for stage in stages:
+        stage.discard()
+    return len(stages)
+
+
 @contextlib.contextmanager
 def staged_output(out: str | os.PathLike, param: str = "out") -> Iterator[Path]:
-    """A command's outputs, all or nothing: yield an empty staging folder; when the block ends
-    without an error every file in it moves into ``out`` (created only then), else the staging
-    folder is removed. A failed run leaves nothing new on disk (files already in ``out`` stay as
-    they were; a file of the same name is replaced only on success, each by an atomic rename).
-    """
-    import shutil
-
-    out = check_out_dir(out, param).absolute()
-    anchor = next(p for p in out.parents if p.exists())
-    if not os.access(anchor, os.W_OK):
-        raise OptionError(f"{param} {out} cannot be written: {anchor} is not writable", param=param)
-    stage = Path(tempfile.mkdtemp(prefix=".tsprobe-stage-", dir=anchor))
-    try:
-        yield stage
-        out.mkdir(parents=True, exist_ok=True)
-        for src in sorted(stage.rglob("*")):
-            if src.is_dir():
-                continue
-            dest = out / src.relative_to(stage)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(src, 0o666 & ~_UMASK)
-            try:
-                os.replace(src, dest)
-            except OSError:  # another file system below ``out``: copy beside it, then rename
-                with atomic_path(dest) as tmp:
-                    shutil.copyfile(src, tmp)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    """``with staged_output(out) as d:`` write into ``d``; on success the files move into ``out``
+    (created only then), on an error nothing is left (see :class:`OutputStage`)."""
+    with OutputStage(out, param) as stage:
+        yield stage.path
 
 
 def jsonable(value: Any) -> Any:

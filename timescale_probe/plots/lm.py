@@ -47,9 +47,10 @@ def plot_ppl_by_bin(table: pd.DataFrame, title: str = ""):
     return fig
 
 
-def plot_comparison(table: pd.DataFrame, names: Sequence[str] = ("baseline", "mts")):
+def plot_comparison(table: pd.DataFrame, names: Sequence[str] = ("baseline", "mts"), title: str = ""):
     """Left: perplexity per bin of both models (columns ``ppl_<name>``), log y. Right: the
-    bootstrap difference ``diff`` with its interval ``lo..hi`` per bin."""
+    bootstrap difference ``diff`` with its interval ``lo..hi`` per bin. ``title`` (e.g. the two
+    checkpoints and the corpus) heads the figure."""
     a, b = names
     fig, axes = new_figure(ncols=2)
     ax = axes[0, 0]
@@ -70,5 +71,12 @@ def plot_comparison(table: pd.DataFrame, names: Sequence[str] = ("baseline", "mt
     ax.set_xticks(x, table["bin"])
     ax.set_ylabel(f"ppl {a} - ppl {b}")
     level = table["level"].iloc[0] if "level" in table else None
-    ax.set_title(f"paired bootstrap{'' if level is None else f', {level:.1%} interval'}")
+    ax.set_title(f"paired bootstrap{'' if level is None else f', {_level_text(level)} interval'}")
+    if title:
+        fig.suptitle(title)
     return fig
+
+
+def _level_text(level: float) -> str:
+    """0.999 -> '99.9%', 0.95 -> '95%' (never rounded up to 100%)."""
+    return f"{100 * float(level):.10g}%"
