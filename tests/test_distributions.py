@@ -319,3 +319,19 @@ def test_load_checkpoint_bias_timescales(tmp_path):
     assert chrono.attrs["convention"] == "chrono"
     with pytest.raises(OptionError, match="T_bias only"):
         load_timescales(tmp_path / "m.pt", "T_data")
+
+
+def test_layer_timescales_in_unit_order(tmp_path):
+    from timescale_probe.distributions import layer_timescales
+
+    p = tmp_path / "timescales.csv"
+    # rows shuffled, two layers: the layer's values come back in unit order
+    p.write_text("layer,unit,T_bias,T_data\n2,1,9,20.5\n1,0,9,1.0\n2,0,9,10.5\n2,2,9,30.5\n1,1,9,2.0\n")
+    np.testing.assert_array_equal(layer_timescales(p, 2, 3), [10.5, 20.5, 30.5])
+    np.testing.assert_array_equal(layer_timescales(p, 1, 2, "T_bias"), [9.0, 9.0])
+    with pytest.raises(InputError, match="does not list units 0-3 of layer 2"):
+        layer_timescales(p, 2, 4)
+    q = tmp_path / "bad.csv"
+    q.write_text("layer,unit,T_bias\n1,0,1.0\n")
+    with pytest.raises(InputError, match="no column 'T_data'"):
+        layer_timescales(q, 1, 1)

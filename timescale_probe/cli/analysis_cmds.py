@@ -11,7 +11,7 @@ import typer
 
 from . import app
 from ._common import console, device_option, example, out_option
-from ..errors import InputError, OptionError
+from ..errors import OptionError
 
 
 def _load(checkpoint: Path, corpus: str, vocab_file: Optional[Path], split: str, max_tokens: int, device):
@@ -106,27 +106,15 @@ def _timescale_summary(table) -> list[dict]:
 
 
 def _layer_timescales(by: str, timescales_csv: Optional[Path], layer: int, stack, model, tokens, dev, sizes):
-    import pandas as pd
-
     if by not in ("bias", "data"):
         raise OptionError(f"unknown --by '{by}': use bias or data")
     if by == "bias":
         tab = stack.timescales_table()
         return tab.loc[tab.layer == layer, "T_bias"].to_numpy(), "T_bias from the checkpoint"
     if timescales_csv is not None:
-        from ..fileio import require_file
+        from ..distributions import layer_timescales
 
-        p = require_file(timescales_csv, "timescales table")
-        try:
-            tab = pd.read_csv(p)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f"cannot read {p} as a CSV table: {str(exc).splitlines()[0]}") from None
-        if not {"layer", "unit", "T_data"} <= set(tab.columns):
-            raise InputError(f"{p} lacks the columns layer, unit, T_data (write it with tsprobe estimate-timescales)")
-        sub = tab[tab.layer == layer].sort_values("unit")
-        if len(sub) != sizes[layer - 1] or not np.array_equal(sub.unit.to_numpy(), np.arange(sizes[layer - 1])):
-            raise InputError(f"{p} does not list units 0-{sizes[layer - 1] - 1} of layer {layer}")
-        return sub["T_data"].to_numpy(dtype=np.float64), f"T_data from {p}"
+        return layer_timescales(timescales_csv, layer, sizes[layer - 1], "T_data"), f"T_data from {timescales_csv}"
     from ..gates import estimate_timescales
 
     est = estimate_timescales(model, tokens, device=dev, progress=True)

@@ -31,7 +31,7 @@ from .fitting import (
     fit_timescales,
     fit_verdict,
 )
-from .inputs import load_timescales, parse_layers
+from .inputs import layer_timescales, load_timescales, parse_layers
 from .tables import figure_tables, sorted_curve
 
 __all__ = [
@@ -40,5 +40,5 @@ __all__ = [
     "LikelihoodRatioTest", "likelihood_ratio_test",
     "COMPARISON_COLUMNS", "FIT_COLUMNS", "MIN_DISTINCT", "FitReport", "check_fit_options", "fit_table",
     "fit_timescales", "fit_verdict",
-    "load_timescales", "parse_layers", "figure_tables", "sorted_curve",
+    "layer_timescales", "load_timescales", "parse_layers", "figure_tables", "sorted_curve",
 ]

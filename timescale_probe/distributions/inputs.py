@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import InputError, OptionError
 
-__all__ = ["load_timescales", "parse_layers"]
+__all__ = ["load_timescales", "layer_timescales", "parse_layers"]
 
 
 def parse_layers(spec: str | Sequence | None, available: Sequence) -> list[tuple[str, list]]:
@@ -200,3 +200,20 @@ def load_timescales(paths: str | os.PathLike | Sequence[str | os.PathLike], colu
     df.attrs["column"] = used_column
     df.attrs["convention"] = convention
     return df
+
+
+def layer_timescales(path: str | os.PathLike, layer: int, n_units: int, column: str = "T_data") -> np.ndarray:
+    """The timescales of every unit of one ``layer`` from a table written by
+    ``tsprobe estimate-timescales`` (read by :func:`load_timescales`), in unit order.
+
+    The table must have ``layer`` and ``unit`` columns and list units ``0 .. n_units - 1`` of the
+    layer exactly once (InputError otherwise): an ablation orders exactly those units.
+    """
+    df = load_timescales(path, column)
+    if "layer" not in df.columns:
+        raise InputError(f"{path} has no layer column; write it with tsprobe estimate-timescales")
+    sub = df[df["layer"] == layer].sort_values("unit", kind="stable")
+    if len(sub) != n_units or not np.array_equal(sub["unit"].to_numpy(), np.arange(n_units)):
+        raise InputError(f"{path} does not list units 0-{n_units - 1} of layer {layer} exactly once "
+                         f"({len(sub)} rows for that layer)")
+    return sub["T"].to_numpy(dtype=np.float64)
