@@ -203,11 +203,20 @@ def write_ptb_dir(out_dir, streams: dict[str, np.ndarray], vocab: list[str], eos
     return paths
 
 
+def check_markov_options(*, order: int = 2, n_chains: int = 1000) -> None:
+    """Options of :func:`markov_corpus` / :func:`markov_resample`, checked before any work."""
+    from ..validation import check_int
+
+    check_int(order, "order", minimum=0)
+    check_int(n_chains, "n_chains", minimum=1)
+
+
 def markov_corpus(spec: str, *, order: int = 2, seed: int = 0, n_chains: int = 1000, progress=None):
     """Load ``spec`` with :func:`timescale_probe.corpora.load_corpus` and resample its three splits
     (see :func:`markov_resample`). Returns ``(streams, vocab, eos_id, summary)``."""
     from ..corpora import EOS, load_corpus
 
+    check_markov_options(order=order, n_chains=n_chains)
     corpus = load_corpus(spec)
     splits = {s: corpus.tokens(s).numpy().astype(np.int64) for s in ("train", "valid", "test")}
     eos_id = corpus.stoi[EOS]

@@ -56,7 +56,7 @@ class TokenStream:
 
     def boundaries(self, within: str) -> np.ndarray | None:
         """Segment ids for ``within`` = ``none`` (None), ``lines`` or ``documents``."""
-        within = (within or "none").lower()
+        within = check_within(within)
         if within == "none":
             return None
         if within == "lines":
@@ -71,6 +71,14 @@ class TokenStream:
                     param="within")
             return self.doc_ids
         raise OptionError(f"unknown within '{within}': use lines, documents or none", param="within")
+
+
+def check_within(within: str | None) -> str:
+    """``none``, ``lines`` or ``documents`` (any case; None = none); else one ``OptionError``."""
+    value = (within or "none").lower()
+    if value not in ("none", "lines", "documents"):
+        raise OptionError(f"unknown within '{within}': use lines, documents or none", param="within")
+    return value
 
 
 def _decode(path: Path) -> str:
