@@ -1,15 +1,20 @@
-"""Shared fixtures. ``../shared`` (corpora, reference results) is optional: tests needing it skip."""
+"""Shared fixtures. ``../shared`` (corpora, reference results) is optional: tests needing it skip.
+
+The few reference arrays the paper-number tests need are vendored in ``tests/data/`` (see its
+README), so those tests run on any clone; the rest of ``../shared`` is used when present.
+"""
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TSPROBE_SHARED", ROOT.parent / "shared"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ``from helpers import ...`` from any directory
+
+from helpers import DATA, ROOT, SHARED, run_cli, run_cli_inprocess  # noqa: E402
+
+__all__ = ["ROOT", "SHARED", "DATA", "run_cli", "run_cli_inprocess"]
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +25,14 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference_results(shared_dir) -> Path:
-    path = shared_dir / "reference-results"
+def reference_results() -> Path:
+    """The authors' published arrays: the vendored subset in tests/data, else ../shared's copy."""
+    vendored = DATA / "reference-results"
+    if (vendored / "estimated_timescales").is_dir():
+        return vendored
+    path = SHARED / "reference-results"
     if not path.is_dir():
-        pytest.skip(f"{path} missing")
+        pytest.skip(f"{path} missing and tests/data/reference-results not vendored")
     return path
 
 
@@ -35,17 +44,10 @@ def corpora_dir(shared_dir) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``tsprobe`` in a subprocess (the real entry point, as a user would)."""
-    return subprocess.run(
-        [sys.executable, "-m", "timescale_probe", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout,
-    )
-
-
 @pytest.fixture
 def cli():
-    return run_cli
+    """``cli(*args)`` runs ``tsprobe`` in-process (fast); tests of the real entry point use ``run_cli``."""
+    return run_cli_inprocess
 
 
 def pytest_collection_modifyitems(config, items):

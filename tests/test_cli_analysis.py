@@ -40,7 +40,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def estimated(tiny, tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     root, ckpt = tiny
     out = tmp_path_factory.mktemp("est")

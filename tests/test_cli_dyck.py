@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    from tests.conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("cli_dyck") / "d"
     r = run_cli("dyck", "generate", "--out", out, "--train", 150, "--valid", 40, "--test", 80, "--max-len", 40,

@@ -41,7 +41,7 @@ TABLES = {
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("repro") / "out"
     r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), timeout=900)

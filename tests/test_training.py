@@ -13,8 +13,11 @@ import torch
 from timescale_probe.checkpoints import load_checkpoint
 from timescale_probe.corpora import load_corpus
 from timescale_probe.errors import OptionError
+from timescale_probe import training
+from timescale_probe.evaluation import HEAD_TOKENS, head_perplexity, token_nll
+from timescale_probe.models import LanguageModel, LMConfig
 from timescale_probe.training import (
-    TrainConfig, _Averager, companion_paths, default_mts_spec, resolve_profile, should_switch_to_asgd,
+    TrainConfig, _Averager, awd_loss, companion_paths, default_mts_spec, resolve_profile, should_switch_to_asgd,
     train_language_model,
 )
 
@@ -106,6 +109,10 @@ def test_train_same_seed_same_weights_and_frozen_mts_biases(tiny_dir, tmp_path, 
     assert set(card["test_ppl_by_bin"]) == {">10K", "1K-10K", "100-1K", "<100", "overall"}
     assert card["test_ppl"] == pytest.approx(card["test_ppl_by_bin"]["overall"]["ppl"])
     assert card["test_batch_size"] == 1 and card["torch_version"] == torch.__version__
+    # the card's quick re-check: perplexity of the first test targets, recomputed from the saved weights
+    head = card["test_ppl_head"]
+    assert head["tokens"] == min(HEAD_TOKENS, corpus.tokens("test").numel() - 1)
+    assert head_perplexity(LanguageModel.from_stack(stack), corpus, head["tokens"]) == pytest.approx(head["ppl"], rel=1e-6)
     assert load_checkpoint(tmp_path / "a.pt").provenance.source_format == "tsprobe-checkpoint"
     m = pd.read_csv(tmp_path / "a.metrics.csv")
     assert m["epoch"].tolist() == [1, 2]
@@ -161,3 +168,64 @@ def test_adam_option(tiny_dir, tmp_path, one_thread):
                                train_overrides={"epochs": 1, "optimizer": "adam"}, final_eval=False)
     assert res.card["train_config"]["optimizer"] == "adam" and res.card["train_config"]["lr"] == 2e-3
     assert np.isfinite(res.metrics["valid_ppl"]).all()
+
+
+def test_awd_loss_by_hand():
+    """Cross-entropy, AR and TAR written out element by element agree with the trainer's loss."""
+    torch.manual_seed(0)
+    model = LanguageModel(LMConfig(vocab_size=11, emb_size=6, layer_sizes=(5, 4, 6)))
+    model.train()
+    x = torch.randint(0, 11, (7, 3))
+    y = torch.randint(0, 11, (7, 3))
+    logits, _, extras = model(x, model.init_hidden(3))
+    alpha, beta = 2.0, 1.0
+    loss, raw = awd_loss(logits, y, extras, alpha=alpha, beta=beta)
+
+    lg, m, h = logits.detach().double(), extras["dropped_outputs"][-1].detach().double(), extras["raw_outputs"][-1].detach().double()
+    T, B = y.shape
+    ce = 0.0
+    for t in range(T):
+        for b in range(B):
+            row = lg[t, b]
+            ce += float(torch.log(torch.exp(row).sum()) - row[y[t, b]])
+    ce /= T * B
+    ar = sum(float(v) ** 2 for v in m.flatten()) / m.numel()
+    tar = sum(float(h[t + 1, b, k] - h[t, b, k]) ** 2 for t in range(T - 1) for b in range(B) for k in range(h.shape[2]))
+    tar /= (T - 1) * B * h.shape[2]
+    assert ar > 0 and tar > 0
+    assert raw.item() == pytest.approx(ce, rel=1e-5)
+    assert loss.item() == pytest.approx(ce + alpha * ar + beta * tar, rel=1e-5)
+    plain, raw0 = awd_loss(logits, y, extras, alpha=0.0, beta=0.0)
+    assert plain.item() == raw0.item() == raw.item()
+
+
+def test_one_epoch_uses_the_regularised_loss_and_lowers_the_loss(tiny_dir, tmp_path, one_thread, monkeypatch):
+    """One tiny epoch: the trainer backpropagates awd_loss with the configured AR/TAR weights, its
+    reported train loss is the token-weighted mean of the batches' cross-entropies, and the
+    validation loss falls below the untrained model's (which starts near ln V)."""
+    corpus = load_corpus(str(tiny_dir))
+    calls = []
+
+    def spy(logits, targets, extras, *, alpha, beta):
+        loss, raw = awd_loss(logits, targets, extras, alpha=alpha, beta=beta)
+        calls.append((alpha, beta, raw.item(), targets.shape[0], loss.item()))
+        return loss, raw
+
+    monkeypatch.setattr(training, "awd_loss", spy)
+    res = train_language_model(corpus, tmp_path / "m.pt", profile="tiny", train_overrides={"epochs": 1, "seed": 3},
+                               final_eval=False)
+    tcfg = res.card["train_config"]
+    assert calls and {(a, b) for a, b, *_ in calls} == {(tcfg["alpha"], tcfg["beta"])} and tcfg["alpha"] > 0
+    assert all(loss > raw for _, _, raw, _, loss in calls)  # AR/TAR added on top of the cross-entropy
+    weighted = sum(raw * n for _, _, raw, n, _ in calls) / sum(n for _, _, _, n, _ in calls)
+    assert res.metrics["train_loss"].iloc[0] == pytest.approx(weighted, rel=1e-9)
+
+    stack = load_checkpoint(res.out)
+    torch.manual_seed(3)  # the trainer's seed: the model it started from
+    start = LanguageModel(LMConfig(**stack.config))
+    valid = corpus.tokens("valid")
+    before = token_nll(start, valid)[0].mean()
+    after = token_nll(LanguageModel.from_stack(stack), valid)[0].mean()
+    assert abs(before - np.log(corpus.vocab_size)) < 0.1 * np.log(corpus.vocab_size)
+    print(f"valid nll before {before:.3f} after {after:.3f} ln V {np.log(corpus.vocab_size):.3f}")
+    assert after < before - 0.5, (before, after)
