@@ -24,9 +24,19 @@ app = typer.Typer(
 _STATE = {"debug": False}
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"tsprobe {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """Measure, impose and explain memory timescales in recurrent language models.
 
