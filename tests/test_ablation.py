@@ -52,7 +52,7 @@ def test_chunks_follow_timescale_order_longest_first():
 def test_paper_chunks_of_layer_two():
     groups = reference_chunk_timescales()
     assert len(groups) == 23 and (groups["size"] == 50).all()
-    # chunk 3 holds T about 94 at its top (SPEC §5), chunk 1 the 359,932-step unit
+    # chunk 3 holds T about 94 at its top (paper Fig. 3; docs/methods.md §5), chunk 1 the 359,932-step unit
     assert groups.T_max.iloc[0] == pytest.approx(359932, rel=1e-4)
     assert groups.T_max.iloc[2] == pytest.approx(94, rel=0.02)
 

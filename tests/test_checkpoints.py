@@ -111,7 +111,7 @@ def test_nn_lstm_state_dict_three_layers(tmp_path, legacy):
 
 
 def test_timescale_hand_computation_fixed_biases(tmp_path):
-    """b_f = b_ih + b_hh = 0.5 + 0.42732 = 0.92732 -> T = 3.0000 (SPEC: T=3 <-> 0.92732)."""
+    """b_f = b_ih + b_hh = 0.5 + 0.42732 = 0.92732 -> T = 3.0000 (docs/methods.md §1: T=3 <-> 0.92732)."""
     lstm = nn.LSTM(2, 3)
     with torch.no_grad():
         lstm.bias_ih_l0.zero_()

@@ -11,7 +11,7 @@ from timescale_probe.timescales import paper_lm_spec
 def test_impose_and_recover_gives_back_the_paper_shape(tmp_path):
     res = impose_and_recover(tmp_path, n_boot=60, seed=1)
     assert res["layer_sizes"] == [1150, 1150, 400]
-    assert res["parameters"] == pytest.approx(24.2e6, rel=0.01)  # SPEC §2: about 24.2 M
+    assert res["parameters"] == pytest.approx(24.2e6, rel=0.01)  # docs/methods.md §2: about 24.2 M
     assert res["a_lo"] < 0.56 < res["a_hi"]
     assert res["a"] == pytest.approx(0.56, abs=0.03)
     table = pd.read_csv(tmp_path / "paper-mts" / "timescales.csv")

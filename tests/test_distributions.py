@@ -1,5 +1,5 @@
 """Distribution fitting of unit timescales: fast MLEs against scipy, the reference regression numbers
-(SPEC §3), recovery on synthetic draws, bootstrap semantics, exclusions and input loading."""
+(docs/methods.md §3), recovery on synthetic draws, bootstrap semantics, exclusions and input loading."""
 from __future__ import annotations
 
 import numpy as np

@@ -77,7 +77,7 @@ def naive_sample(rng, g: DyckGrammar, pairs=PAIRS2):
 def test_spec_targets_and_spans_on_a_known_string():
     codes, lengths = strings_to_codes(["([])[]", "()"], PAIRS2)
     a = annotate(codes, lengths, 2)
-    # SPEC §6: '(' -> 01, '[' -> 10, empty -> 00; "()" has span 2
+    # docs/methods.md §6: '(' -> 01, '[' -> 10, empty -> 00; "()" has span 2
     assert a.targets[:6].tolist() == [[0, 1], [1, 0], [0, 1], [0, 0], [1, 0], [0, 0]]
     assert a.span[:6].tolist() == [0, 0, 2, 4, 0, 2]
     assert a.max_span.tolist() == [4, 2]
@@ -292,7 +292,7 @@ def test_training_is_seeded_and_mts_biases_stay_frozen(tiny_data, tmp_path):
 
 def test_paper_mts_timescales_at_256_units():
     model, T = build_model(TrainConfig(arch="mts", units=256), 2)
-    # SPEC §6: invgamma.isf(linspace(0, 1, 258), a=1.5)[1:-1]: 33.0 down to 0.15
+    # docs/methods.md §6: invgamma.isf(linspace(0, 1, 258), a=1.5)[1:-1]: 33.0 down to 0.15
     assert T[0] == pytest.approx(33.0, abs=0.05) and T[-1] == pytest.approx(0.15, abs=0.005)
     assert np.all(np.diff(T) < 0)
     base, none = build_model(TrainConfig(arch="baseline", units=256), 2)

@@ -13,7 +13,7 @@ from timescale_probe.timescales import (
 
 
 def test_spec_reference_values():
-    # SPEC §1: T=3 -> 0.92732; T=4 -> 1.25869; T=1 -> -0.54132
+    # docs/methods.md §1: T=3 -> 0.92732; T=4 -> 1.25869; T=1 -> -0.54132
     assert timescale_to_forget_bias(3.0) == pytest.approx(0.92732, abs=5e-6)
     assert timescale_to_forget_bias(4.0) == pytest.approx(1.25869, abs=5e-6)
     assert timescale_to_forget_bias(1.0) == pytest.approx(-0.54132, abs=5e-6)
@@ -84,7 +84,7 @@ def test_paper_lm_layer2_quantiles_match_spec():
 
 
 def test_population_memory_is_a_power_law():
-    # SPEC §1: 0.6779, 0.2607, 0.0750, 0.02045 at t = 1, 10, 100, 1000 vs (1+t)^-0.56
+    # docs/methods.md §1: 0.6779, 0.2607, 0.0750, 0.02045 at t = 1, 10, 100, 1000 vs (1+t)^-0.56
     t2 = paper_lm_spec().timescales([1150, 1150])[1]
     t = np.array([1, 10, 100, 1000])
     M = population_memory(t2, t)
@@ -93,7 +93,7 @@ def test_population_memory_is_a_power_law():
     np.testing.assert_allclose(theory, [0.6783, 0.2611, 0.0754, 0.02088], atol=5e-5)
     grid = np.unique(np.round(np.logspace(0, 3, 60)))
     rel = np.abs(population_memory(t2, grid) / inverse_gamma_memory(grid, 0.56) - 1)
-    assert rel.max() < 0.022  # 2.1% at t=1000, the finite set of quantiles (SPEC §1)
+    assert rel.max() < 0.022  # 2.1% at t=1000, the finite set of quantiles (docs/methods.md §1)
     assert rel[grid <= 100].max() < 0.01
     without_zero = population_memory(t2[t2 > 0], 1000) / inverse_gamma_memory(1000, 0.56) - 1
     assert without_zero == pytest.approx(-0.0199, abs=0.0005)

@@ -265,3 +265,155 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".2f") -> str:
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# intervals of one model, and two models compared over several training seeds (Table 1)
+# ----------------------------------------------------------------------------------------------
+
+def _chunk_sums(nll: np.ndarray, targets: np.ndarray, bin_of_vocab: np.ndarray, n_bins: int,
+                chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per consecutive ``chunk``-token chunk and bin (+ overall last): token counts and NLL sums,
+    both ``(n_chunks, n_bins + 1)``; the incomplete tail is dropped."""
+    nll = np.asarray(nll, dtype=np.float64)
+    n_chunks = nll.size // chunk
+    if n_chunks < 2:
+        raise OptionError(f"{nll.size} tokens make fewer than 2 chunks of {chunk}: nothing to resample")
+    keep = n_chunks * chunk
+    b = _bin_index(np.asarray(targets)[:keep], bin_of_vocab, n_bins)
+    cell = np.repeat(np.arange(n_chunks), chunk) * (n_bins + 1) + b
+    size = n_chunks * (n_bins + 1)
+    cnt = np.bincount(cell, minlength=size).reshape(n_chunks, n_bins + 1).astype(np.float64)
+    tot = np.bincount(cell, weights=nll[:keep], minlength=size).reshape(n_chunks, n_bins + 1)
+    cnt[:, n_bins], tot[:, n_bins] = cnt[:, :n_bins].sum(1), tot[:, :n_bins].sum(1)
+    return cnt, tot
+
+
+def ppl_intervals(nll: np.ndarray, targets: np.ndarray, bin_of: np.ndarray, labels: Sequence[str], *,
+                  n_resamples: int, seed: int, level: float = 0.95, chunk: int = 100) -> pd.DataFrame:
+    """Chunk-bootstrap interval of one model's perplexity per bin and overall (the resamples of
+    :func:`resample_counts`, percentile interval): ``bin, ppl_lo, ppl_hi`` (NaN for an empty bin)."""
+    import warnings
+
+    if not 0.0 < level < 1.0:
+        raise OptionError(f"level must lie strictly between 0 and 1, got {level}")
+    cnt, tot = _chunk_sums(nll, targets, bin_of, len(labels), chunk)
+    W = resample_counts(cnt.shape[0], n_resamples, seed)[1:].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ppl = np.exp((W @ tot) / (W @ cnt))
+    q = [(1 - level) / 2, (1 + level) / 2]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a bin without tokens: NaN interval
+        lo, hi = np.nanquantile(ppl, q, axis=0)
+    return pd.DataFrame({"bin": list(labels) + ["overall"], "ppl_lo": lo, "ppl_hi": hi})
+
+
+def _direction(lo: float, hi: float, better: str, worse: str) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "not measured"
+    return better if lo > 0 else worse if hi < 0 else "no clear difference"
+
+
+def seed_paired_comparison(nll_a: Sequence[np.ndarray], nll_b: Sequence[np.ndarray], targets: np.ndarray,
+                           bin_of_vocab: np.ndarray, labels: Sequence[str], *, seeds: Sequence[int] | None = None,
+                           names: tuple[str, str] = ("baseline", "mts"), chunk: int = 100,
+                           n_resamples: int = 10000, level: float = 0.95,
+                           seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two models trained with the same seeds, compared on the same text, paired by seed.
+
+    ``nll_a[i]`` and ``nll_b[i]``: token NLLs of the two arms trained with seed ``seeds[i]``, on the
+    same scored stream (``targets``). Per bin and overall, with ``a`` = ``names[0]`` and ``b`` =
+    ``names[1]``: the perplexities, their difference ``a - b`` and the relative difference in NLL
+    per token ``100 * (nll_a - nll_b) / nll_a`` (%; > 0: ``b`` better).
+
+    Combined over seeds by a hierarchical bootstrap: each resample draws the seeds with
+    replacement and, shared by all seeds (they are scored on the same text), the ``chunk``-token
+    chunks with replacement; the statistic is the mean over the drawn seeds. Percentile interval
+    at ``level``. Beside it a t interval across the per-seed estimates (``df = seeds - 1``), which
+    only holds the between-seed spread. Returns ``(combined, per_seed)``:
+
+    - ``combined``: ``bin, tokens, seeds, ppl_<a>, ppl_<a>_lo, ppl_<a>_hi, ppl_<b>, ..., diff, lo, hi,
+      t_lo, t_hi, rel_nll_pct, rel_lo, rel_hi, rel_t_lo, rel_t_hi, direction, level, n_resamples, chunk``
+      (point values: mean over seeds on the original chunks; ``direction`` from ``lo, hi``);
+    - ``per_seed``: ``seed, bin, tokens, ppl_<a>, ppl_<b>, diff, lo, hi, rel_nll_pct, rel_lo, rel_hi``
+      (chunk bootstrap of that seed alone, same resamples, same level).
+    """
+    from scipy import stats
+
+    if len(nll_a) != len(nll_b) or not len(nll_a):
+        raise OptionError(f"need the same number (>= 1) of runs per arm, got {len(nll_a)} and {len(nll_b)}")
+    if not 0.0 < level < 1.0:
+        raise OptionError(f"level must lie strictly between 0 and 1, got {level}")
+    if n_resamples < 1 or chunk < 1:
+        raise OptionError("n_resamples and chunk must be >= 1")
+    S = len(nll_a)
+    seeds = list(range(1, S + 1)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != S:
+        raise OptionError(f"{len(seeds)} seeds given for {S} runs per arm")
+    n = np.shape(targets)[0]
+    for k, x in enumerate(list(nll_a) + list(nll_b)):
+        if np.shape(x) != (n,):
+            raise OptionError(f"token NLL array {k} has shape {np.shape(x)}, the targets ({n},)")
+    B = len(labels)
+    cnt, _ = _chunk_sums(nll_a[0], targets, bin_of_vocab, B, chunk)
+    sa = np.stack([_chunk_sums(x, targets, bin_of_vocab, B, chunk)[1] for x in nll_a])  # (S, C, B+1)
+    sb = np.stack([_chunk_sums(x, targets, bin_of_vocab, B, chunk)[1] for x in nll_b])
+    W = resample_counts(cnt.shape[0], n_resamples, seed).astype(np.float64)  # (R+1, C), row 0 original
+    N = W @ cnt  # (R+1, B+1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = np.einsum("rc,scb->srb", W, sa) / N  # mean NLL (S, R+1, B+1)
+        mb = np.einsum("rc,scb->srb", W, sb) / N
+        pa, pb = np.exp(ma), np.exp(mb)
+        diff = pa - pb
+        rel = 100.0 * (ma - mb) / ma
+    rng = np.random.default_rng([seed, 1])
+    draw = rng.integers(0, S, size=(W.shape[0], S))
+    draw[0] = np.arange(S)
+    rows_r = np.arange(W.shape[0])[:, None]
+
+    def combine(x):  # (S, R+1, B+1) -> (R+1, B+1): mean over the drawn seeds of each resample
+        return x[draw, rows_r, :].mean(axis=1)
+
+    q = [(1 - level) / 2, (1 + level) / 2]
+    tq = stats.t.ppf((1 + level) / 2, S - 1) if S > 1 else np.nan
+
+    def pct(x):
+        import warnings
+
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanquantile(x[1:], q, axis=0)
+
+    def t_iv(per_seed):  # per_seed (S, B+1)
+        if S < 2:
+            return np.full(per_seed.shape[1], np.nan), np.full(per_seed.shape[1], np.nan)
+        m, se = per_seed.mean(0), per_seed.std(0, ddof=1) / np.sqrt(S)
+        return m - tq * se, m + tq * se
+
+    a, b = names
+    comb = {k: combine(v) for k, v in (("pa", pa), ("pb", pb), ("diff", diff), ("rel", rel))}
+    ivs = {k: pct(v) for k, v in comb.items()}
+    t_d, t_r = t_iv(diff[:, 0, :]), t_iv(rel[:, 0, :])
+    all_labels = list(labels) + ["overall"]
+    rows = []
+    for j, lab in enumerate(all_labels):
+        lo, hi = ivs["diff"][0][j], ivs["diff"][1][j]
+        rows.append({
+            "bin": lab, "tokens": int(cnt[:, j].sum()), "seeds": S,
+            f"ppl_{a}": float(pa[:, 0, j].mean()), f"ppl_{a}_lo": ivs["pa"][0][j], f"ppl_{a}_hi": ivs["pa"][1][j],
+            f"ppl_{b}": float(pb[:, 0, j].mean()), f"ppl_{b}_lo": ivs["pb"][0][j], f"ppl_{b}_hi": ivs["pb"][1][j],
+            "diff": float(diff[:, 0, j].mean()), "lo": lo, "hi": hi, "t_lo": t_d[0][j], "t_hi": t_d[1][j],
+            "rel_nll_pct": float(rel[:, 0, j].mean()), "rel_lo": ivs["rel"][0][j], "rel_hi": ivs["rel"][1][j],
+            "rel_t_lo": t_r[0][j], "rel_t_hi": t_r[1][j],
+            "direction": _direction(lo, hi, f"{b} better", f"{b} worse"),
+            "level": level, "n_resamples": n_resamples, "chunk": chunk,
+        })
+    per = []
+    for i, s in enumerate(seeds):
+        d_lo, d_hi = pct(diff[i])
+        r_lo, r_hi = pct(rel[i])
+        for j, lab in enumerate(all_labels):
+            per.append({"seed": s, "bin": lab, "tokens": int(cnt[:, j].sum()), f"ppl_{a}": float(pa[i, 0, j]),
+                        f"ppl_{b}": float(pb[i, 0, j]), "diff": float(diff[i, 0, j]), "lo": d_lo[j], "hi": d_hi[j],
+                        "rel_nll_pct": float(rel[i, 0, j]), "rel_lo": r_lo[j], "rel_hi": r_hi[j]})
+    return pd.DataFrame(rows), pd.DataFrame(per)

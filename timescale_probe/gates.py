@@ -13,7 +13,7 @@ window by a parallel prefix scan (log2 S elementwise steps, float64) from the ca
 ``1 - f`` is kept as ``sigmoid(-z_f)``, exact in float32 even when ``f`` rounds to 1, so
 timescales of 1e6 steps and more stay resolved.
 
-Timescales from data follow the reference procedure (SPEC §3): evaluation mode, test split,
+Timescales from data follow the reference procedure (paper Fig. 1; docs/methods.md §3): evaluation mode, test split,
 batch 1, windows of 70 steps with the hidden state carried across windows; per window the mean
 forget gate of each unit; the average of those window means is ``f_bar``; ``T_data = -1/log(f_bar)``
 (``paper`` convention; ``chrono``: ``1/(1-f_bar)``) -- the timescale of the mean gate, not the

@@ -1,6 +1,6 @@
 """The numbers the paper publishes, in one table.
 
-Mahto, Vo, Chen, Huth, *Multi-timescale Representation Learning in LSTM Language Models*, ICLR 2021
+Mahto, Vo, Turek, Huth, *Multi-timescale Representation Learning in LSTM Language Models*, ICLR 2021
 (and its reference code). Every other module that holds our results against the paper reads them
 from here (:data:`PAPER`), so a corrected digit is corrected everywhere.
 

@@ -1,4 +1,4 @@
-"""Training word-level LSTM language models with the AWD-LSTM recipe (SPEC §2), resumable.
+"""Training word-level LSTM language models with the AWD-LSTM recipe (docs/methods.md §2), resumable.
 
 Recipe (``optimizer='sgd'``, the paper's): SGD at ``lr`` (30) with weight decay 1.2e-6, gradient
 norm clipped to 0.25, cross-entropy plus activation regularisation ``alpha * mean(h_drop**2)``

@@ -1,5 +1,5 @@
 """``tsprobe mi-decay`` and ``tsprobe markov-corpus``: mutual-information decay of corpora and the
-Markov control corpus (SPEC §7)."""
+Markov control corpus (docs/methods.md §7)."""
 from __future__ import annotations
 
 from pathlib import Path

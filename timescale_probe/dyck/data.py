@@ -30,7 +30,7 @@ from .grammar import Annotation, DyckDataError, DyckGrammar, annotate, bracket_p
 FORMAT_NAME = "tsprobe-dyck"
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
-#: The paper's split sizes (SPEC §6).
+#: The paper's split sizes (paper Fig. 2; docs/methods.md §6).
 PAPER_SIZES = {"train": 10_000, "valid": 2_000, "test": 5_000}
 
 

@@ -1,6 +1,6 @@
 """Dyck-n: the PCFG sampler and the per-position annotation (targets, spans, depths).
 
-Grammar (SPEC §6): ``S -> b_j S c_j`` (bracket type ``j``, probability ``p_types[j]``) ``| S S``
+Grammar (paper Fig. 2; docs/methods.md §6): ``S -> b_j S c_j`` (bracket type ``j``, probability ``p_types[j]``) ``| S S``
 (``p_concat``) ``| empty`` (the rest). The paper's Dyck-2: ``S -> (S) | [S] | SS | empty``, each 0.25.
 With those numbers every ``S`` has on average exactly one ``S`` child: a *critical* branching
 process, which ends with probability 1 but whose expected size is infinite. So the sampler never
@@ -13,7 +13,7 @@ Token codes (used everywhere in this package): open bracket of type ``j`` -> ``j
 of type ``j`` -> ``n + j``, for ``j = 0..n-1``. Characters: ``()``, ``[]``, ``{}``, ``<>``, then
 ``Aa``, ``Bb``, ... (upper case opens, lower case closes).
 
-Targets (SPEC §6): after reading position ``t`` the innermost bracket still open, as ``n`` bits in
+Targets (docs/methods.md §6): after reading position ``t`` the innermost bracket still open, as ``n`` bits in
 the reference's binary order: column ``k`` is bracket type ``n-1-k``, so for Dyck-2 ``'(' -> 01``,
 ``'[' -> 10`` and an empty stack ``-> 00``.
 

@@ -1,7 +1,7 @@
 """The Dyck model (1-layer LSTM, one-hot input, linear -> n sigmoid outputs), its training, the
 per-sequence test metric, and conversion to/from our checkpoint format.
 
-Training follows the reference (SPEC §6): Adam, MSE on the sigmoid outputs averaged over positions
+Training follows the reference (docs/methods.md §6): Adam, MSE on the sigmoid outputs averaged over positions
 and output bits (BCE on the logits as an option), gradient norm clipped to 1.0, batch 32, the final
 model is tested. Batches are *bucketed by length*: each epoch sorts the training sequences by length
 (ties broken at random), cuts consecutive groups of ``batch_size`` and shuffles the order of the

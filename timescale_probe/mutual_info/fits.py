@@ -15,7 +15,7 @@ includes that scale. ``AICc = -2 ln L + 2p + 2p(p+1)/(n-p-1)``. Intervals are 95
 from the (scaled) covariance ``chi2/(n-q) (J^T J)^-1`` with Student-t quantiles (q = number of
 curve parameters); the ``xi`` interval of the exponential is the transformed interval of its slope.
 
-Mapping to the inverse-gamma shape (SPEC §1): a population of units with timescales
+Mapping to the inverse-gamma shape (docs/methods.md §1, §8): a population of units with timescales
 T ~ InvGamma(a, b) has memory ``M(t) = (1 + t/b)^-a`` ~ t^-a. The mutual information between two
 tokens behaves like the square of a correlation (for weak dependence ``I ~ rho^2 / 2``; a Markov
 chain has correlations ~ |lambda_2|^d and I(d) ~ |lambda_2|^(2d)), so a memory that must carry a
