@@ -439,3 +439,33 @@ def apply_mts_spec(lstms, spec: MTSSpec) -> list[np.ndarray | None]:
         apply_layer_spec(m, spec.layer(i), module_layer=k, convention=spec.convention, bias_limit=spec.bias_limit)
         for i, (m, k) in enumerate(targets)
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# one summary of a set of timescales (reproduce, estimate-timescales, inspect)
+# ----------------------------------------------------------------------------------------------
+
+def summarize_timescales(T, long_t: float = 10.0) -> dict[str, Any]:
+    """Summary of one set of timescales (steps): ``units, median, q90, max, share_gt_<long_t>,
+    share_gt_100, share_lt_1``. NaN is left out; zeros and infinities count (an infinite T makes
+    ``max`` infinite). Empty input gives ``units = 0`` and NaN statistics."""
+    T = np.asarray(T, dtype=np.float64).ravel()
+    T = T[~np.isnan(T)]
+    if T.size == 0:
+        nan = float("nan")
+        return {"units": 0, "median": nan, "q90": nan, "max": nan, f"share_gt_{long_t:g}": nan,
+                "share_gt_100": nan, "share_lt_1": nan}
+    return {"units": int(T.size), "median": float(np.median(T)), "q90": float(np.quantile(T, 0.9)),
+            "max": float(np.max(T)), f"share_gt_{long_t:g}": float(np.mean(T > long_t)),
+            "share_gt_100": float(np.mean(T > 100)), "share_lt_1": float(np.mean(T < 1))}
+
+
+def summarize_timescale_table(table, column: str = "T_data", long_t: float = 10.0):
+    """:func:`summarize_timescales` per layer and over all units (last row, ``layer = "all"``) of a
+    timescales table (``layer`` and ``column`` columns): a DataFrame ``layer, units, median, q90,
+    max, share_gt_<long_t>, share_gt_100, share_lt_1``."""
+    import pandas as pd
+
+    rows = [{"layer": str(k), **summarize_timescales(g[column], long_t)} for k, g in table.groupby("layer", sort=True)]
+    rows.append({"layer": "all", **summarize_timescales(table[column], long_t)})
+    return pd.DataFrame(rows)

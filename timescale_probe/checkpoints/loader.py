@@ -14,6 +14,9 @@ file. ``provenance.source_format`` says what was found:
 ``pickle:word_language_model``  whole pickled pytorch/examples ``RNNModel``
 ``pickle:module``               any other whole pickled module holding an LSTM
 ``keras-npz`` / ``tf1-npz``     Keras / TensorFlow-1 LSTM weights saved with ``np.savez``
+``keras``                       Keras 3 ``.keras`` archive (:mod:`.keras_h5`, h5py only)
+``keras-weights-h5``            Keras 3 ``.weights.h5``
+``keras-h5``                    legacy Keras 2 / tf.keras ``.h5`` (``model_config``, ``layer_names``)
 ==============================  ==========================================================
 
 Safetensors files are read too (header + raw tensors, no dependency) as state dicts.
@@ -40,7 +43,7 @@ from .safe_unpickle import is_inert, load_torch_file_restricted
 from .state_dict import _LSTM_KEY, find_lstm
 
 #: Values of ``format=`` (``--format``): ``auto`` detects.
-FORMATS = ("auto", "tsprobe", "state-dict", "pickle", "safetensors", "keras-npz", "tf1-npz")
+FORMATS = ("auto", "tsprobe", "state-dict", "pickle", "safetensors", "keras", "keras-npz", "tf1-npz")
 NO_VOCAB_NOTE = ("no vocabulary in the file: commands that read a corpus rebuild it there, in train-only order and in "
                  "the reference's order (first occurrence over train, then valid, then test), and use the one whose "
                  "size equals the decoder's; a vocabulary file (--vocab-file) overrides")
@@ -61,6 +64,8 @@ def sniff(path: Path) -> str:
             return "torch-zip"
         if names and all(n.endswith(".npy") for n in names):
             return "npz"
+        if any(n.endswith("model.weights.h5") for n in names):
+            return "keras"
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             return "torchscript"
         return "zip"
@@ -88,31 +93,39 @@ def sniff(path: Path) -> str:
 _NOT_A_CHECKPOINT = {
     "npy": "a NumPy array (.npy), not a checkpoint; arrays of timescales go to `tsprobe fit-distribution`",
     "png": "a PNG image, not a checkpoint",
-    "hdf5": "an HDF5 file (Keras .h5), which tsprobe does not read; save the LSTM weights with np.savez "
-            "(kernel, recurrent_kernel, bias per layer) and load the .npz",
     "text": "a text file, not a checkpoint",
     "zip": "a zip archive without data.pkl: not a PyTorch checkpoint",
     "torchscript": "a TorchScript archive (torch.jit.save); load it in a trusted environment and torch.save its state_dict()",
-    "unknown": "not a recognised checkpoint (neither a torch.save file, safetensors, nor a Keras/TF .npz)",
+    "unknown": "not a recognised checkpoint (neither a torch.save file, safetensors, a Keras file, nor a Keras/TF .npz)",
 }
 
 
-def load_checkpoint(path: str | os.PathLike, *, format: str | None = None, tf_forget_bias: float = 1.0) -> LSTMStack:
+def load_checkpoint(path: str | os.PathLike, *, format: str | None = None, tf_forget_bias: float = 1.0,
+                    direction: str = "forward") -> LSTMStack:
     """Read any supported checkpoint into an :class:`LSTMStack` (CPU float32 weights, gate order i,f,g,o).
 
     ``format`` forces a loader (one of :data:`FORMATS`; ``None``/``auto`` detects). ``tf_forget_bias``
     is the forget bias TensorFlow-1 ``LSTMCell`` adds at run time (default 1.0); it is added back
-    into ``bias_ih`` of ``tf1-npz`` files. Raises :class:`CheckpointError` (or its subclass
+    into ``bias_ih`` of ``tf1-npz`` files. ``direction`` (forward|backward) picks the direction of
+    Keras ``Bidirectional`` LSTMs. Raises :class:`CheckpointError` (or its subclass
     :class:`UnsafeCheckpointError` for files that try to run code) with a one-line message.
     """
     p = require_file(path, "checkpoint")
     fmt = (format or "auto").lower()
     if fmt not in FORMATS:
         raise OptionError(f"unknown checkpoint format '{format}': use one of {', '.join(FORMATS)}")
+    if direction not in ("forward", "backward"):
+        raise OptionError(f"direction must be forward or backward, got '{direction}'", param="direction")
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p} is empty (0 bytes): not a checkpoint; was the save or the download interrupted?")
     kind = sniff(p)
     sha = file_sha256(p)
+    if fmt == "keras" or (fmt == "auto" and kind in ("keras", "hdf5")):
+        from .keras_h5 import load_keras_file
+
+        if kind not in ("keras", "hdf5"):
+            raise CheckpointError(f"{p} is neither a .keras archive nor an HDF5 file, so it cannot be read as --format keras")
+        return load_keras_file(p, sha256=sha, direction=direction)
     if fmt in ("keras-npz", "tf1-npz") or (fmt == "auto" and kind == "npz"):
         from .keras import load_npz_lstm
 

@@ -13,7 +13,8 @@ from ._common import console, example
 from ..errors import OptionError
 
 FORMAT_HELP = ("Force a loader: auto, tsprobe, state-dict, pickle (whole pickled models, read safely), safetensors, "
-               "keras-npz, tf1-npz.")
+               "keras (.keras, .weights.h5, legacy .h5), keras-npz, tf1-npz.")
+DIRECTION_HELP = "Direction of a Keras Bidirectional LSTM to read: forward or backward (the notes report both)."
 TF_BIAS_HELP = "Forget bias TensorFlow-1 LSTMCell adds at run time (not stored in its weights); added back for tf1-npz."
 
 
@@ -27,14 +28,17 @@ def _fmt(v) -> str:
     "tsprobe inspect awd_ptb.pt",
     "tsprobe inspect model.pt --json > model.json",
     "tsprobe inspect keras_lstm.npz --format keras-npz",
+    "tsprobe inspect model.keras",
 ))
 def inspect_cmd(
     checkpoint: Path = typer.Argument(..., help="Checkpoint: tsprobe, state dict, whole pickled AWD-LSTM or "
-                                      "word_language_model (read without running its code), safetensors, Keras/TF1 .npz."),
+                                      "word_language_model (read without running its code), safetensors, Keras "
+                                      ".keras/.weights.h5/.h5 (read with h5py), Keras/TF1 .npz."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write inspect.json and run.json into this folder."),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     tf_forget_bias: float = typer.Option(1.0, "--tf-forget-bias", help=TF_BIAS_HELP),
+    direction: str = typer.Option("forward", "--direction", help=DIRECTION_HELP),
 ) -> None:
     """Show what a checkpoint holds: format found, layers and sizes, vocabulary size, parameter count,
     tied embedding, MTS spec, and notes on how it was read."""
@@ -42,13 +46,14 @@ def inspect_cmd(
     from ..checkpoints.report import describe_stack
     from ..fileio import atomic_write_text, jsonable, prepare_out_dir, write_run_json
 
-    stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias)
+    stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias, direction=direction)
     info = describe_stack(stack)
     text = json.dumps(jsonable(info), indent=2)
     if out is not None:
         out_dir = prepare_out_dir(out)
         atomic_write_text(out_dir / "inspect.json", text + "\n")
-        write_run_json(out_dir, "inspect", {"checkpoint": checkpoint, "format": format, "tf_forget_bias": tf_forget_bias},
+        write_run_json(out_dir, "inspect", {"checkpoint": checkpoint, "format": format, "tf_forget_bias": tf_forget_bias,
+                                            "direction": direction},
                        inputs=[checkpoint], results={"source_format": info["source_format"], "parameters": info["parameters"]})
     if json_out:
         print(text)
@@ -94,6 +99,7 @@ def timescales_cmd(
                                    "chrono: T = 1/(1 - sigmoid(b_f)) (Tallec & Ollivier)."),
     format: str = typer.Option("auto", "--format", help=FORMAT_HELP),
     tf_forget_bias: float = typer.Option(1.0, "--tf-forget-bias", help=TF_BIAS_HELP),
+    direction: str = typer.Option("forward", "--direction", help=DIRECTION_HELP),
 ) -> None:
     """Timescale of every unit from its effective forget bias b_f = bias_ih[f] + bias_hh[f]; writes
     timescales.csv (layer, unit, forget_bias, T_bias; layers from 1, T in time steps) and prints
@@ -108,7 +114,7 @@ def timescales_cmd(
 
     if convention not in CONVENTIONS:
         raise OptionError(f"unknown --convention '{convention}': use paper or chrono")
-    stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias)
+    stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias, direction=direction)
     table = stack.timescales_table(convention)
     summary = timescale_summary(table)
     out_dir = prepare_out_dir(out)
@@ -117,7 +123,8 @@ def timescales_cmd(
     share_col = f"share_gt_{LONG_T:g}"
     write_run_json(
         out_dir, "timescales",
-        {"checkpoint": checkpoint, "convention": convention, "format": format, "tf_forget_bias": tf_forget_bias},
+        {"checkpoint": checkpoint, "convention": convention, "format": format, "tf_forget_bias": tf_forget_bias,
+         "direction": direction},
         inputs=[checkpoint],
         results={"source_format": stack.provenance.source_format, "notes": stack.provenance.notes,
                  "summary": summary.to_dict(orient="records")},
