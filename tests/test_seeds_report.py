@@ -1,0 +1,266 @@
+"""Several seeds in the reproduce report: reading per-seed folders (synthetic, in tmp_path), the
+combination over seeds (Table 1, Fig. 3, multiple comparisons), the validation gap, and the
+verdicts the report gives with 1 vs 3 seeds."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from timescale_probe.ablation import adjust_p_values, combine_seed_ratios, routing_facts
+from timescale_probe.evaluation import seed_paired_comparison
+from timescale_probe.reproduce.report import build_claims
+from timescale_probe.reproduce.seedruns import (collect_seed_runs, mean_gap_by_epoch, parse_folder_name,
+                                                read_seed_run, validation_gaps)
+from timescale_probe.reproduce.verdicts import BEYOND, CONTRADICTED, INCONCLUSIVE, REPRODUCED
+
+LABELS = [">10K", "1K-10K", "100-1K", "<100"]
+
+
+def _metrics(gaps_pct, base=200.0):
+    """Two metrics tables whose validation perplexities differ by ``gaps_pct`` per epoch."""
+    ep = np.arange(1, len(gaps_pct) + 1)
+    pa = base / ep
+    pb = pa * (1 + np.asarray(gaps_pct) / 100)
+    mk = lambda p: pd.DataFrame({"epoch": ep, "train_loss": 5.0, "train_ppl": 150.0, "valid_loss": np.log(p),
+                                 "valid_ppl": p, "lr": 30.0, "asgd": False, "best": True, "seconds": 1.0})
+    return mk(pa), mk(pb)
+
+
+def _write_folder(root, corpus, arch, seed, *, nll=None, metrics=None, ablation=None, timescales=None,
+                  profile="small"):
+    d = root / f"{corpus}-{arch}-seed{seed}"
+    d.mkdir(parents=True)
+    (d / "card.json").write_text(json.dumps({"seed": seed, "profile": profile, "arch": arch, "corpus": corpus}))
+    if nll is not None:
+        np.save(d / "token_nll.npy", nll)
+    if metrics is not None:
+        metrics.to_csv(d / "metrics.csv", index=False)
+    if ablation is not None:
+        ablation.to_csv(d / "ablation.csv", index=False)
+    if timescales is not None:
+        timescales.to_csv(d / "timescales.csv", index=False)
+    return d
+
+
+# ----------------------------------------------------------------------------------------------
+# reading folders
+# ----------------------------------------------------------------------------------------------
+
+def test_folder_names():
+    assert parse_folder_name("ptb-mts-seed2") == ("ptb", "mts", 2)
+    assert parse_folder_name("markov-ptb-baseline-seed141") == ("markov-ptb", "baseline", 141)
+    assert parse_folder_name("ptb-single-seed3") == ("ptb", "single", 3)
+    assert parse_folder_name("notes") is None and parse_folder_name("ptb-mts") is None
+
+
+def test_reader_tolerates_missing_and_unreadable_files(tmp_path):
+    d = _write_folder(tmp_path, "ptb", "baseline", 2, nll=np.ones(10))
+    r = read_seed_run(d)
+    assert r.key == ("ptb", "baseline", 2) and r.card["seed"] == 2 and r.token_nll.shape == (10,)
+    assert "metrics.csv" in r.missing and "ablation.csv" in r.missing and "token_nll.npy" not in r.missing
+    (d / "card.json").write_text("{not json")
+    np.save(d / "token_nll.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
+    r = read_seed_run(d)
+    assert r.card is None and r.token_nll is None
+    assert "card.json (unreadable: JSONDecodeError)" in r.missing
+    assert "token_nll.npy (unreadable: ValueError)" in r.missing
+
+
+def test_collect_keeps_one_run_per_seed_and_leaves_out_other_profiles_and_streams(tmp_path):
+    root = tmp_path / "seeds"
+    for s in (2, 3):
+        _write_folder(root, "ptb", "baseline", s, nll=np.ones(50))
+        _write_folder(root, "ptb", "mts", s, nll=np.ones(50))
+    _write_folder(root, "ptb", "mts", 4, nll=np.ones(49))  # another test stream
+    _write_folder(root, "ptb", "mts", 5, nll=np.ones(50), profile="tiny")  # another training profile
+    (root / "README.txt").write_text("not a folder")
+    own = [read_seed_run(_write_folder(tmp_path / "own", "ptb", "mts", 2, nll=np.zeros(50)))]
+    own[0].source = "this run"
+    coll = collect_seed_runs(own, [root, tmp_path / "absent"], profile="small", test_lengths={"ptb": 50})
+    assert coll.seeds("ptb", "baseline") == [2, 3] and coll.seeds("ptb", "mts") == [2, 3]
+    assert next(r for r in coll.arm("ptb", "mts") if r.seed == 2).source == "this run"  # own run first
+    assert len(coll.left_out) == 2
+    assert any("49 values" in x for x in coll.left_out) and any("tiny profile" in x for x in coll.left_out)
+    assert [(a.seed, b.seed) for a, b in coll.pairs("ptb", "baseline", "mts")] == [(2, 2), (3, 3)]
+
+
+def test_validation_gap_per_epoch_is_read_from_the_metrics(tmp_path):
+    root = tmp_path / "seeds"
+    for s, gaps in ((1, [10.0, 4.0, 1.0]), (2, [12.0, 6.0, 3.0])):
+        a, b = _metrics(gaps)
+        _write_folder(root, "ptb", "baseline", s, metrics=a)
+        _write_folder(root, "ptb", "mts", s, metrics=b)
+    coll = collect_seed_runs([], [root])
+    g = validation_gaps(coll.pairs("ptb", "baseline", "mts"))
+    assert len(g) == 6
+    assert g.loc[(g.seed == 2) & (g.epoch == 1), "gap_pct"].iloc[0] == pytest.approx(12.0)
+    assert mean_gap_by_epoch(g) == pytest.approx([11.0, 5.0, 2.0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Table 1 over seeds
+# ----------------------------------------------------------------------------------------------
+
+def test_seed_paired_comparison_point_values_by_hand():
+    rng = np.random.default_rng(3)
+    n = 4000
+    targets = rng.integers(0, 40, n)
+    bin_of = np.arange(40) % 4
+    a = [rng.gamma(2.0, 2.0, n) for _ in range(3)]
+    b = [x - 0.2 for x in a]  # the second arm is better by 0.2 nats on every token
+    comb, per = seed_paired_comparison(a, b, targets, bin_of, LABELS, seeds=[2, 3, 141], n_resamples=300, seed=1)
+    keep = (n // 100) * 100
+    overall = comb.set_index("bin").loc["overall"]
+    ma = [x[:keep].mean() for x in a]
+    assert overall["ppl_baseline"] == pytest.approx(np.mean(np.exp(ma)))
+    assert overall["diff"] == pytest.approx(np.mean([math.exp(m) - math.exp(m - 0.2) for m in ma]))
+    assert overall["rel_nll_pct"] == pytest.approx(np.mean([100 * 0.2 / m for m in ma]))
+    assert overall["lo"] > 0 and overall["direction"] == "mts better" and overall["seeds"] == 3
+    # t interval across the three per-seed estimates, by hand
+    d = per[per.bin == "overall"]["diff"].to_numpy()
+    h = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert overall["t_lo"] == pytest.approx(d.mean() - h) and overall["t_hi"] == pytest.approx(d.mean() + h)
+    assert sorted(per["seed"].unique()) == [2, 3, 141]
+    # bin <100 by hand for seed 141
+    sel = bin_of[targets[:keep]] == 3
+    row = per[(per.seed == 141) & (per.bin == "<100")].iloc[0]
+    assert row["ppl_mts"] == pytest.approx(math.exp(b[2][:keep][sel].mean()))
+
+
+def test_seed_paired_comparison_without_an_effect_includes_zero():
+    rng = np.random.default_rng(0)
+    n = 3000
+    targets = rng.integers(0, 20, n)
+    bin_of = np.arange(20) % 4
+    a = [rng.gamma(2.0, 2.0, n) for _ in range(3)]
+    b = [rng.permutation(x) for x in a]  # same distribution, no effect
+    comb, _ = seed_paired_comparison(a, b, targets, bin_of, LABELS, n_resamples=300, seed=0)
+    o = comb.set_index("bin").loc["overall"]
+    assert o["lo"] < 0 < o["hi"] and o["direction"] == "no clear difference"
+
+
+# ----------------------------------------------------------------------------------------------
+# Fig. 3 over seeds, multiple comparisons
+# ----------------------------------------------------------------------------------------------
+
+def _ablation(seed, peak_group=2, n_groups=6, controls=20, rng=None):
+    rng = rng or np.random.default_rng(seed)
+    rows = []
+    for g in range(1, n_groups + 1):
+        for b in LABELS + ["all"]:
+            ratio = 1.0 + (0.05 if (g == peak_group and b == "<100") else 0.0) + rng.normal(0, 0.002)
+            rows.append({"binning": "frequency", "group": str(g), "kind": "group", "bin": b, "ratio": ratio,
+                         "ratio_lo": ratio - 0.01, "ratio_hi": ratio + 0.01, "p_not_above_1": 0.0 if ratio > 1.02 else 0.4,
+                         "n_resamples": 1000, "level": 0.999, "T_min": 100.0 / g, "T_max": 120.0 / g})
+    for c in range(controls):
+        for b in LABELS + ["all"]:
+            ratio = 1.0 + rng.normal(0, 0.003)
+            rows.append({"binning": "frequency", "group": f"control {c}", "kind": "control", "bin": b, "ratio": ratio,
+                         "ratio_lo": ratio - 0.01, "ratio_hi": ratio + 0.01, "p_not_above_1": 0.5,
+                         "n_resamples": 1000, "level": 0.999})
+    return pd.DataFrame(rows)
+
+
+def test_combine_seed_ratios_geometric_mean_t_interval_and_band():
+    tables = {s: _ablation(s) for s in (1, 2, 3)}
+    res, band = combine_seed_ratios(tables)
+    peak = res[(res.group == "2") & (res.bin == "<100")].iloc[0]
+    lr = np.log([tables[s].query("group == '2' and bin == '<100'")["ratio"].iloc[0] for s in (1, 2, 3)])
+    assert peak["ratio"] == pytest.approx(math.exp(lr.mean()))
+    h = stats.t.ppf(0.975, 2) * lr.std(ddof=1) / math.sqrt(3)
+    assert peak["lo"] == pytest.approx(math.exp(lr.mean() - h)) and peak["seeds"] == 3 and peak["position"] == 2
+    assert peak["p"] == pytest.approx(stats.ttest_1samp(lr, 0, alternative="greater").pvalue)
+    assert len(res) == 6 * 4  # quantile groups x bins ("all" and controls are not tested)
+    ctl = pd.concat([t[(t.kind == "control") & (t.bin == "<100")] for t in tables.values()])["ratio"]
+    b = band.set_index("bin").loc["<100"]
+    assert b["n_controls"] == 60 and b["control_hi"] == pytest.approx(ctl.quantile(0.975))
+    facts = routing_facts(res.assign(kind="group", ratio_lo=res["lo"], ratio_hi=res["hi"]))
+    assert facts["<100"]["peak_position"] == 2
+
+
+def test_combine_one_seed_keeps_its_bootstrap_interval_and_p():
+    res, _ = combine_seed_ratios({7: _ablation(7)})
+    peak = res[(res.group == "2") & (res.bin == "<100")].iloc[0]
+    assert peak["seeds"] == 1 and peak["p"] == pytest.approx(1 / 1001) and "one seed" in peak["interval"]
+
+
+def test_holm_and_bh_against_a_hand_implementation():
+    p = np.array([0.001, 0.04, 0.03, 0.5, np.nan, 0.0125])
+    adj = adjust_p_values(p)
+    q = p[np.isfinite(p)]
+    m = q.size
+    order = np.argsort(q)
+    holm = np.empty(m)
+    running = 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (m - i) * q[k]))
+        holm[k] = running
+    bh = np.empty(m)
+    running = 1.0
+    for i, k in reversed(list(enumerate(order))):
+        running = min(running, q[k] * m / (i + 1))
+        bh[k] = running
+    assert np.allclose(adj["p_holm"].dropna().to_numpy(), holm)
+    assert np.allclose(adj["p_bh"].dropna().to_numpy(), bh)
+    assert math.isnan(adj["p_holm"].iloc[4]) and not adj["sig_holm"].iloc[4]
+
+
+# ----------------------------------------------------------------------------------------------
+# verdicts of the report with 1 vs 3 seeds
+# ----------------------------------------------------------------------------------------------
+
+def _records(seeds, lo, hi, t_lo, t_hi, gaps=(17.9, 4.8, 2.0, 0.2, 0.9, -0.9, -1.6, -2.6, -2.2, -2.2)):
+    from timescale_probe.reproduce.verdicts import budget_check
+
+    rows = [{"bin": b, "tokens": 100, "seeds": len(seeds), "ppl_baseline": 100.0, "ppl_baseline_lo": 95.0,
+             "ppl_baseline_hi": 105.0, "ppl_mts": 98.0, "ppl_mts_lo": 93.0, "ppl_mts_hi": 103.0, "diff": 2.0,
+             "lo": lo, "hi": hi, "t_lo": t_lo, "t_hi": t_hi, "rel_nll_pct": 0.4, "rel_lo": 0.1, "rel_hi": 0.7,
+             "direction": "mts better"} for b in LABELS + ["overall"]]
+    gap = list(gaps)
+    return {"seeds": {"status": "done", "results": {
+        "table1": {"seeds": list(seeds), "rows": rows, "per_seed": []},
+        "arm_counts": {"ptb-baseline": len(seeds), "ptb-mts": len(seeds)},
+        "gap": {"seeds": list(seeds), "mean_by_epoch": gap, "budget": budget_check(gap)}}},
+        "table1_perplexity": {"status": "done", "results": {"rows": rows, "bins": {"line": "bins over train"}}}}
+
+
+def _t1(claims):
+    return {c.claim: c for c in claims if c.section.startswith("Table 1 (PTB")}
+
+
+def test_three_seeds_with_clear_intervals_reproduce_and_one_seed_is_inconclusive():
+    c = _t1(build_claims(_records([2, 3, 141], 1.3, 2.9, 0.8, 3.1), "small"))
+    overall = c["MTS better than baseline overall (baseline - MTS > 0)"]
+    assert overall.verdict == REPRODUCED and "3 seeds per arm" in overall.note
+    c = _t1(build_claims(_records([141], 1.3, 2.9, float("nan"), float("nan")), "small"))
+    overall = c["MTS better than baseline overall (baseline - MTS > 0)"]
+    assert overall.verdict == INCONCLUSIVE and "only baseline 1, mts 1 seed(s) per arm" in overall.note
+
+
+def test_the_t_interval_must_clear_too_and_opposite_intervals_contradict():
+    c = _t1(build_claims(_records([2, 3, 141], 1.3, 2.9, -0.5, 4.0), "small"))
+    assert c["MTS better than baseline overall (baseline - MTS > 0)"].verdict == INCONCLUSIVE
+    c = _t1(build_claims(_records([2, 3, 141], -3.0, -1.0, -3.5, -0.5), "small"))
+    assert c["MTS better than baseline overall (baseline - MTS > 0)"].verdict == CONTRADICTED
+
+
+def test_a_budget_visibly_too_small_makes_the_effect_inconclusive():
+    c = _t1(build_claims(_records([2, 3, 141], -3.8, -1.7, -4.0, -1.5, gaps=(9.9, 3.8, 1.1)), "small"))
+    v = c["MTS better than baseline overall (baseline - MTS > 0)"]
+    assert v.verdict == INCONCLUSIVE and "budget visibly too small" in v.note and "+9.9, +3.8, +1.1" in v.note
+
+
+def test_mi_rows_are_beyond_the_paper_and_markov_is_a_code_check():
+    recs = {"mi_decay": {"status": "done", "results": {"corpora": {
+        "PTB": {"tail": "power", "k_tail": 0.57, "k_tail_low": 0.51, "k_tail_high": 0.63, "max_retained_distance": 741},
+        "Markov-PTB": {"tail": "exponential", "xi_exponential": 1.6, "max_retained_distance": 10},
+        "KJV": {"tail": "insufficient"}}}}}
+    c = {x.claim.split(":")[0]: x for x in build_claims(recs, "small") if x.step == "mi_decay"}
+    assert c["PTB"].verdict == BEYOND and c["PTB"].outcome == "holds" and c["PTB"].section.startswith("Beyond the paper")
+    assert c["KJV"].outcome == INCONCLUSIVE
+    assert c["Markov-PTB (our resampler)"].verdict == "code check: pass"
