@@ -431,3 +431,18 @@ def test_weights_only_first_restricted_reader_only_for_whole_pickles(tmp_path, m
     load_checkpoint(save_checkpoint(tmp_path / "ours.pt", _stack()))
     load_checkpoint(_save_sd(tmp_path / "sd.pt", _LM().state_dict(), legacy=True))
     assert calls == [True, True]
+
+
+def test_stack_repr_is_short():
+    """print(stack) names format, layers, sizes, vocabulary and shapes, and prints no tensor."""
+    from timescale_probe.models import LanguageModel, LMConfig
+
+    torch.manual_seed(0)
+    stack = LanguageModel(LMConfig(vocab_size=300, emb_size=40, layer_sizes=(60, 50, 40),
+                                   mts_spec=paper_lm_spec()), vocab=[f"w{i}" for i in range(300)]).to_stack()
+    text = repr(stack)
+    assert str(stack) == text and "\n" not in text and len(text) < 300
+    assert "tensor" not in text and "sizes=[60, 50, 40]" in text and "input_size=40" in text
+    assert "vocab=300 (stored)" in text and "embedding=300x40" in text and "tied" in text
+    assert "'paper-lm'" in text and f"{stack.num_parameters():,}" in text and "format='memory'" in text
+    assert repr(stack.layers[0]) == "LSTMLayer(input_size=40, hidden_size=60)"

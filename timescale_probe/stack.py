@@ -39,6 +39,9 @@ class LSTMLayer:
         if problems:
             raise CheckpointError("inconsistent LSTM layer: " + "; ".join(problems))
 
+    def __repr__(self) -> str:
+        return f"LSTMLayer(input_size={self.input_size}, hidden_size={self.hidden_size})"
+
     @property
     def hidden_size(self) -> int:
         return self.weight_hh.shape[1]
@@ -94,6 +97,20 @@ class LSTMStack:
                 raise CheckpointError(
                     f"LSTM layer {k + 1} expects input size {cur.input_size} but layer {k} has {prev.hidden_size} units"
                 )
+
+    def __repr__(self) -> str:
+        """Short: format, layers and sizes, vocabulary, embedding/decoder shapes, MTS spec; no tensors."""
+        def shape(t):
+            return "none" if t is None else "x".join(map(str, t.shape))
+
+        vocab = "none" if self.vocab_size is None else f"{self.vocab_size} ({'stored' if self.vocab is not None else 'not stored'})"
+        spec = (self.mts_spec or {}).get("name")
+        return (f"LSTMStack(format={self.provenance.source_format!r}, layers={len(self.layers)}, "
+                f"sizes={self.layer_sizes}, input_size={self.input_size}, vocab={vocab}, "
+                f"embedding={shape(self.embedding)}, decoder={shape(self.decoder_weight)}{' tied' if self.tied else ''}, "
+                f"mts_spec={spec!r}, parameters={self.num_parameters():,})")
+
+    __str__ = __repr__
 
     @property
     def layer_sizes(self) -> list[int]:
