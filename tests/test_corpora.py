@@ -192,3 +192,26 @@ def test_vocab_compatibility(tmp_path):
         check_vocab_compatible(c, None, 10000, "checkpoint m.pt")
     with pytest.raises(CorpusError, match="vocabulary mismatch"):
         check_vocab_compatible(c, ["x", "y", "z", EOS], None, "checkpoint m.pt")
+
+
+def test_brown_pos_reading_lives_in_corpora(tmp_path):
+    """Brown tagged files are read by corpora (the old ablation names still work)."""
+    from timescale_probe import ablation, corpora
+
+    d = tmp_path / "tagged"
+    d.mkdir()
+    (d / "ca01").write_text("\n\tThe/at jury/nn said/vbd ./.\n\n\tIt/pps ran/vbd quickly/rb ./.\n")
+    (d / "cb02").write_text("\tA/at dog/nn-tl barked/vbd\n")
+    sents = corpora.read_brown_tagged(d)
+    assert [len(s) for s in sents] == [4, 4, 3] and sents[2][1] == ("dog", "nn-tl")
+    lex = corpora.pos_lexicon(sents)
+    assert lex["the"] == "function" and lex["dog"] == "content" and lex["."] == "other"
+    cls, labels, stats = corpora.pos_classes_for_vocab(["the", "dog", "<eos>", "zebra"], lex)
+    assert [labels[c] for c in cls] == ["function", "content", "other", "content"] and stats["unseen"] == 1
+    assert ablation.read_brown_tagged is corpora.read_brown_tagged
+    import inspect
+
+    assert inspect.getmodule(corpora.pos_lexicon) is corpora
+    with pytest.raises(OptionError) as exc:
+        corpora.pos_classes_for_vocab(["a"], lex, unseen="verb")
+    assert exc.value.param == "unseen"
