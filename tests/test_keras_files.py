@@ -147,3 +147,37 @@ def test_hdf5_that_is_not_keras(tmp_path):
         f["x"] = np.arange(3)
     with pytest.raises(CheckpointError, match="not a Keras model"):
         load_checkpoint(p)
+
+
+@pytest.mark.parametrize("cell", ["lstm_cell/", ""])
+def test_keras2_weight_names(tmp_path, cell):
+    """Keras 2 / tf.keras ``save_weights`` layout (no tensorflow here to write one: the layout is
+    rebuilt with h5py from Keras 3's legacy file): root ``layer_names``, ``:0`` suffixes, and both the
+    tf.keras ``<layer>/lstm_cell/kernel:0`` and the Keras 2.0-2.2 ``<layer>/kernel:0`` names."""
+    import h5py
+
+    want = load_checkpoint(FIX / "lm.h5")
+    p = tmp_path / "k2.h5"
+    with h5py.File(FIX / "lm.h5", "r") as src, h5py.File(p, "w") as dst:
+        mw = src["model_weights"]
+        dst.attrs["layer_names"] = np.array([b"embedding_1", b"lstm_1", b"lstm_2", b"dense_1"])
+        dst.attrs["keras_version"] = b"2.15.0"
+        dst.attrs["backend"] = b"tensorflow"
+        layout = {"embedding_1": ("embedding/embedding", {"embeddings": "embeddings"}),
+                  "lstm_1": ("lstm_a/lstm_a/lstm_cell", {"kernel": "kernel", "recurrent_kernel": "recurrent_kernel", "bias": "bias"}),
+                  "lstm_2": ("lstm_b/lstm_b/lstm_cell", {"kernel": "kernel", "recurrent_kernel": "recurrent_kernel", "bias": "bias"}),
+                  "dense_1": ("decoder/decoder", {"kernel": "kernel", "bias": "bias"})}
+        for lname, (where, leaves) in layout.items():
+            g = dst.create_group(lname)
+            inner = cell if lname.startswith("lstm") else ""
+            names = [f"{lname}/{inner}{leaf}:0" for leaf in leaves]
+            g.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for n, leaf in zip(names, leaves.values()):
+                g[n] = mw[f"{where}/{leaf}"][()]
+    got = load_checkpoint(p)
+    assert got.provenance.source_format == "keras-h5" and "keras 2.15.0" in got.provenance.notes[0]
+    assert got.layer_sizes == want.layer_sizes
+    for a, b in zip(got.layers, want.layers):
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            assert torch.equal(getattr(a, k), getattr(b, k))
+    assert torch.equal(got.embedding, want.embedding) and torch.equal(got.decoder_weight, want.decoder_weight)
