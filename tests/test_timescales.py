@@ -1,5 +1,7 @@
 import json
 
+import pandas as pd
+
 import numpy as np
 import pytest
 import torch
@@ -161,3 +163,125 @@ def test_draws_are_seeded_and_sorted():
     assert not np.array_equal(a, InverseGammaDraws(0.56, seed=8).timescales(50))
     q = InverseGammaQuantiles(0.56, ends="midpoints").timescales(10)
     assert np.all(np.isfinite(q)) and len(q) == 10
+
+
+# ----------------------------------------------------------------------------------------------
+# control specs: single:T, loguniform:LO,HI, ig-fit:PATH[,LAYER]; gate -> timescale helpers
+# ----------------------------------------------------------------------------------------------
+
+from timescale_probe.timescales import (  # noqa: E402
+    FittedInverseGamma, LogUniformQuantiles, gate_complement_to_timescale,
+    gate_to_timescale, mean_gate_timescale,
+)
+
+
+def test_single_control_puts_every_unit_at_one_timescale():
+    spec = parse_mts_spec("fixed:3,4;single:3.57;free")
+    T = spec.timescales([6, 9, 4])
+    np.testing.assert_array_equal(T[1], np.full(9, 3.57))
+    b = spec.forget_biases([6, 9, 4])[1]
+    # b = -log(exp(1/T) - 1) written out
+    np.testing.assert_allclose(b, -np.log(np.exp(1 / 3.57) - 1), rtol=1e-12)
+    assert "single T=3.57" in spec.describe()
+    for bad in ("single:0", "single:-2", "single:1,2", "single:inf", "single:"):
+        with pytest.raises(OptionError):
+            parse_mts_spec(f"fixed:3,4;{bad}")
+
+
+def test_loguniform_control_gives_log_uniform_quantiles():
+    from scipy.stats import loguniform
+
+    T = parse_mts_spec("loguniform:2,5000").timescales([40])[0]
+    # independent truth: scipy's log-uniform distribution at the midpoint levels, longest first
+    expected = loguniform.isf((np.arange(40) + 0.5) / 40, 2, 5000)
+    np.testing.assert_allclose(T, expected, rtol=1e-10)
+    assert np.all(np.diff(T) < 0) and 2 < T.min() and T.max() < 5000
+    np.testing.assert_allclose(np.diff(np.log(T)), -np.log(2500) / 40, rtol=1e-10)
+    np.testing.assert_allclose(parse_mts_spec("loguniform:7,7").timescales([3])[0], [7.0, 7.0, 7.0], rtol=1e-14)
+    for bad in ("loguniform:5,1", "loguniform:0,10", "loguniform:1", "loguniform:1,inf"):
+        with pytest.raises(OptionError):
+            parse_mts_spec(bad)
+    with pytest.raises(OptionError):
+        LogUniformQuantiles(1.0, 10.0, n=5).timescales(6)
+
+
+def test_ig_fit_resolves_to_the_ml_fit_of_a_baseline(tmp_path):
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    l1 = stats.invgamma.rvs(3.0, scale=0.5, size=300, random_state=rng)
+    l2 = stats.invgamma.rvs(1.3, scale=2.0, size=2000, random_state=rng)
+    l2[:3] = [0.0, np.inf, np.nan]  # excluded from the likelihood, counted in the source
+    df = pd.DataFrame({"layer": [1] * 300 + [2] * 2000, "unit": list(range(300)) + list(range(2000)),
+                       "T_data": np.concatenate([l1, l2])})
+    path = tmp_path / "timescales.csv"
+    df.to_csv(path, index=False)
+    spec = parse_mts_spec(f"fixed:3,4;ig-fit:{path},2;free")
+    layer = spec.layers[1]
+    assert isinstance(layer, FittedInverseGamma) and layer.kind == "ig-fit"
+    a, loc, b = stats.invgamma.fit(l2[3:], floc=0)  # independent truth: scipy's generic MLE
+    assert layer.shape == pytest.approx(a, rel=1e-4) and layer.scale == pytest.approx(b, rel=1e-4)
+    assert layer.shape == pytest.approx(1.3, rel=0.1)
+    assert layer.fit_n == 1997 and "3 excluded" in layer.source and "layer 2" in layer.source
+    assert "T_data" in layer.source
+    # the quantiles are those of ig:A,B with the fitted numbers
+    np.testing.assert_allclose(layer.timescales(50), InverseGammaQuantiles(layer.shape, layer.scale).timescales(50))
+    # the JSON keeps the numbers and the source: the baseline file is no longer needed
+    text = json.dumps(spec.to_dict())
+    path.unlink()
+    again = MTSSpec.from_dict(json.loads(text))
+    assert again == spec and again.layers[1].source == layer.source
+    df.to_csv(path, index=False)
+    pooled = parse_mts_spec(f"ig-fit:{path}").layers[0]
+    a_all, _, _ = stats.invgamma.fit(np.concatenate([l1, l2[3:]]), floc=0)
+    assert pooled.shape == pytest.approx(a_all, rel=1e-4) and "all layers" in pooled.source
+
+
+def test_ig_fit_errors_are_one_line_option_errors(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"layer": [1, 1, 1, 1], "unit": [0, 1, 2, 3], "T_data": [1.0, 2.0, 3.0, 5.0]}).to_csv(path, index=False)
+    with pytest.raises(OptionError, match="no layer 7"):
+        parse_mts_spec(f"ig-fit:{path},7")
+    with pytest.raises(OptionError):
+        parse_mts_spec(f"ig-fit:{path},two")
+    with pytest.raises(OptionError):
+        parse_mts_spec(f"ig-fit:{path},1,sideways")
+    with pytest.raises(Exception) as exc:  # a missing file is an input error, never a traceback
+        parse_mts_spec(f"ig-fit:{tmp_path / 'nope.csv'},1")
+    from timescale_probe.errors import TsprobeError
+    assert isinstance(exc.value, TsprobeError)
+    pd.DataFrame({"layer": [1, 1], "unit": [0, 1], "T_data": [0.0, np.inf]}).to_csv(path, index=False)
+    with pytest.raises(OptionError, match="fewer than 3"):
+        parse_mts_spec(f"ig-fit:{path}")
+
+
+def test_control_specs_round_trip_through_a_checkpoint(tmp_path):
+    from timescale_probe.checkpoints import load_checkpoint, save_checkpoint
+    from timescale_probe.models import LanguageModel, LMConfig
+
+    spec = parse_mts_spec("fixed:3,4;single:2.5;loguniform:1,100;free")
+    model = LanguageModel(LMConfig(vocab_size=11, emb_size=6, layer_sizes=(8, 8, 10, 6), mts_spec=spec))
+    save_checkpoint(tmp_path / "m.pt", model.to_stack(), {"note": "test"})
+    stack = load_checkpoint(tmp_path / "m.pt")
+    assert MTSSpec.from_dict(stack.mts_spec) == spec
+    back = LanguageModel.from_stack(stack)
+    for k, T in ((1, np.full(8, 2.5)), (2, np.geomspace(100, 1, 21)[1::2])):
+        eff = (back.rnns[k].bias_ih_l0 + back.rnns[k].bias_hh_l0)[len(T):2 * len(T)].detach().double().numpy()
+        np.testing.assert_allclose(forget_bias_to_timescale(eff), T, rtol=1e-5)
+        assert not back.rnns[k].bias_hh_l0.requires_grad
+    assert back.rnns[3].bias_hh_l0.requires_grad
+
+
+def test_gate_conversions_live_here_and_gates_reexports_them():
+    from timescale_probe import gates
+
+    assert gates.gate_to_timescale is gate_to_timescale
+    assert gates.gate_complement_to_timescale is gate_complement_to_timescale
+    f = np.array([0.1, 0.5, 0.9, 0.999])
+    np.testing.assert_allclose(gate_to_timescale(f), -1 / np.log(f), rtol=1e-12)
+    np.testing.assert_allclose(gate_to_timescale(f, "chrono"), 1 / (1 - f), rtol=1e-9)
+    # both routes of a mean gate: the complement near f = 1, f itself near f = 0
+    assert mean_gate_timescale(1 - 1e-12, 1e-12) == pytest.approx(1e12 - 0.5, rel=1e-9)
+    assert mean_gate_timescale(1e-300, 1.0) == pytest.approx(-1 / np.log(1e-300), rel=1e-12)
+    assert mean_gate_timescale(0.0, 1.0) == 0.0
+    np.testing.assert_allclose(mean_gate_timescale(f, 1 - f), -1 / np.log(f), rtol=1e-9)

@@ -39,7 +39,8 @@ from .errors import OptionError
 from .progress import track
 from .evaluation import batchify  # noqa: F401  (re-exported: parallel streams of embedded inputs)
 from .stack import LSTMLayer, LSTMStack
-from .timescales import _check_convention
+from .timescales import _check_convention, gate_complement_to_timescale, gate_to_timescale  # noqa: F401 (re-exported)
+from .timescales import mean_gate_timescale as _timescale_of_mean
 
 GATE_NAMES = ("i", "f", "g", "o")
 DEFAULT_WINDOW = 70
@@ -397,41 +398,6 @@ class GateStatistics:
                 rows.append(pd.DataFrame({"layer": k + 1, "gate": name, "bin_left": edges[:-1],
                                           "bin_right": edges[1:], "count": counts.numpy().astype(np.int64)}))
         return pd.concat(rows, ignore_index=True)
-
-
-def _timescale_of_mean(f_bar, fc_bar, convention: str):
-    """T of a mean gate known two ways, ``f_bar`` and ``fc_bar = 1 - f_bar``: the complement is
-    exact near f = 1 (long timescales), ``f_bar`` itself near f = 0 (the T ~ 0 units)."""
-    f_bar = np.clip(np.asarray(f_bar, dtype=np.float64), 0.0, 1.0)
-    fc_bar = np.clip(np.asarray(fc_bar, dtype=np.float64), 0.0, 1.0)
-    from_comp = gate_complement_to_timescale(fc_bar, convention)
-    if convention == "chrono":
-        return from_comp
-    with np.errstate(divide="ignore"):
-        from_f = np.where(f_bar > 0, -1.0 / np.log(np.where(f_bar > 0, f_bar, 0.5)), 0.0)
-    return np.where(fc_bar < 0.5, from_comp, from_f)
-
-
-def gate_complement_to_timescale(f_comp, convention: str = "paper"):
-    """Timescale of a (mean) forget gate ``f`` given as ``1 - f``, in steps.
-
-    ``paper``: ``T = -1/log(f) = -1/log1p(-(1-f))``; ``chrono``: ``T = 1/(1-f)``. ``1-f = 0`` gives
-    ``inf``; ``1-f = 1`` gives 0 (paper).
-    """
-    _check_convention(convention)
-    q = np.asarray(f_comp, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        if convention == "paper":
-            out = -1.0 / np.log1p(-q)
-        else:
-            out = 1.0 / q
-    out = np.where(q == 0, np.inf, out)
-    return out if out.ndim else float(out)
-
-
-def gate_to_timescale(f, convention: str = "paper"):
-    """Timescale of a forget-gate value ``f`` (see :func:`gate_complement_to_timescale`)."""
-    return gate_complement_to_timescale(1.0 - np.asarray(f, dtype=np.float64), convention)
 
 
 @dataclass

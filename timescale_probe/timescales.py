@@ -14,6 +14,20 @@ Every function accepts Python scalars, numpy arrays and torch tensors and return
 An MTS spec says, layer by layer, which timescales to impose on the units of a stacked LSTM: the
 forget bias is set from ``T`` (``bias_hh[f] = b_f``), the input-gate bias to ``-b_f``, the input
 biases of those two gates to 0, and the bias vectors of the layer are frozen (the paper's choice).
+Per-layer spec text (layers separated by ``;``, e.g. ``fixed:3,4;ig:0.56;free``):
+
+- ``free``: trained as usual; ``fixed:3,4``: equal blocks at the given timescales;
+- ``ig:A[,B[,ENDS]]``: deterministic inverse-gamma quantiles (the paper's layer 2: ``ig:0.56,1``);
+  ``ig-draws:A,B,SEED``: seeded random draws;
+- controls: ``single:T`` (every unit at one T), ``loguniform:LO,HI`` (deterministic log-uniform
+  quantiles), ``ig-fit:PATH[,LAYER[,ENDS]]`` (inverse-gamma quantiles whose A and B are the ML fit
+  to a baseline's timescales, resolved when the text is parsed and stored as numbers plus their
+  source in the spec JSON).
+
+The spec JSON (:meth:`MTSSpec.to_dict`) is stored in every checkpoint trained with it and read back
+by :meth:`MTSSpec.from_dict`. Conversions from gate values (``gate_to_timescale``,
+``gate_complement_to_timescale``, ``mean_gate_timescale``) also live here: every f <-> T formula
+of the package is in this module.
 """
 from __future__ import annotations
 
@@ -105,6 +119,41 @@ def timescale_to_forget_bias(timescale, convention: str = "paper"):
     if torch_in:
         return torch.as_tensor(out, dtype=dtype if dtype.is_floating_point else torch.float64, device=device)
     return out if out.ndim else float(out)
+
+
+def gate_complement_to_timescale(f_comp, convention: str = "paper"):
+    """Timescale of a (mean) forget gate ``f`` given as ``1 - f``, in steps.
+
+    ``paper``: ``T = -1/log(f) = -1/log1p(-(1-f))``; ``chrono``: ``T = 1/(1-f)``. ``1-f = 0`` gives
+    ``inf``; ``1-f = 1`` gives 0 (paper).
+    """
+    _check_convention(convention)
+    q = np.asarray(f_comp, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        if convention == "paper":
+            out = -1.0 / np.log1p(-q)
+        else:
+            out = 1.0 / q
+    out = np.where(q == 0, np.inf, out)
+    return out if out.ndim else float(out)
+
+
+def gate_to_timescale(f, convention: str = "paper"):
+    """Timescale of a forget-gate value ``f`` (see :func:`gate_complement_to_timescale`)."""
+    return gate_complement_to_timescale(1.0 - np.asarray(f, dtype=np.float64), convention)
+
+
+def mean_gate_timescale(f_bar, fc_bar, convention: str = "paper"):
+    """T of a mean gate known two ways, ``f_bar`` and ``fc_bar = 1 - f_bar``: the complement is
+    exact near f = 1 (long timescales), ``f_bar`` itself near f = 0 (the T ~ 0 units)."""
+    f_bar = np.clip(np.asarray(f_bar, dtype=np.float64), 0.0, 1.0)
+    fc_bar = np.clip(np.asarray(fc_bar, dtype=np.float64), 0.0, 1.0)
+    from_comp = gate_complement_to_timescale(fc_bar, convention)
+    if convention == "chrono":
+        return from_comp
+    with np.errstate(divide="ignore"):
+        from_f = np.where(f_bar > 0, -1.0 / np.log(np.where(f_bar > 0, f_bar, 0.5)), 0.0)
+    return np.where(fc_bar < 0.5, from_comp, from_f)
 
 
 def population_memory(timescales, t):
@@ -233,8 +282,107 @@ class InverseGammaDraws:
         return np.sort(draws)[::-1].copy()
 
 
-LayerSpec = Union[FreeLayer, FixedTimescales, InverseGammaQuantiles, InverseGammaDraws]
-_KINDS = {"free": FreeLayer, "fixed": FixedTimescales, "ig-quantiles": InverseGammaQuantiles, "ig-draws": InverseGammaDraws}
+@dataclass(frozen=True)
+class SingleTimescale:
+    """Control: every unit of the layer at one timescale ``T`` (steps; ``T > 0``). Spec text
+    ``single:T``, e.g. ``single:3.57`` (the median of the paper's a=0.56 quantiles)."""
+
+    T: float
+    freeze: str = "all"
+    kind: str = field(default="single", init=False)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.T) and self.T > 0):
+            raise OptionError(f"single timescale T must be finite and > 0, got {self.T}", param="mts_spec")
+
+    def timescales(self, n_units: int) -> np.ndarray:
+        return np.full(n_units, float(self.T))
+
+
+@dataclass(frozen=True)
+class LogUniformQuantiles:
+    """Control: deterministic log-uniform quantiles between ``low`` and ``high`` (steps,
+    ``0 < low <= high < inf``), longest first: unit ``i`` of ``n`` gets
+    ``exp(log high - (i + 0.5)/n * (log high - log low))`` (the quantiles at the midpoints
+    ``(i+0.5)/n``, so neither end is reached exactly). A log-uniform population has memory
+    ``M(t) ~ 1/log`` decay between the ends: no single power law. Spec text ``loguniform:LO,HI``."""
+
+    low: float
+    high: float
+    n: int | None = None
+    freeze: str = "all"
+    kind: str = field(default="loguniform", init=False)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and 0 < self.low <= self.high):
+            raise OptionError(f"loguniform needs 0 < LO <= HI < inf, got {self.low}, {self.high}", param="mts_spec")
+
+    def timescales(self, n_units: int) -> np.ndarray:
+        n = self.n or n_units
+        if n != n_units:
+            raise OptionError(f"log-uniform spec is for {n} units but the layer has {n_units}")
+        q = (np.arange(n) + 0.5) / n
+        lo, hi = np.log(self.low), np.log(self.high)
+        return np.exp(hi - q * (hi - lo))
+
+
+@dataclass(frozen=True)
+class FittedInverseGamma(InverseGammaQuantiles):
+    """Inverse-gamma quantiles (as :class:`InverseGammaQuantiles`) whose shape and scale were
+    fitted by maximum likelihood (loc 0, :func:`timescale_probe.distributions.fit_mle`) to the
+    timescales of a baseline. Spec text ``ig-fit:PATH[,LAYER[,ENDS]]`` resolves **when parsed**
+    (:func:`fit_inverse_gamma_spec`); the JSON then stores ``shape``, ``scale``, ``source`` (file,
+    column, layer, units used and excluded, file SHA-256) and ``fit_n``, so a checkpoint trained
+    with it never needs the baseline file again."""
+
+    source: str = ""
+    fit_n: int = 0
+    kind: str = field(default="ig-fit", init=False)
+
+
+LayerSpec = Union[FreeLayer, FixedTimescales, InverseGammaQuantiles, InverseGammaDraws, SingleTimescale,
+                  LogUniformQuantiles, FittedInverseGamma]
+_KINDS = {"free": FreeLayer, "fixed": FixedTimescales, "ig-quantiles": InverseGammaQuantiles,
+          "ig-draws": InverseGammaDraws, "single": SingleTimescale, "loguniform": LogUniformQuantiles,
+          "ig-fit": FittedInverseGamma}
+
+
+def fit_inverse_gamma_spec(path: str, layer: str | int | None = None, *, ends: str = "drop-first",
+                           convention: str = "paper") -> FittedInverseGamma:
+    """Layer spec of inverse-gamma quantiles with the shape and scale of an ML fit to a baseline's
+    timescales. ``path``: a ``timescales.csv`` (column ``T_data`` when present, else ``T``/
+    ``T_bias``, as :func:`timescale_probe.distributions.load_timescales` reads it), a ``.npy``
+    array, or a checkpoint (its bias timescales ``T_bias`` under ``convention``). ``layer``: a
+    layer number (from 1) or ``None``/``all`` for all layers pooled. Units with T = 0, inf or NaN
+    are excluded (and counted in ``source``)."""
+    from .distributions import fit_mle, load_timescales
+    from .fileio import file_sha256
+
+    df = load_timescales(path, convention=convention)
+    if layer is not None and str(layer).strip().lower() not in ("", "all"):
+        try:
+            want = int(layer)
+        except ValueError:
+            raise OptionError(f"ig-fit layer must be a number or 'all', got '{layer}'", param="mts_spec") from None
+        layers = sorted({int(v) for v in df["layer"].unique() if str(v).lstrip("-").isdigit()})
+        if want not in layers:
+            raise OptionError(f"ig-fit: {path} has no layer {want} (layers: {', '.join(map(str, layers)) or 'none'})",
+                              param="mts_spec")
+        df = df[df["layer"].astype(str) == str(want)]
+        where = f"layer {want}"
+    else:
+        where = "all layers"
+    T = df["T"].to_numpy(np.float64)
+    ok = np.isfinite(T) & (T > 0)
+    if ok.sum() < 3:
+        raise OptionError(f"ig-fit: {path} ({where}) has fewer than 3 finite, positive timescales", param="mts_spec")
+    shape, scale, converged = fit_mle(T[ok], "invgamma")
+    if not converged or not (np.isfinite(shape) and np.isfinite(scale)):
+        raise OptionError(f"ig-fit: the inverse-gamma fit to {path} ({where}) did not converge", param="mts_spec")
+    column = df.attrs.get("column", "T")
+    source = (f"ML inverse-gamma fit (loc 0) to {column} of {where} in {path} "
+              f"({int(ok.sum())} units, {int((~ok).sum())} excluded; sha256 {file_sha256(path)[:16]})")
+    return FittedInverseGamma(float(shape), float(scale), ends=ends, source=source, fit_n=int(ok.sum()))
 
 
 def layer_spec_from_dict(d: dict[str, Any]) -> LayerSpec:
@@ -317,8 +465,14 @@ class MTSSpec:
                 parts.append(f"layer {i}: free")
             elif isinstance(l, FixedTimescales):
                 parts.append(f"layer {i}: fixed T={','.join(f'{v:g}' for v in l.values)}")
+            elif isinstance(l, FittedInverseGamma):
+                parts.append(f"layer {i}: inverse-gamma quantiles a={l.shape:.4g} b={l.scale:.4g} ({l.ends}; {l.source})")
             elif isinstance(l, InverseGammaQuantiles):
                 parts.append(f"layer {i}: inverse-gamma quantiles a={l.shape:g} b={l.scale:g} ({l.ends})")
+            elif isinstance(l, SingleTimescale):
+                parts.append(f"layer {i}: single T={l.T:g}")
+            elif isinstance(l, LogUniformQuantiles):
+                parts.append(f"layer {i}: log-uniform quantiles T in [{l.low:g}, {l.high:g}]")
             else:
                 parts.append(f"layer {i}: inverse-gamma draws a={l.shape:g} b={l.scale:g} seed={l.seed}")
         return f"{self.name} [{self.convention}]: " + "; ".join(parts or ["all free"])
@@ -348,16 +502,36 @@ def paper_dyck_spec(shape: float = 1.5, scale: float = 1.0) -> MTSSpec:
 PRESETS = {"baseline": lambda: BASELINE, "none": lambda: BASELINE, "paper-lm": paper_lm_spec, "paper-dyck": paper_dyck_spec}
 
 
+LAYER_SPEC_SYNTAX = ("free, fixed:3,4, single:T, loguniform:LO,HI, ig:SHAPE[,SCALE[,ENDS]], "
+                     "ig-draws:SHAPE,SCALE,SEED or ig-fit:PATH[,LAYER[,ENDS]]")
+
+
 def _parse_layer_text(text: str) -> LayerSpec:
-    """``free`` | ``fixed:3,4`` | ``ig:0.56[,1[,ends]]`` | ``ig-draws:0.56,1,SEED``."""
+    """``free`` | ``fixed:3,4`` | ``single:T`` | ``loguniform:LO,HI`` | ``ig:0.56[,1[,ends]]`` |
+    ``ig-draws:0.56,1,SEED`` | ``ig-fit:PATH[,LAYER[,ends]]`` (fitted now, see
+    :func:`fit_inverse_gamma_spec`)."""
     text = text.strip()
     kind, _, args = text.partition(":")
+    if kind == "ig-fit":
+        path, _, rest = args.partition(",")
+        extra = [a.strip() for a in rest.split(",") if a.strip()]
+        if not path.strip() or len(extra) > 2:
+            raise OptionError(f"cannot read layer spec '{text}': use ig-fit:PATH[,LAYER[,ENDS]]", param="mts_spec")
+        ends = extra[1] if len(extra) > 1 else "drop-first"
+        if ends not in ENDS_CHOICES:
+            raise OptionError(f"unknown ends '{ends}' in '{text}': use one of {', '.join(ENDS_CHOICES)}",
+                              param="mts_spec")
+        return fit_inverse_gamma_spec(path.strip(), extra[0] if extra else None, ends=ends)
     vals = [a.strip() for a in args.split(",") if a.strip()]
     try:
         if kind == "free":
             return FreeLayer()
         if kind == "fixed":
             return FixedTimescales(tuple(float(v) for v in vals))
+        if kind == "single" and len(vals) == 1:
+            return SingleTimescale(float(vals[0]))
+        if kind == "loguniform" and len(vals) == 2:
+            return LogUniformQuantiles(float(vals[0]), float(vals[1]))
         if kind in ("ig", "ig-quantiles"):
             ends = vals[2] if len(vals) > 2 else "drop-first"
             if ends not in ENDS_CHOICES:
@@ -368,9 +542,7 @@ def _parse_layer_text(text: str) -> LayerSpec:
                                      seed=int(vals[2]) if len(vals) > 2 else 0)
     except (ValueError, IndexError):
         pass
-    raise OptionError(
-        f"cannot read layer spec '{text}': use free, fixed:3,4, ig:SHAPE[,SCALE[,ENDS]] or ig-draws:SHAPE,SCALE,SEED"
-    )
+    raise OptionError(f"cannot read layer spec '{text}': use {LAYER_SPEC_SYNTAX}", param="mts_spec")
 
 
 def parse_mts_spec(text: str | None) -> MTSSpec:
