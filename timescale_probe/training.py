@@ -68,6 +68,11 @@ class TrainConfig:
     nonmono: int = 5
     optimizer: str = "sgd"
     seed: int = 141
+    #: Early stopping: stop after ``patience`` consecutive epochs without a new best validation
+    #: loss (None: run the whole ``epochs`` budget). The card records ``stopped_early``.
+    patience: int | None = None
+    #: Never stop early before this epoch (a run may sit on an initial plateau for a few epochs).
+    min_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -79,6 +84,8 @@ class TrainConfig:
             raise OptionError(f"bptt must be >= 10 (sequence lengths are drawn around it), got {self.bptt}")
         if self.lr <= 0:
             raise OptionError(f"learning rate must be > 0, got {self.lr}")
+        if self.patience is not None and int(self.patience) < 1:
+            raise OptionError(f"patience must be >= 1 (or None), got {self.patience}", param="patience")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,6 +274,7 @@ def train_language_model(
         opt = torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.wdecay)
 
     start_epoch, elapsed, rows, val_history = 1, 0.0, [], []
+    stopped_early = False
     best_val, best_epoch, switch_epoch, averager = math.inf, None, None, None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -391,6 +399,12 @@ def train_language_model(
             write_state(epoch)
             log(f"epoch {epoch:3d} | train ppl {math.exp(min(train_loss, 700)):8.2f} | valid ppl "
                 f"{math.exp(min(val_loss, 700)):8.2f}{' *' if improved else ''} | {time.time() - t0:6.1f} s")
+            if (tcfg.patience is not None and best_epoch is not None and epoch >= tcfg.min_epochs
+                    and epoch - best_epoch >= tcfg.patience):
+                stopped_early = True
+                log(f"epoch {epoch}: no better validation loss for {tcfg.patience} epochs (best: epoch "
+                    f"{best_epoch}); stopping early")
+                break
 
     metrics = pd.DataFrame(rows)
     if not out.is_file():
@@ -398,7 +412,7 @@ def train_language_model(
     tables: dict[str, pd.DataFrame] = {}
     card = card_base | {"status": "complete", "epochs": int(rows[-1]["epoch"]) if rows else 0, "best_epoch": best_epoch,
                         "asgd_switch_epoch": switch_epoch, "best_valid_ppl": math.exp(best_val),
-                        "wall_time_s": elapsed}
+                        "wall_time_s": elapsed, "stopped_early": stopped_early}
     if final_eval:
         best = LanguageModel.from_stack(load_checkpoint(out)).to(device)
         t0 = time.time()

@@ -97,11 +97,13 @@ def estimate_timescales_cmd(
 
 
 def _timescale_summary(table) -> list[dict]:
+    """:func:`timescales.summarize_timescales` of T_data over all units and per layer, with the median T_bias."""
+    from ..timescales import summarize_timescales
+
     rows = []
     for layer, sub in [("all", table)] + list(table.groupby("layer")):
-        T = sub["T_data"].to_numpy()
-        rows.append(dict(layer=layer, units=len(sub), median=float(np.median(T)), max=float(np.max(T)),
-                         share_gt_10=float(np.mean(T > 10)), median_T_bias=float(np.median(sub["T_bias"]))))
+        rows.append(dict(layer=layer, **summarize_timescales(sub["T_data"]),
+                         median_T_bias=float(np.median(sub["T_bias"]))))
     return rows
 
 
