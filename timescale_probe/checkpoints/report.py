@@ -37,17 +37,10 @@ def timescale_summary(table: pd.DataFrame, long_t: float = LONG_T) -> pd.DataFra
     ``table`` is :meth:`LSTMStack.timescales_table` (columns ``layer, unit, forget_bias, T_bias``);
     the last row has ``layer = "all"``. Timescales are in time steps, in the table's convention.
     """
-    rows = []
-    groups = [(str(k), g["T_bias"].to_numpy(np.float64)) for k, g in table.groupby("layer", sort=True)]
-    groups.append(("all", table["T_bias"].to_numpy(np.float64)))
-    for label, T in groups:
-        rows.append({
-            "layer": label,
-            "units": int(T.size),
-            "T_median": float(np.median(T)),
-            "T_max": float(np.max(T)),
-            f"share_gt_{long_t:g}": float(np.mean(T > long_t)),
-        })
-    out = pd.DataFrame(rows)
+    from ..timescales import summarize_timescale_table
+
+    s = summarize_timescale_table(table, column="T_bias", long_t=long_t)  # the one summary, T_-prefixed names here
+    out = s[["layer", "units"]].assign(T_median=s["median"], T_max=s["max"])
+    out[f"share_gt_{long_t:g}"] = s[f"share_gt_{long_t:g}"]
     out.attrs["convention"] = table.attrs.get("convention", "paper")
     return out
