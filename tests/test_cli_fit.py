@@ -83,3 +83,60 @@ def test_fit_distribution_bad_input(cli, tmp_path, args, match):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tsprobe: error:") and match in lines[0]
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--bootstrap", "-1"], "--bootstrap"), (["--fix-scale", "0"], "--fix-scale"), (["--ci-level", "2"], "--ci-level"),
+    (["--ci-bootstrap", "foo"], "--ci-bootstrap"), (["--figures", "some"], "--figures"),
+    (["--convention", "x"], "--convention"), (["--compare-to", "pareto"], "--compare-to"),
+])
+def test_fit_distribution_bad_options_before_any_work(cli, tmp_path, args, flag):
+    # the input does not exist: a check made after loading would report that instead
+    out = tmp_path / "out"
+    r = cli("fit-distribution", tmp_path / "missing.npy", "--out", out, *args)
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tsprobe: error:") and flag in lines[0], r.stderr
+    assert "missing.npy" not in lines[0] and "Traceback" not in r.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_fit_distribution_failed_fit_leaves_nothing(cli, tmp_path):
+    np.save(tmp_path / "two.npy", np.array([3.0, 4.0] * 30))
+    out = tmp_path / "out"
+    r = cli("fit-distribution", tmp_path / "two.npy", "--out", out, "--bootstrap", "10")
+    assert r.returncode == 2 and "only 2 distinct values (3, 4)" in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.npy"]
+
+
+def test_fit_distribution_table_names_families_and_skips_two_valued_layer(cli, tmp_path):
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "l1.npy", np.array([3.0] * 50 + [4.0] * 50))  # an MTS layer 1
+    np.save(tmp_path / "l2.npy", stats.invweibull.rvs(2.0, scale=0.7, size=400, random_state=rng))
+    out = tmp_path / "out"
+    r = cli("fit-distribution", tmp_path / "l1.npy", tmp_path / "l2.npy", "--out", out, "--bootstrap", "30",
+            "--families", "invgamma,frechet,gamma", "--figures", "all")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    # readable names in the terminal, scipy names in the CSV
+    assert "Fréchet" in r.stdout and "invweibull" not in r.stdout
+    fits = pd.read_csv(out / "fits.csv")
+    assert set(fits["family"]) == {"invgamma", "invweibull", "gamma"} and set(fits["scope"]) == {"layer 2", "pooled"}
+    assert {"ks_rejected", "ci_method"} <= set(fits.columns)
+    # the table says whose KS p it shows and which bootstrap gave the intervals; it fits 80 columns
+    flat = " ".join(r.stdout.split())
+    assert "KS (p): Kolmogorov-Smirnov statistic of the inverse gamma fit" in flat
+    assert "…" not in r.stdout and max(len(line) for line in r.stdout.splitlines()) <= 80
+    assert "skipped layer 1: the 100 usable timescales take only 2 distinct values (3, 4)" in flat
+    assert "includes layer 1" in flat
+    run = json.loads((out / "run.json").read_text())
+    verdict = run["results"]["scopes"]["layer 2"]["verdict"]
+    assert verdict["best_family"] == "invweibull" and verdict["best_label"] == "Fréchet"
+    ig = fits[(fits["scope"] == "layer 2")].set_index("family")
+    assert verdict["delta_aic_invgamma"] == pytest.approx(ig.loc["invgamma", "aic"] - ig["aic"].min())
+    assert verdict["ci_method"] == ig.loc["invgamma", "ci_method"]
+    assert "best of 3 families: Fréchet" in flat
+    # figures for the two fitted scopes only (nothing for the skipped layer), plus one two-panel Fig. 1
+    assert sorted(p.name for p in out.glob("sorted_units*.pdf")) == [
+        "sorted_units_all.pdf", "sorted_units_layer2.pdf", "sorted_units_pooled.pdf"]

@@ -9,8 +9,20 @@ import torch
 from scipy import stats
 
 from timescale_probe.distributions import (
-    FAMILIES, FAMILY_ORDER, exclusion_counts, figure_tables, fit_mle, fit_table, fit_timescales,
-    likelihood_ratio_test, load_timescales, parse_families, parse_layers, sorted_curve,
+    FAMILIES,
+    FAMILY_ORDER,
+    check_fit_options,
+    exclusion_counts,
+    figure_tables,
+    fit_mle,
+    fit_table,
+    fit_timescales,
+    fit_verdict,
+    likelihood_ratio_test,
+    load_timescales,
+    parse_families,
+    parse_layers,
+    sorted_curve,
 )
 from timescale_probe.errors import InputError, OptionError
 from timescale_probe.timescales import paper_lm_spec
@@ -335,3 +347,107 @@ def test_layer_timescales_in_unit_order(tmp_path):
     q.write_text("layer,unit,T_bias\n1,0,1.0\n")
     with pytest.raises(InputError, match="no column 'T_data'"):
         layer_timescales(q, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------- the whole truth
+
+def test_reference_ptb_all_families_regression(reference_results):
+    """SPEC §10 / issue 12: on the authors' pooled PTB baseline arrays Fréchet, not inverse gamma,
+    fits best; inverse gamma beats only gamma and lognormal among the paper's families."""
+    T = _reference(reference_results, "PTB")
+    rep = fit_timescales(T, ["invgamma", "gamma", "lognorm", "invweibull"], n_boot=0)
+    f = rep.fits_.set_index("family")
+    for family, loglik in (("invweibull", -2534.7), ("invgamma", -2807.1), ("lognorm", -3500.3),
+                           ("gamma", -4957.5)):
+        assert f.loc[family, "loglik"] == pytest.approx(loglik, abs=0.05), family
+    assert f.loc["invweibull", "shape"] == pytest.approx(1.989, abs=5e-4)
+    assert f.loc["invweibull", "scale"] == pytest.approx(0.657, abs=5e-4)
+    assert f.loc["invgamma", "shape"] == pytest.approx(2.162, abs=5e-4)
+    assert f.loc["invgamma", "scale"] == pytest.approx(1.573, abs=5e-4)
+    assert f.loc["invgamma", "ks"] == pytest.approx(0.150, abs=5e-4)
+    v = fit_verdict(rep)
+    assert v["scope"] == "pooled" and v["n"] == 2700
+    assert v["best_family"] == "invweibull" and v["best_label"] == "Fréchet"
+    # both have two parameters: ΔAIC = 2 (ll_Frechet - ll_IG)
+    assert v["delta_aic_invgamma"] == pytest.approx(2 * (2807.1 - 2534.7), abs=0.2)
+    assert v["delta_aic_reference"] == v["delta_aic_invgamma"] and not v["reference_is_best"]
+    assert v["ks_stat"] == pytest.approx(0.150, abs=5e-4)
+    assert set(v["beats"]) == {"gamma", "lognorm"} and v["beaten_by"] == ["invweibull"]
+    assert "best of 4 families: Fréchet" in v["text"] and "beats lognormal, gamma" in v["text"]
+    # Fréchet beats inverse gamma in every layer
+    est = reference_results / "estimated_timescales"
+    df = load_timescales([est / f"PTB_timescale_layer_{k}_output.npy" for k in (1, 2, 3)])
+    per_layer = fit_table(df, "T", layers="each", families=["invgamma", "invweibull"], n_boot=0)
+    for scope in per_layer.scopes:
+        assert per_layer.verdict(scope)["best_family"] == "invweibull", scope
+
+
+def test_ks_rejection_switches_intervals_to_the_nonparametric_bootstrap(reference_results):
+    T = _reference(reference_results, "PTB")
+    rep = fit_timescales(T, ["invgamma"], n_boot=40, seed=3)
+    row = rep.fits_.iloc[0]
+    # KS 0.150 at n = 2700: no parametric replicate comes near it
+    assert row["ks_p"] == pytest.approx(1 / 41) and bool(row["ks_rejected"])
+    assert row["ci_method"] == "nonparametric"
+    nonpar = fit_timescales(T, ["invgamma"], n_boot=40, seed=3, ci_method="nonparametric").fits_.iloc[0]
+    par = fit_timescales(T, ["invgamma"], n_boot=40, seed=3, ci_method="parametric").fits_.iloc[0]
+    assert (row["shape_lo"], row["shape_hi"]) == (nonpar["shape_lo"], nonpar["shape_hi"])
+    assert par["ci_method"] == "parametric" and par["shape_lo"] != nonpar["shape_lo"]
+    assert par["ks_p"] == row["ks_p"] == nonpar["ks_p"]  # the KS p-value is always the parametric one
+    v = fit_verdict(rep)
+    assert v["ks_rejected"] and v["ci_method"] == "nonparametric"
+    assert "rejected; intervals from the nonparametric bootstrap" in v["text"]
+
+
+def test_auto_intervals_stay_parametric_for_a_fitting_family():
+    T = stats.invweibull.rvs(2.0, scale=0.7, size=400, random_state=np.random.default_rng(5))
+    rep = fit_timescales(T, ["invweibull", "gamma"], n_boot=60, seed=2)
+    f = rep.fits_.set_index("family")
+    assert not f.loc["invweibull", "ks_rejected"] and f.loc["invweibull", "ci_method"] == "parametric"
+    par = fit_timescales(T, ["invweibull"], n_boot=60, seed=2, ci_method="parametric").fits_.iloc[0]
+    assert f.loc["invweibull", "shape_lo"] == par["shape_lo"]
+    assert f.loc["gamma", "ks_rejected"] and f.loc["gamma", "ci_method"] == "nonparametric"
+    v = fit_verdict(rep.fits_, reference="frechet")  # a plain fits table works too
+    assert v["reference_family"] == "invweibull" and v["reference_is_best"] and v["delta_aic_reference"] == 0
+    assert np.isnan(v["delta_aic_invgamma"]) and v["beats"] == ["gamma"] and v["beaten_by"] == []
+    assert fit_timescales(T, ["gamma"], n_boot=0).fits_.iloc[0]["ci_method"] == "none"
+
+
+def test_fit_verdict_reads_fits_csv_back(tmp_path):
+    T = stats.lognorm.rvs(0.8, scale=2.0, size=300, random_state=np.random.default_rng(8))
+    rep = fit_timescales(T, ["invgamma", "lognorm", "fisk"], n_boot=20)
+    rep.fits_.to_csv(tmp_path / "fits.csv", index=False)
+    v = fit_verdict(pd.read_csv(tmp_path / "fits.csv"))
+    assert v == fit_verdict(rep)
+    assert v["ranking"][0][2] == 0.0 and [r[0] for r in v["ranking"]] == list(
+        rep.fits_.sort_values("aic")["family"])
+    with pytest.raises(InputError, match="no fits in scope 'layer 9'"):
+        fit_verdict(rep, "layer 9")
+
+
+def test_two_valued_layer_is_skipped_and_noted_in_pooled():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"layer": [1] * 40 + [2] * 200,
+                       "T": [3.0] * 20 + [4.0] * 20 + list(stats.invgamma.rvs(1.5, size=200, random_state=rng))})
+    rep = fit_table(df, "T", layers="all", families=["invgamma"], n_boot=0)
+    assert rep.scopes == ["layer 2", "pooled"]
+    (scope, reason), = rep.skipped_
+    assert scope == "layer 1" and "only 2 distinct values (3, 4)" in reason
+    assert [s for s, _ in rep.warnings_] == ["pooled"] and "includes layer 1" in rep.warnings_[0][1]
+    with pytest.raises(InputError, match="only 2 distinct values"):
+        fit_timescales([3.0, 4.0] * 50, n_boot=0)
+
+
+@pytest.mark.parametrize("kwargs,param", [
+    ({"n_boot": -1}, "n_boot"), ({"n_boot": 2.5}, "n_boot"), ({"fix_scale": 0.0}, "fix_scale"),
+    ({"fix_scale": float("inf")}, "fix_scale"), ({"ci_level": 2.0}, "ci_level"), ({"ci_method": "foo"}, "ci_method"),
+    ({"families": "pareto"}, "families"), ({"compare_to": "zz"}, "compare_to"),
+])
+def test_fit_options_are_checked_first_and_name_the_parameter(kwargs, param):
+    with pytest.raises(OptionError) as exc:
+        check_fit_options(**kwargs)
+    assert exc.value.param == param and param in str(exc.value) and "--" not in str(exc.value)
+    calls = []
+    with pytest.raises(OptionError):  # before any fitting: the progress never starts
+        fit_timescales([1.0, 2.0, 3.0, 5.0], progress=lambda k: calls.append(k), **kwargs)
+    assert calls == []

@@ -16,12 +16,13 @@ any continuous law: it is skipped, with the reason, in ``skipped_``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError, OptionError
+from ..progress import as_progress
 from ..validation import check_choice, check_fraction, check_int, check_positive
 from .bootstrap import CI_METHODS, KS_ALPHA, exclusion_counts, fit_one_family
 from .compare import likelihood_ratio_test
@@ -121,7 +122,7 @@ def check_fit_options(*, n_boot: int = 1000, ci_level: float = 0.95, ci_method: 
 def _describe_values(x: np.ndarray) -> str:
     vals = np.unique(x)
     shown = ", ".join(f"{v:g}" for v in vals[:4]) + (", ..." if vals.size > 4 else "")
-    return f"{vals.size} distinct ({shown})"
+    return f"{vals.size} distinct values ({shown})"
 
 
 def _fit_scope(T, scope: str, families: list[str], *, fix_scale, n_boot, seed, ci_level, ci_method,
@@ -134,7 +135,7 @@ def _fit_scope(T, scope: str, families: list[str], *, fix_scale, n_boot, seed, c
     n_distinct = np.unique(x).size
     if n_distinct < MIN_DISTINCT:
         raise InputError(
-            f"{scope}: the {x.size} usable timescales{excl} take only {_describe_values(x)} values, which no "
+            f"{scope}: the {x.size} usable timescales{excl} take only {_describe_values(x)}, which no "
             f"continuous law describes (e.g. an MTS layer fixed at T = 3 and 4); need {MIN_DISTINCT} distinct values"
         )
     notes = []
@@ -175,25 +176,50 @@ def _fit_scope(T, scope: str, families: list[str], *, fix_scale, n_boot, seed, c
 
 def fit_timescales(T, families: str | Sequence[str] | None = None, *, fix_scale: float | None = None,
                    n_boot: int = 1000, seed: int = 0, ci_level: float = 0.95, ci_method: str = "auto",
-                   compare_to: str = "invgamma", scope: str = "pooled",
-                   progress: Callable[[int], None] | None = None) -> FitReport:
+                   compare_to: str = "invgamma", scope: str = "pooled", progress: Any = None) -> FitReport:
     """Fit distribution families to one set of timescales ``T`` (time steps; excluded units counted).
 
     ``fix_scale``: fit shapes only with ``scale = fix_scale`` (the reference uses 1).
     ``n_boot``: bootstrap replicates for the KS p-value and the intervals (0: none).
     ``ci_method``: ``auto`` (parametric intervals unless KS rejects the family, then
     nonparametric), ``parametric`` or ``nonparametric``; each row's ``ci_method`` says which was used.
-    ``progress(k)`` is called after every ``k`` parametric bootstrap replicates of a family.
+    ``progress``: as everywhere in the package (:mod:`timescale_probe.progress`: ``True`` for a bar,
+    a Progress object, or a callable ``f(k)``), advanced by every ``k`` parametric refits.
     """
     return fit_table(pd.DataFrame({"T": np.asarray(T, dtype=np.float64).ravel()}), column="T", layers="pooled",
                      families=families, fix_scale=fix_scale, n_boot=n_boot, seed=seed, ci_level=ci_level,
                      ci_method=ci_method, compare_to=compare_to, progress=progress, pooled_name=scope)
 
 
+def _fit_scopes(df, column, scopes, fams, pooled_name, bar, fit_rows, comp_rows, samples, skipped, notes, *,
+                fix_scale, n_boot, seed, ci_level, ci_method, compare_to) -> None:
+    for name, layer_list in scopes:
+        scope_name = pooled_name if name == "pooled" else name
+        T = df[column] if layer_list is None else df.loc[df["layer"].isin(layer_list), column]
+        try:
+            rows, comps, x, _, scope_notes = _fit_scope(
+                np.asarray(T, dtype=np.float64), scope_name, fams, fix_scale=fix_scale, n_boot=n_boot, seed=seed,
+                ci_level=ci_level, ci_method=ci_method, compare_to=compare_to, progress=bar.advance)
+        except InputError as exc:
+            skipped.append((scope_name, str(exc)))
+            bar.advance(n_boot * len(fams))
+            continue
+        fit_rows += rows
+        comp_rows += comps
+        notes += [(scope_name, msg) for msg in scope_notes]
+        if layer_list is not None and len(layer_list) > 1:
+            for layer in layer_list:
+                xl, _ = exclusion_counts(df.loc[df["layer"] == layer, column])
+                if xl.size and np.unique(xl).size < MIN_DISTINCT:
+                    notes.append((scope_name, f"{scope_name}: includes layer {layer}, whose {xl.size} units take only "
+                                              f"{_describe_values(xl)}; continuous laws describe such atoms poorly"))
+        samples.append(pd.DataFrame({"scope": scope_name, "T": x}))
+
+
 def fit_table(df: pd.DataFrame, column: str = "T", layers: str | Sequence | None = "all",
               families: str | Sequence[str] | None = None, *, fix_scale: float | None = None,
               n_boot: int = 1000, seed: int = 0, ci_level: float = 0.95, ci_method: str = "auto",
-              compare_to: str = "invgamma", progress: Callable[[int], None] | None = None,
+              compare_to: str = "invgamma", progress: Any = None,
               pooled_name: str = "pooled") -> FitReport:
     """Fit per layer and/or pooled from a timescales table (``layer`` column optional; ``column``
     e.g. ``T``, ``T_bias`` or ``T_data``). ``layers`` as in :func:`parse_layers`.
@@ -212,25 +238,17 @@ def fit_table(df: pd.DataFrame, column: str = "T", layers: str | Sequence | None
         scopes = parse_layers(layers, available)
     else:
         if layers not in (None, "all", "pooled", "each") and list(layers) != ["pooled"]:
-            raise OptionError("layers: the input has no layers; only 'pooled' is possible", param="layers")
+            raise OptionError("layers: the input has no layer column; only 'pooled' is possible", param="layers")
         scopes = [("pooled", None)]
     fit_rows, comp_rows, samples, skipped, notes = [], [], [], [], []
-    for name, layer_list in scopes:
-        scope_name = pooled_name if name == "pooled" else name
-        T = df[column] if layer_list is None else df.loc[df["layer"].isin(layer_list), column]
-        try:
-            rows, comps, x, _, scope_notes = _fit_scope(np.asarray(T, dtype=np.float64), scope_name, fams, fix_scale=fix_scale,
-                                           n_boot=int(n_boot), seed=seed, ci_level=ci_level, ci_method=ci_method,
-                                           compare_to=compare_to, progress=progress)
-        except InputError as exc:
-            skipped.append((scope_name, str(exc)))
-            if progress is not None:
-                progress(int(n_boot) * len(fams))
-            continue
-        fit_rows += rows
-        comp_rows += comps
-        notes += [(scope_name, msg) for msg in scope_notes]
-        samples.append(pd.DataFrame({"scope": scope_name, "T": x}))
+    bar = as_progress(progress if int(n_boot) > 0 else None)
+    bar.start(int(n_boot) * len(fams) * len(scopes), "fitting (bootstrap refits)")
+    try:
+        _fit_scopes(df, column, scopes, fams, pooled_name, bar, fit_rows, comp_rows, samples, skipped, notes,
+                    fix_scale=fix_scale, n_boot=int(n_boot), seed=seed, ci_level=ci_level, ci_method=ci_method,
+                    compare_to=compare_to)
+    finally:
+        bar.done()
     if not fit_rows:
         raise InputError(skipped[0][1] if len(skipped) == 1 else "no scope could be fitted: " +
                          "; ".join(msg for _, msg in skipped))

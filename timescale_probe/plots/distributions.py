@@ -1,7 +1,9 @@
 """Figures of timescale distribution fits (paper Fig. 1 and companions), drawn from the tables of
 :func:`timescale_probe.distributions.figure_tables` only (no computation here).
 
-Every figure is one scope (``pooled``, ``layer 1``...); T is in time steps, log axes are base 10.
+Every figure is one scope (``pooled``, ``layer 1``...), except ``sorted_units_all``: one panel per
+scope that has data (Fig. 1 style; skipped scopes get no empty placeholder). T is in time steps,
+log axes are base 10. ``source`` (e.g. the input file) is named in every title.
 """
 from __future__ import annotations
 
@@ -19,10 +21,28 @@ FAMILY_COLORS = {
     "expon": "#937860", "fisk": "#DA8BC3", "invweibull": "#CCB974", "lomax": "#64B5CD",
 }
 FIGURE_KINDS = ("sorted_units", "log_density", "qq", "ccdf")
+_STYLES = {"units": dict(color=PALETTE["baseline"], marker=".", ls="none", ms=2.5, alpha=0.7),
+           "fit": dict(color=FAMILY_COLORS["invgamma"], lw=1.6),
+           "reference": dict(color=PALETTE["reference"], lw=1.4, ls="--")}
 
 
 def _color(family: str) -> str:
     return FAMILY_COLORS.get(family, "#333333")
+
+
+def _title(text: str, source: str | None) -> str:
+    return f"{text}\n{source}" if source else text
+
+
+def _draw_sorted(ax, d: pd.DataFrame) -> None:
+    for series in ("units", "fit", "reference"):
+        s = d[d["series"] == series]
+        if not s.empty:
+            ax.plot(s["rank"], s["T"], label=s["label"].iloc[0], **_STYLES[series])
+    ax.set_yscale("log")
+    ax.set_xlabel("unit (sorted by decreasing timescale)")
+    ax.set_ylabel("timescale T (steps)")
+    ax.legend(frameon=False, fontsize=7)
 
 
 def scope_slug(scope: str) -> str:
@@ -30,28 +50,35 @@ def scope_slug(scope: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "", scope.replace(" ", "")) or "scope"
 
 
-def plot_sorted_units(sorted_df: pd.DataFrame, scope: str, title: str | None = None):
+def plot_sorted_units(sorted_df: pd.DataFrame, scope: str, title: str | None = None, source: str | None = None):
     """Paper Fig. 1: units sorted by decreasing T (log y) with the fitted quantile curve and an
     optional reference curve (``series`` = units | fit | reference)."""
     d = sorted_df[sorted_df["scope"] == scope]
     fig, axes = new_figure(width=5.0, height=3.6)
     ax = axes[0, 0]
-    styles = {"units": dict(color=PALETTE["baseline"], marker=".", ls="none", ms=2.5, alpha=0.7),
-              "fit": dict(color=FAMILY_COLORS["invgamma"], lw=1.6),
-              "reference": dict(color=PALETTE["reference"], lw=1.4, ls="--")}
-    for series in ("units", "fit", "reference"):
-        s = d[d["series"] == series]
-        if not s.empty:
-            ax.plot(s["rank"], s["T"], label=s["label"].iloc[0], **styles[series])
-    ax.set_yscale("log")
-    ax.set_xlabel("unit (sorted by decreasing timescale)")
-    ax.set_ylabel("timescale T (steps)")
-    ax.set_title(title or f"Unit timescales, {scope}")
-    ax.legend(frameon=False, fontsize=7)
+    _draw_sorted(ax, d)
+    ax.set_title(title or _title(f"Unit timescales, {scope}", source), fontsize=9)
     return fig
 
 
-def plot_log_density(hist_df: pd.DataFrame, density_df: pd.DataFrame, scope: str, title: str | None = None):
+def plot_sorted_units_panels(sorted_df: pd.DataFrame, scopes=None, source: str | None = None):
+    """Fig. 1 style: one sorted-units panel per scope that has units in ``sorted_df`` (scopes
+    without data get no panel). Returns the figure, or None when no scope has data."""
+    present = list(dict.fromkeys(sorted_df.loc[sorted_df["series"] == "units", "scope"]))
+    scopes = present if scopes is None else [s for s in scopes if s in present]
+    if not scopes:
+        return None
+    fig, axes = new_figure(ncols=len(scopes), width=4.2, height=3.6)
+    for ax, scope in zip(axes[0], scopes):
+        _draw_sorted(ax, sorted_df[sorted_df["scope"] == scope])
+        ax.set_title(scope, fontsize=9)
+    if source:
+        fig.suptitle(f"Unit timescales: {source}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_log_density(hist_df: pd.DataFrame, density_df: pd.DataFrame, scope: str, title: str | None = None, source: str | None = None):
     """Histogram of log10 T with every fitted pdf transformed to log10 T (best fit drawn thicker)."""
     h = hist_df[hist_df["scope"] == scope]
     d = density_df[density_df["scope"] == scope]
@@ -67,12 +94,12 @@ def plot_log_density(hist_df: pd.DataFrame, density_df: pd.DataFrame, scope: str
     ax.set_ylabel("density of log10 T")
     top = max(h["density"].max(), 1e-12)
     ax.set_ylim(0, top * 1.35)
-    ax.set_title(title or f"Density of log timescales, {scope}")
+    ax.set_title(title or _title(f"Density of log timescales, {scope}", source), fontsize=9)
     ax.legend(frameon=False, fontsize=6.5, ncol=2)
     return fig
 
 
-def plot_qq(qq_df: pd.DataFrame, scope: str, title: str | None = None):
+def plot_qq(qq_df: pd.DataFrame, scope: str, title: str | None = None, source: str | None = None):
     """Quantile-quantile plot of the best fit (log-log), with the identity line."""
     d = qq_df[qq_df["scope"] == scope]
     fig, axes = new_figure(width=3.8, height=3.6)
@@ -87,12 +114,12 @@ def plot_qq(qq_df: pd.DataFrame, scope: str, title: str | None = None):
     ax.set_yscale("log")
     ax.set_xlabel(f"{d['label'].iloc[0]} quantile (steps)")
     ax.set_ylabel("unit timescale quantile (steps)")
-    ax.set_title(title or f"QQ plot, best fit ({d['label'].iloc[0]}), {scope}")
+    ax.set_title(title or _title(f"QQ plot, best fit ({d['label'].iloc[0]}), {scope}", source), fontsize=9)
     ax.legend(frameon=False, fontsize=7)
     return fig
 
 
-def plot_ccdf(ccdf_df: pd.DataFrame, scope: str, title: str | None = None):
+def plot_ccdf(ccdf_df: pd.DataFrame, scope: str, title: str | None = None, source: str | None = None):
     """Complementary CDF P(T >= t) on log-log axes: units and every fitted survival function."""
     d = ccdf_df[ccdf_df["scope"] == scope]
     fig, axes = new_figure(width=5.0, height=3.6)
@@ -109,25 +136,32 @@ def plot_ccdf(ccdf_df: pd.DataFrame, scope: str, title: str | None = None):
     ax.set_ylim(ymin / 5.0, 1.5)
     ax.set_xlabel("timescale t (steps)")
     ax.set_ylabel("P(T >= t)")
-    ax.set_title(title or f"Complementary CDF, {scope}")
+    ax.set_title(title or _title(f"Complementary CDF, {scope}", source), fontsize=9)
     ax.legend(frameon=False, fontsize=6.5, ncol=2)
     return fig
 
 
-def draw_fit_figures(tables: dict[str, pd.DataFrame], out_dir, scopes=None, prefix: str = "") -> list[Path]:
+def draw_fit_figures(tables: dict[str, pd.DataFrame], out_dir, scopes=None, prefix: str = "",
+                     source: str | None = None) -> list[Path]:
     """Write ``sorted_units``, ``log_density``, ``qq`` and ``ccdf`` PDFs for every scope as
-    ``<kind>_<scope>.pdf`` (e.g. ``sorted_units_pooled.pdf``, ``qq_layer2.pdf``); returns the paths."""
+    ``<kind>_<scope>.pdf`` (e.g. ``sorted_units_pooled.pdf``, ``qq_layer2.pdf``) and, when there
+    are several scopes, ``sorted_units_all.pdf`` with one panel per scope; returns the paths.
+    ``source`` (the input) is named in every title."""
     out_dir = Path(out_dir)
     scopes = list(dict.fromkeys(tables["sorted"]["scope"])) if scopes is None else list(scopes)
     paths = []
     for scope in scopes:
         slug = scope_slug(scope)
         figs = {
-            "sorted_units": plot_sorted_units(tables["sorted"], scope),
-            "log_density": plot_log_density(tables["hist"], tables["density"], scope),
-            "qq": plot_qq(tables["qq"], scope),
-            "ccdf": plot_ccdf(tables["ccdf"], scope),
+            "sorted_units": plot_sorted_units(tables["sorted"], scope, source=source),
+            "log_density": plot_log_density(tables["hist"], tables["density"], scope, source=source),
+            "qq": plot_qq(tables["qq"], scope, source=source),
+            "ccdf": plot_ccdf(tables["ccdf"], scope, source=source),
         }
         for kind, fig in figs.items():
             paths.append(save_figure(fig, out_dir / f"{prefix}{kind}_{slug}.pdf"))
+    if len(scopes) > 1:
+        fig = plot_sorted_units_panels(tables["sorted"], scopes, source=source)
+        if fig is not None:
+            paths.append(save_figure(fig, out_dir / f"{prefix}sorted_units_all.pdf"))
     return paths
