@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -311,9 +311,3 @@ def model_from_stack(stack: LSTMStack) -> DyckLSTM:
         model.linear.weight.copy_(stack.decoder_weight)
         model.linear.bias.copy_(stack.decoder_bias if stack.decoder_bias is not None else torch.zeros(n))
     return model.eval()
-
-
-def with_overrides(cfg: TrainConfig, **kw: Any) -> TrainConfig:
-    out = replace(cfg, **{k: v for k, v in kw.items() if v is not None})
-    out.validate()
-    return out

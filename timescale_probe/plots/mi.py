@@ -71,20 +71,3 @@ def _law(model: str, d: np.ndarray, row) -> np.ndarray:
     if model == "power":
         return row["A"] * d ** (-row["k"])
     return row["A"] * d ** (-row["k"]) + row["B"] * np.exp(-d / row["xi"])
-
-
-def figure_mi_compare(curves: pd.DataFrame):
-    """Several corpora on one log-log axis: ``curves`` with ``corpus``, ``distance``,
-    ``excess_bits``, ``retained`` (only retained points are drawn)."""
-    fig, axes = new_figure(width=5.0, height=3.6)
-    ax = axes[0, 0]
-    for name, g in curves.groupby("corpus", sort=False):
-        g = g[g["retained"] & (g["excess_bits"] > 0)]
-        ax.plot(g["distance"], g["excess_bits"], "o-", ms=2.5, lw=0.9, label=str(name))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("distance d (tokens)")
-    ax.set_ylabel("I(d) - shuffle mean (bits)")
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
