@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import struct
-import warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from test_checkpoints_fixtures import hand_timescales
 
 from timescale_probe.checkpoints import FORMATS, load_checkpoint, read_card, save_checkpoint, sniff
 from timescale_probe.checkpoints.ours import is_our_payload, payload_to_stack, stack_to_payload
 from timescale_probe.errors import CheckpointError, OptionError
 from timescale_probe.fileio import file_sha256
-from timescale_probe.stack import LSTMLayer, LSTMStack, Provenance
+from timescale_probe.stack import LSTMLayer, LSTMStack
 from timescale_probe.timescales import paper_lm_spec
-
-from test_checkpoints_fixtures import hand_timescales
 
 
 def _stack(sizes=(6, 4), inp=4, vocab=9, tied=True, seed=0) -> LSTMStack:

@@ -3,8 +3,17 @@ import pytest
 import torch
 
 from timescale_probe.corpora import (
-    EOS, UNK, bin_labels, check_vocab_compatible, frequency_bins, lines_to_words, load_corpus, parse_bin_edges,
-    read_text_tokens, read_vocab_file, split_lines,
+    EOS,
+    UNK,
+    bin_labels,
+    check_vocab_compatible,
+    frequency_bins,
+    lines_to_words,
+    load_corpus,
+    parse_bin_edges,
+    read_text_tokens,
+    read_vocab_file,
+    split_lines,
 )
 from timescale_probe.errors import CorpusError, OptionError
 

@@ -10,16 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_checkpoints_fixtures import save_awd
 
 from timescale_probe.cli import main
 from timescale_probe.corpora import (
-    bin_counting_statement, load_corpus, match_model_vocabulary, reference_order_vocab, vocab_candidates,
+    bin_counting_statement,
+    load_corpus,
+    match_model_vocabulary,
+    reference_order_vocab,
+    vocab_candidates,
 )
 from timescale_probe.errors import CorpusError
 from timescale_probe.models import LanguageModel, LMConfig, load_language_model
 from timescale_probe.timescales import FixedTimescales, MTSSpec, paper_lm_spec
-
-from test_checkpoints_fixtures import save_awd
 
 TRAIN = ["the cat sat on the mat", "a dog saw the cat", "the dog ran", "a cat and a dog sat"] * 3
 VALID = ["the bird sat on a log", "the cat saw a bird"]
@@ -222,7 +225,7 @@ def test_commands_on_a_reference_pickle_without_vocab_file(open_corpus, referenc
     assert res["vocabulary"]["order"] == "reference" and res["bin_counting"]["bins_from"] == "train"
 
     code, out, err = run(capsys, "estimate-timescales", reference_checkpoint, "--corpus", open_corpus,
-                         "--out", tmp_path / "ts", "--device", "cpu")
+                         "--window", "5", "--out", tmp_path / "ts", "--device", "cpu")
     assert code == 0, err
     assert "reference order" in out
     table = pd.read_csv(tmp_path / "ts" / "timescales.csv")

@@ -4,5 +4,5 @@
 """
 from __future__ import annotations
 
-from .ours import FORMAT_NAME, FORMAT_VERSION, read_card, save_checkpoint  # noqa: F401
 from .loader import FORMATS, load_checkpoint, sniff  # noqa: F401
+from .ours import FORMAT_NAME, FORMAT_VERSION, read_card, save_checkpoint  # noqa: F401

@@ -513,7 +513,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: ever
         self.append(cls.__new__(cls, *args))
 
     def load_newobj_ex(self) -> None:
-        kwargs = self.stack.pop()
+        self.stack.pop()  # kwargs: stand-ins take none (their state comes from BUILD)
         args = self.stack.pop()
         cls = self.stack.pop()
         if not _is_standin_class(cls) or not isinstance(args, tuple):

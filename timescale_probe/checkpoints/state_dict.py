@@ -121,7 +121,7 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
     if not lstm_groups:
         g, kinds, shape = other[0]
         rows, cols = (shape + (0, 0))[:2]
-        kind = "a GRU (3H rows)" if rows == 3 * cols else "a plain RNN (H rows)" if rows == cols else f"not an LSTM"
+        kind = "a GRU (3H rows)" if rows == 3 * cols else "a plain RNN (H rows)" if rows == cols else "not an LSTM"
         key = kinds.get("weight_hh_raw", kinds.get("weight_hh"))
         raise CheckpointError(f"{where}: {key} has shape {shape}, which is {kind}; tsprobe measures LSTM forget gates only")
 

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
+from ..errors import OptionError
 from . import app
 from ._common import console, example
-from ..errors import OptionError
 
 FORMAT_HELP = ("Force a loader: auto, tsprobe, state-dict, pickle (whole pickled models, read safely), safetensors, "
                "keras (.keras, .weights.h5, legacy .h5), keras-npz, tf1-npz.")
