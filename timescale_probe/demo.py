@@ -1,8 +1,9 @@
 """``tsprobe demo``: the embedded default, end to end, in about a minute on 2 CPU cores.
 
 1. Impose: build the paper's MTS architecture (AWD-LSTM 1150/1150/400, PTB vocabulary, the
-   ``paper-lm`` spec), save it in our checkpoint format, load it back, tabulate the bias timescales
-   and fit their distribution: layer 2 must give back inverse-gamma shape a = 0.56.
+   ``paper-lm`` spec), save it in our checkpoint format (in a temporary folder: 97 MB of untrained
+   weights; ``keep_checkpoint`` keeps it in the output folder), load it back, tabulate the bias
+   timescales and fit their distribution: layer 2 must give back inverse-gamma shape a = 0.56.
 2. Measure: when the shipped small PTB checkpoints are present (``checkpoints/`` of a source
    checkout), evaluate both on the PTB test split (batch 1, state carried), compare them with the
    paired chunk bootstrap, and fit the timescale distributions of both.
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .fileio import prepare_out_dir, write_table
+from .fileio import OutputStage, write_run_json, write_table
 
 SHIPPED = ("ptb-baseline-small.pt", "ptb-mts-small.pt")
 
@@ -34,18 +35,32 @@ def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, 
     return report
 
 
-def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Part 1: the paper-lm spec on the paper's architecture, saved, reloaded and fitted."""
+CHECKPOINT_NAME = "paper-mts-untrained.pt"
+
+
+def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0, keep_checkpoint: bool = False) -> dict[str, Any]:
+    """Part 1: the paper-lm spec on the paper's architecture, saved, reloaded and fitted. The
+    untrained checkpoint (97 MB) is written to a temporary folder and removed, unless
+    ``keep_checkpoint`` (then ``out/paper-mts-untrained.pt``)."""
+    import tempfile
+
     from .checkpoints import load_checkpoint, save_checkpoint
     from .models import LanguageModel, LMConfig
     from .timescales import paper_lm_spec
 
     spec = paper_lm_spec()
     model = LanguageModel(LMConfig(vocab_size=10000, mts_spec=spec.to_dict()))
-    ckpt = out / "paper-mts-untrained.pt"
-    save_checkpoint(ckpt, model.to_stack(), card={"made_by": "tsprobe demo", "trained": False,
-                                                  "note": "paper architecture with the paper-lm spec, untrained"})
-    stack = load_checkpoint(ckpt)
+    card = {"made_by": "tsprobe demo", "trained": False, "note": "paper architecture with the paper-lm spec, untrained"}
+    if keep_checkpoint:
+        ckpt = Path(out) / CHECKPOINT_NAME
+        save_checkpoint(ckpt, model.to_stack(), card=card)
+        stack = load_checkpoint(ckpt)
+        kept = str(ckpt)
+    else:
+        with tempfile.TemporaryDirectory(prefix="tsprobe-demo-") as tmp:
+            save_checkpoint(Path(tmp) / CHECKPOINT_NAME, model.to_stack(), card=card)
+            stack = load_checkpoint(Path(tmp) / CHECKPOINT_NAME)
+        kept = None
     table = stack.timescales_table()
     sub = out / "paper-mts"
     sub.mkdir(exist_ok=True)
@@ -54,7 +69,8 @@ def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0) -> dict[s
                            reference_curve=(0.56, 1.0))
     row = report.fits_[report.fits_["family"] == "invgamma"].iloc[0]
     return {
-        "checkpoint": str(ckpt), "parameters": stack.num_parameters(), "layer_sizes": stack.layer_sizes,
+        "checkpoint": kept or "not kept (temporary; keep_checkpoint / --keep-checkpoint keeps it)",
+        "parameters": stack.num_parameters(), "layer_sizes": stack.layer_sizes,
         "spec": spec.describe(), "a": float(row["shape"]), "a_lo": float(row["shape_lo"]), "a_hi": float(row["shape_hi"]),
         "b": float(row["scale"]), "b_lo": float(row["scale_lo"]), "b_hi": float(row["scale_hi"]),
         "units_used": int(row["n"]), "units_excluded_zero": int(row["n_excluded_zero"]),
@@ -96,20 +112,48 @@ def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_bo
     boot = paired_bootstrap(nlls["baseline"], nlls["mts"], targets, bin_of, labels, n_resamples=n_resamples, seed=seed)
     table = comparison_table(tables["baseline"], tables["mts"], boot)
     write_table(table, out / "comparison.csv")
-    atomic_write_text(out / "comparison.md", markdown_table(table))
-    save_figure(plot_comparison(table), out / "comparison.pdf")
+    level = float(table["level"].iloc[0])
+    header = (f"PTB test perplexity per frequency bin (batch 1, counts over train); diff = baseline - mts, mean over "
+              f"{n_resamples:,} paired resamples of 100-token chunks + the original order, {100 * level:.10g}% "
+              f"order-statistic interval (level {level:g}), seed {seed}.\n\n")
+    atomic_write_text(out / "comparison.md",
+                      header + markdown_table(table.drop(columns=["level", "n_resamples", "seed"], errors="ignore")))
+    save_figure(plot_comparison(table, title=f"{SHIPPED[0]} - {SHIPPED[1]} on PTB test"), out / "comparison.pdf")
     results["comparison"] = table.to_dict(orient="records")
     return results
 
 
 def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples: int = 10000, seed: int = 0,
-             checkpoints_dir: str | Path | None = None, device: str = "cpu",
-             say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run both parts; returns the numbers the command prints (also written to ``run.json``)."""
-    out = prepare_out_dir(out)
+             checkpoints_dir: str | Path | None = None, device: str = "cpu", keep_checkpoint: bool = False,
+             options: dict[str, Any] | None = None, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run both parts; returns the numbers the command prints. Outputs appear in ``out`` only
+    when everything succeeded (a failed run leaves nothing); with ``options`` a ``run.json``
+    records them and the results."""
+    from .validation import check_int
+
+    check_int(n_boot, "n_boot", minimum=1)
+    check_int(n_resamples, "n_resamples", minimum=1)
+    stage = OutputStage(out)
+    try:
+        results = _run_demo(stage.path, n_boot=n_boot, n_resamples=n_resamples, seed=seed,
+                            checkpoints_dir=checkpoints_dir, device=device, keep_checkpoint=keep_checkpoint, say=say)
+        if keep_checkpoint:  # where it will be once the outputs are in place
+            results["impose"]["checkpoint"] = str(Path(out) / CHECKPOINT_NAME)
+        if options is not None:
+            write_run_json(stage.path, "demo", options, seed=seed, results=results)
+    except BaseException:
+        stage.discard()
+        raise
+    stage.commit()
+    return results
+
+
+def _run_demo(out: Path, *, n_boot: int, n_resamples: int, seed: int, checkpoints_dir, device: str,
+              keep_checkpoint: bool, say: Callable[[str], None]) -> dict[str, Any]:
     t0 = time.time()
     say("1/2 building the paper's MTS architecture (paper-lm spec), saving, reloading, fitting layer 2")
-    results: dict[str, Any] = {"impose": impose_and_recover(out, n_boot=n_boot, seed=seed)}
+    results: dict[str, Any] = {"impose": impose_and_recover(out, n_boot=n_boot, seed=seed,
+                                                            keep_checkpoint=keep_checkpoint)}
     ckpt_dir = Path(checkpoints_dir) if checkpoints_dir is not None else shipped_checkpoints_dir()
     missing = [f for f in SHIPPED if not (ckpt_dir / f).is_file()]
     if missing:

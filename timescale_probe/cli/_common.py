@@ -54,6 +54,7 @@ COMMAND_PARAM_FLAGS: dict[str, dict[str, str]] = {
     "compare": {"window": "--bptt"},
     "markov-corpus": {"n_chains": "--chains"},
     "dyck generate": {"n": "--types"},
+    "demo": {"n_resamples": "--resamples", "n_boot": "--bootstrap"},
 }
 
 
@@ -71,7 +72,8 @@ def option_error_line(exc: BaseException, command: str | None = None) -> str:
     """``str(exc)`` with the Python parameter it names (``exc.param``) written as its flag.
 
     The first whole-word mention of the parameter becomes the flag (``level must lie ...`` ->
-    ``--level must lie ...``); a message that does not mention it gets the flag in front.
+    ``--level must lie ...``); a message that does not mention it gets the flag in front. (Later
+    mentions stay words: messages say "raise it", not the name twice.)
     """
     import re
 

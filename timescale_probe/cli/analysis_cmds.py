@@ -12,6 +12,24 @@ import typer
 from . import app
 from ._common import console, device_option, example, out_option
 from ..errors import OptionError
+from ..fileio import OutputStage
+
+
+def _check_load_options(split: str, max_tokens: int, vocab_file: Optional[Path], *, window: int,
+                        what: str) -> None:
+    """Options of :func:`_load`, before any work: the split, the token budget (at least one
+    ``window`` of ``what``) and the vocabulary file."""
+    from ..evaluation import check_eval_options
+    from ..fileio import require_file
+    from ..validation import check_int
+
+    check_eval_options(split=split)
+    check_int(max_tokens, "max_tokens", minimum=0)
+    if 0 < max_tokens < window + 1:
+        raise OptionError(f"max_tokens {max_tokens} is less than one {what} ({window + 1} tokens): use more tokens, "
+                          "or 0 for the whole split", param="max_tokens")
+    if vocab_file is not None:
+        require_file(vocab_file, "vocabulary file")
 
 
 def _load(checkpoint: Path, corpus: str, vocab_file: Optional[Path], split: str, max_tokens: int, device):
@@ -22,8 +40,6 @@ def _load(checkpoint: Path, corpus: str, vocab_file: Optional[Path], split: str,
 
     stack, model, corp = load_language_model(checkpoint, load_corpus(corpus, vocab_file=vocab_file), device=device)
     tokens = corp.tokens(split)
-    if max_tokens < 0:
-        raise OptionError(f"--max-tokens must be >= 0 (0 = the whole split), got {max_tokens}")
     if max_tokens:
         tokens = tokens[:max_tokens]
     return stack, model, corp, tokens
@@ -52,28 +68,33 @@ def estimate_timescales_cmd(
     device: str = device_option(),
 ) -> None:
     """Timescale of every unit from its mean forget gate on real text (T_data), next to T_bias."""
-    from ..fileio import prepare_out_dir, resolve_device, save_figure, write_run_json, write_table
-    from ..gates import estimate_timescales, timescales_table
+    from ..fileio import resolve_device, save_figure, write_run_json, write_table
+    from ..gates import check_estimate_options, estimate_timescales, timescales_table
     from ..plots.ablation import plot_data_vs_bias, plot_estimated_vs_assigned, plot_sorted_timescales
-    from ..timescales import _check_convention
 
-    _check_convention(convention)
-    if not 0 < level < 1:
-        raise OptionError(f"--level must lie in (0, 1), got {level}")
+    check_estimate_options(batch_size=batch_size, window=window, convention=convention, level=level)
+    _check_load_options(split, max_tokens, vocab_file, window=window, what="window")
+    stage = OutputStage(out)
     dev = resolve_device(device)
-    out_dir = prepare_out_dir(out)
     t0 = time.perf_counter()
     stack, model, corp, tokens = _load(checkpoint, corpus, vocab_file, split, max_tokens, dev)
+    per_stream = len(tokens) // batch_size
+    if per_stream < window + 1:
+        raise OptionError(f"window {window} is longer than the {per_stream} steps each of {batch_size} parallel "
+                          f"streams gets from {len(tokens):,} tokens: T_data needs one whole window per stream; use a "
+                          "smaller window or batch size, or more tokens", param="window")
     est = estimate_timescales(model, tokens, batch_size=batch_size, window=window, device=dev,
                               convention=convention, level=level, all_gates=all_gates, progress=True)
     table = timescales_table(stack, est, convention)
+    out_dir = stage.path
+    name = f"{checkpoint.name} on {corp.name} {split}"
     write_table(table, out_dir / "timescales.csv")
     write_table(est.histograms_, out_dir / "gate_histograms.csv")
-    save_figure(plot_data_vs_bias(table), out_dir / "timescales_data_vs_bias.pdf")
-    save_figure(plot_sorted_timescales(table), out_dir / "timescales_sorted.pdf")
+    save_figure(plot_data_vs_bias(table, title=name), out_dir / "timescales_data_vs_bias.pdf")
+    save_figure(plot_sorted_timescales(table, title=name), out_dir / "timescales_sorted.pdf")
     figures = ["timescales_data_vs_bias.pdf", "timescales_sorted.pdf"]
     if "T_assigned" in table:
-        save_figure(plot_estimated_vs_assigned(table), out_dir / "timescales_estimated_vs_assigned.pdf")
+        save_figure(plot_estimated_vs_assigned(table, title=name), out_dir / "timescales_estimated_vs_assigned.pdf")
         figures.append("timescales_estimated_vs_assigned.pdf")
     summary = _timescale_summary(table)
     write_run_json(out_dir, "estimate-timescales", dict(
@@ -83,6 +104,7 @@ def estimate_timescales_cmd(
         inputs=_inputs(checkpoint, vocab_file), results=dict(summary=summary, seconds=time.perf_counter() - t0,
                                                             figures=figures, vocabulary=corp.vocab_info,
                                                             vocabulary_statement=corp.vocabulary_statement()))
+    stage.commit()
     console.print(corp.vocabulary_statement(), soft_wrap=True)
     from rich.table import Table
 
@@ -93,7 +115,7 @@ def estimate_timescales_cmd(
         tab.add_row(str(s["layer"]), str(s["units"]), f"{s['median']:.3g}", f"{s['max']:.4g}",
                     f"{s['share_gt_10']:.1%}", f"{s['median_T_bias']:.3g}")
     console.print(tab)
-    console.print(f"wrote {out_dir / 'timescales.csv'} and {len(figures)} figures in {time.perf_counter() - t0:.1f} s")
+    console.print(f"wrote {out / 'timescales.csv'} and {len(figures)} figures in {time.perf_counter() - t0:.1f} s")
 
 
 def _timescale_summary(table) -> list[dict]:
@@ -108,8 +130,6 @@ def _timescale_summary(table) -> list[dict]:
 
 
 def _layer_timescales(by: str, timescales_csv: Optional[Path], layer: int, stack, model, tokens, dev, sizes):
-    if by not in ("bias", "data"):
-        raise OptionError(f"unknown --by '{by}': use bias or data")
     if by == "bias":
         tab = stack.timescales_table()
         return tab.loc[tab.layer == layer, "T_bias"].to_numpy(), "T_bias from the checkpoint"
@@ -157,27 +177,32 @@ def ablate_cmd(
     device: str = device_option(),
 ) -> None:
     """Ablate groups of units ordered by timescale; perplexity ratio per word-frequency bin (paper Fig. 3)."""
-    from ..ablation import (load_reference_ablation, pos_classes_for_vocab, pos_lexicon, read_brown_tagged,
-                            run_ablation_study)
-    from ..corpora import parse_bin_edges
-    from ..fileio import prepare_out_dir, resolve_device, save_figure, write_run_json, write_table
+    from ..ablation import check_ablation_options, load_reference_ablation, run_ablation_study
+    from ..corpora import check_bins_from, parse_bin_edges, pos_classes_for_vocab, pos_lexicon, read_brown_tagged
+    from ..errors import InputError
+    from ..fileio import require_file, resolve_device, save_figure, write_run_json, write_table
     from ..plots.ablation import plot_routing
+    from ..validation import check_choice
 
-    if mode not in ("output", "silence"):
-        raise OptionError(f"unknown --mode '{mode}': use output or silence")
-    if not 0 < level < 1:
-        raise OptionError(f"--level must lie in (0, 1), got {level}")
-    if bootstrap < 1 or chunk < 1 or bptt < 1 or controls < 0:
-        raise OptionError("--bootstrap, --chunk and --bptt must be >= 1 and --controls >= 0")
+    check_ablation_options(groups=groups, layer=layer, mode=mode, controls=controls, control_size=control_size,
+                           bptt=bptt, group_batch=group_batch, chunk=chunk, n_resamples=bootstrap, level=level,
+                           top=top)
+    check_choice(by, "by", ("bias", "data"))
+    _check_load_options(split, max_tokens, vocab_file, window=2 * chunk, what="pair of bootstrap chunks")
+    check_bins_from(bins_from)
     edges = parse_bin_edges(bin_edges)
+    if timescales is not None:
+        require_file(timescales, "timescales table")
+    if pos_tags is not None and not Path(pos_tags).is_dir():
+        raise InputError(f"Brown tagged directory not found: {pos_tags}")
+    stage = OutputStage(out)
     dev = resolve_device(device)
-    out_dir = prepare_out_dir(out)
     ref = load_reference_ablation(reference) if reference is not None else None
     t0 = time.perf_counter()
     stack, model, corp, tokens = _load(checkpoint, corpus, vocab_file, split, max_tokens, dev)
     sizes = stack.layer_sizes
     if not 1 <= layer <= len(sizes):
-        raise OptionError(f"--layer {layer} does not exist: the model has layers 1-{len(sizes)}")
+        raise OptionError(f"layer {layer} does not exist: the model has layers 1-{len(sizes)}", param="layer")
     T, T_source = _layer_timescales(by, timescales, layer, stack, model, tokens, dev, sizes)
     bin_of, labels = corp.bins(bins_from, edges)
     from ..corpora import bin_counting_statement
@@ -193,11 +218,12 @@ def ablate_cmd(
                                controls=controls, control_size=control_size, seed=seed, bptt=bptt,
                                group_batch=group_batch, chunk=chunk, n_resamples=bootstrap, level=level,
                                top=top, device=dev, progress=True)
+    out_dir = stage.path
     write_table(study.groups_, out_dir / "ablation_groups.csv")
     write_table(study.ratios_, out_dir / "ablation_ratios.csv")
     write_table(study.controls_, out_dir / "ablation_controls.csv")
     write_table(study.routing_, out_dir / "routing.csv")
-    title = f"layer {layer}, {groups} by {by}, mode {mode}"
+    title = f"{checkpoint.name}: layer {layer}, {groups} by {by}, mode {mode}"
     save_figure(plot_routing(study.ratios_, study.groups_, study.controls_, ref, title=title), out_dir / "ablation_fig3.pdf")
     figures = ["ablation_fig3.pdf"]
     if pos_tags is not None:
@@ -215,22 +241,48 @@ def ablate_cmd(
         results=dict(ppl_intact=study.options["ppl_intact"], seconds=seconds, figures=figures,
                      vocabulary=corp.vocab_info, vocabulary_statement=corp.vocabulary_statement(),
                      bin_counting=counting))
+    stage.commit()
     console.print(corp.vocabulary_statement(), soft_wrap=True)
     console.print(counting["line"], soft_wrap=True)
     _print_routing(study, title, seconds)
 
 
-def _print_routing(study, title: str, seconds: float) -> None:
+def _fmt_T(v: float) -> str:
+    return "inf" if not np.isfinite(v) else (f"{v:.3g}" if v >= 0.01 else f"{v:.0e}")
+
+
+def routing_tables(study, title: str) -> list:
+    """One rich table per binning: the ``top`` groups that hurt most in every bin, with the ratio
+    and its interval in separate columns (4 decimals, never cut: every column has ``no_wrap`` and
+    the numbers fit 80 columns)."""
+    from rich import box
     from rich.table import Table
 
-    tab = Table(title=f"Routing: groups that hurt most per bin ({title})")
-    for col in ("binning", "bin", "group", "T mean [min, max]", "ratio", "interval", "above controls"):
-        tab.add_column(col, justify="right")
     r = study.routing_
-    for row in r[r["rank"] == 1].itertuples():
-        ac = "" if isinstance(row.above_controls, float) else ("yes" if row.above_controls else "no")
-        tab.add_row(row.binning, row.bin, row.group, f"{row.T_mean:.3g} [{row.T_min:.2g}, {row.T_max:.2g}]",
-                    f"{row.ratio:.4f}", f"{row.ratio_lo:.4f}-{row.ratio_hi:.4f}", ac)
-    console.print(tab)
+    level = study.options.get("level", 0.999)
+    tables = []
+    for binning, sub in r.groupby("binning", sort=False):
+        sub = sub[sub.groupby("bin", sort=False)["ratio"].transform(lambda v: v.notna().any())]  # empty bins: a note
+        tab = Table(title=f"{binning}: the groups that hurt most per bin", caption=title, box=box.SIMPLE_HEAD,
+                    pad_edge=False, title_justify="left", caption_justify="left")
+        for col in ("bin", "#", "group", "T mean", "T range", "ratio", f"{100 * level:.10g}% lo", "hi", "> ctl"):
+            tab.add_column(col, justify="left" if col in ("bin", "group") else "right", no_wrap=True)
+        for row in sub.itertuples():
+            ac = "" if isinstance(row.above_controls, float) else ("yes" if row.above_controls else "no")
+            tab.add_row(str(row.bin) if row.rank == 1 else "", str(row.rank), str(row.group), _fmt_T(row.T_mean),
+                        f"{_fmt_T(row.T_min)}-{_fmt_T(row.T_max)}", f"{row.ratio:.4f}", f"{row.ratio_lo:.4f}",
+                        f"{row.ratio_hi:.4f}", ac, end_section=False)
+        tables.append(tab)
+    return tables
+
+
+def _print_routing(study, title: str, seconds: float) -> None:
+    for tab in routing_tables(study, title):
+        console.print(tab)
+    ratios = study.ratios_
+    empty = ratios[(ratios["kind"] == "group") & (ratios["n_tokens"] == 0)][["binning", "bin"]].drop_duplicates()
+    for row in empty.itertuples():
+        console.print(f"note: {row.binning} bin {row.bin} has no target tokens in this stream: its ratios are nan "
+                      "(no data, not an error)", soft_wrap=True)
     console.print(f"intact perplexity {study.options['ppl_intact']:.2f}; {len(study.groups_)} groups "
                   f"({(study.groups_['kind'] == 'control').sum()} controls) in {seconds:.1f} s")

@@ -15,6 +15,8 @@ def demo(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap replicates of the distribution fits."),
     resamples: int = typer.Option(10000, "--resamples", help="Paired-bootstrap resamples of the model comparison."),
     seed: int = typer.Option(0, "--seed", help="Seed of every bootstrap."),
+    keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the untrained paper-architecture "
+                                         "checkpoint (97 MB) in --out; by default it lives in a temporary folder."),
     device: str = device_option(),
 ) -> None:
     """Impose the paper's timescales on its MTS architecture and recover them (inverse-gamma fit of
@@ -22,13 +24,14 @@ def demo(
     from rich.table import Table
 
     from ..demo import run_demo
-    from ..fileio import resolve_device, write_run_json
+    from ..fileio import resolve_device
 
     dev = resolve_device(device)
     res = run_demo(out, n_boot=bootstrap, n_resamples=resamples, seed=seed, device=str(dev),
+                   keep_checkpoint=keep_checkpoint,
+                   options={"out": out, "bootstrap": bootstrap, "resamples": resamples, "device": str(dev),
+                            "keep_checkpoint": keep_checkpoint},
                    say=lambda m: console.print(f"[bold]{m}[/bold]"))
-    write_run_json(out, "demo", {"out": out, "bootstrap": bootstrap, "resamples": resamples, "device": str(dev)},
-                   seed=seed, results=res)
     imp = res["impose"]
     console.print(
         f"paper-lm layer 2 ({imp['units_used']} units, {imp['units_excluded_zero']} with T=0 excluded): "

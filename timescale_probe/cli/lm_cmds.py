@@ -200,7 +200,6 @@ def evaluate_cmd(
     from ..corpora import bin_counting_statement
 
     counting = bin_counting_statement(c, bins_from, edges, split)
-    d = prepare_out_dir(out)
     table, _, _ = evaluate_model(model, c, split=split, batch_size=batch_size, bptt=bptt, device=dev,
                                  bins_from=bins_from, edges=edges, progress=True)
     table.insert(0, "model", checkpoint.stem)
@@ -271,7 +270,6 @@ def compare_cmd(
     from ..corpora import bin_counting_statement
 
     counting = bin_counting_statement(ca, bins_from, edges, split)
-    d = prepare_out_dir(out)
     bin_of, labels = ca.bins(bins_from, edges)
     stream = ca.tokens(split)
     nll_a, targets = token_nll(model_a, stream, batch_size=batch_size, bptt=bptt, device=dev, progress=True,

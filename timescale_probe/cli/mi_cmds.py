@@ -65,13 +65,20 @@ def mi_decay_cmd(
 
     Writes mi_curve.csv (per distance), mi_null.csv (shuffles), mi_fits.csv (laws), mi_decay.pdf
     and run.json (options, input hashes, summary)."""
-    from ..fileio import prepare_out_dir, save_figure, write_run_json, write_table
+    from ..fileio import OutputStage, require_file, save_figure, write_run_json, write_table
     from ..mutual_info import load_token_stream, mi_decay, parse_distances
-    from ..mutual_info.estimate import check_estimator
+    from ..mutual_info.analysis import check_mi_options
+    from ..mutual_info.streams import check_within
     from ..plots.mi import figure_mi_decay
 
-    est = check_estimator(estimator)
+    est = check_mi_options(distances=distances, max_distance=max_distance, n_distances=n_distances,
+                           estimator=estimator, shuffles=shuffles, se=se, band=band, min_z=min_z,
+                           fit_min_distance=fit_min_distance, max_gap=max_gap)
     grid = parse_distances(distances, max_distance, n_distances)
+    check_within(within)
+    if documents is not None:
+        require_file(documents, "document-id file")
+    stage = OutputStage(out)
     splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
     stream = load_token_stream(corpus, splits=splits, lowercase=lowercase, documents=documents,
                                strip_gutenberg=not keep_gutenberg)
@@ -80,7 +87,6 @@ def mi_decay_cmd(
     bounds = stream.boundaries(within)
     if within == "none" and stream.doc_ids is not None and splits and len(splits) > 1:
         bounds = stream.doc_ids  # never pair tokens of two different splits
-    out = prepare_out_dir(out)
     with _progress() as prog:
         total = len(grid) * (1 + shuffles + (se == "jackknife" and shuffles > 0))
         task = prog.add_task(f"I(d) of {len(stream):,} tokens", total=total)
@@ -88,16 +94,18 @@ def mi_decay_cmd(
                           n_types=stream.n_types, boundaries=bounds, se=se, band=band, min_z=min_z,
                           fit_min_distance=fit_min_distance, max_gap=max_gap,
                           progress=lambda: prog.advance(task))
-    write_table(result.curve, out / "mi_curve.csv")
-    write_table(result.null, out / "mi_null.csv")
-    write_table(result.fits, out / "mi_fits.csv")
-    save_figure(figure_mi_decay(result.curve, result.fits, title=label or stream.source), out / "mi_decay.pdf")
+    d = stage.path
+    write_table(result.curve, d / "mi_curve.csv")
+    write_table(result.null, d / "mi_null.csv")
+    write_table(result.fits, d / "mi_fits.csv")
+    save_figure(figure_mi_decay(result.curve, result.fits, title=label or stream.source), d / "mi_decay.pdf")
     options = dict(corpus=corpus, split=splits, distances=[int(d) for d in grid], estimator=est, shuffles=shuffles,
                    within=within, documents=documents, lowercase=lowercase, strip_gutenberg=not keep_gutenberg,
                    band=band, se=se, min_z=min_z, fit_min_distance=fit_min_distance, max_gap=max_gap,
                    drop_eos=drop_eos)
     summary = dict(result.summary, source=stream.source, units="bits")
-    write_run_json(out, "tsprobe mi-decay", options, seed=seed, inputs=stream.files, results=summary)
+    write_run_json(d, "tsprobe mi-decay", options, seed=seed, inputs=stream.files, results=summary)
+    stage.commit()
 
     s = result.summary
     table = Table(title=f"I(d) decay of {stream.source} ({len(stream):,} tokens, {stream.n_types:,} types)",
@@ -131,18 +139,20 @@ def markov_corpus_cmd(
     from an order-n n-gram model of train with backoff; its dependencies decay exponentially.
 
     Writes train.txt, valid.txt, test.txt (PTB form, usable as a corpus directory) and run.json."""
-    from ..fileio import prepare_out_dir, write_run_json
-    from ..mutual_info.resample import markov_corpus, write_ptb_dir
+    from ..fileio import OutputStage, write_run_json
+    from ..mutual_info.resample import check_markov_options, markov_corpus, write_ptb_dir
 
-    out = prepare_out_dir(out)
+    check_markov_options(order=order, n_chains=chains)
+    stage = OutputStage(out)
     with _progress() as prog:
         task = prog.add_task(f"sampling an order-{order} Markov corpus", total=None)
         streams, vocab, eos_id, summary = markov_corpus(corpus, order=order, seed=seed, n_chains=chains,
                                                         progress=lambda n: prog.advance(task, n))
-    paths = write_ptb_dir(out, streams, vocab, eos_id)
+    paths = write_ptb_dir(stage.path, streams, vocab, eos_id)
     sources = [p for p in summary.get("sources", {}).values() if Path(p).is_file()]
-    write_run_json(out, "tsprobe markov-corpus", dict(corpus=corpus, order=order, chains=chains), seed=seed,
+    write_run_json(stage.path, "tsprobe markov-corpus", dict(corpus=corpus, order=order, chains=chains), seed=seed,
                    inputs=sorted(set(sources)), results=summary)
+    stage.commit()
     table = Table(title=f"order-{order} Markov corpus of {summary['source']} in {out}", show_edge=False)
     for col in ("split", "tokens (incl. <eos>)", "lines", "original lines"):
         table.add_column(col, justify="right")
