@@ -3,6 +3,7 @@ serialisations, read without their source code through the restricted unpickler.
 from __future__ import annotations
 
 import io
+import pickle
 import sys
 import zipfile
 
@@ -143,7 +144,7 @@ def test_whole_pickled_nn_lstm(tmp_path, legacy):
 def test_weights_only_refuses_these_files(awd_files):
     """The fallback is really exercised: torch's own safe loader cannot read whole-model pickles."""
     for legacy in (False, True):
-        with pytest.raises(Exception):
+        with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
             torch.load(awd_files[(legacy, False)][0], weights_only=True)
 
 

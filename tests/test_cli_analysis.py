@@ -121,9 +121,3 @@ def test_estimate_missing_checkpoint_one_line(cli, tmp_path):
     r = cli("estimate-timescales", tmp_path / "nope.pt", "--out", tmp_path / "o")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "not found" in r.stderr
-
-
-def test_help_has_examples(cli):
-    for cmd in ("estimate-timescales", "ablate"):
-        r = cli(cmd, "--help")
-        assert r.returncode == 0 and f"tsprobe {cmd}" in r.stdout

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, run_cli_inprocess
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def trained(tiny_dir, tmp_path_factory):
 
 
 def test_corpus_info_ptb(tmp_path):
-    r = run_cli("corpus-info", "ptb", "--out", tmp_path)
+    r = run_cli_inprocess("corpus-info", "ptb", "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     for text in ("929,589", "73,760", "82,430", "10,000", ">10K", "8,919"):
         assert text in r.stdout
@@ -63,7 +63,7 @@ def test_train_outputs(trained):
 
 
 def test_evaluate_and_compare(trained, tiny_dir, tmp_path):
-    r = run_cli("evaluate", trained["mts"], "--corpus", tiny_dir, "--threads", "1", "--out", tmp_path / "ev")
+    r = run_cli_inprocess("evaluate", trained["mts"], "--corpus", tiny_dir, "--threads", "1", "--out", tmp_path / "ev")
     assert r.returncode == 0, r.stderr
     ev = pd.read_csv(tmp_path / "ev" / "perplexity.csv")
     assert ev["bin"].tolist() == [">10K", "1K-10K", "100-1K", "<100", "overall"]
@@ -71,8 +71,8 @@ def test_evaluate_and_compare(trained, tiny_dir, tmp_path):
     # batch 1, state carried: the window length does not change the numbers
     assert ev["ppl"].iloc[-1] == pytest.approx(card["test_ppl"], rel=1e-5)
     assert (tmp_path / "ev" / "perplexity_by_bin.pdf").is_file()
-    r = run_cli("compare", trained["baseline"], trained["mts"], "--corpus", tiny_dir, "--bootstrap", "200",
-                "--level", "0.95", "--threads", "1", "--out", tmp_path / "cmp")
+    r = run_cli_inprocess("compare", trained["baseline"], trained["mts"], "--corpus", tiny_dir, "--bootstrap", "200",
+                          "--level", "0.95", "--threads", "1", "--out", tmp_path / "cmp")
     assert r.returncode == 0, r.stderr
     t = pd.read_csv(tmp_path / "cmp" / "comparison.csv")
     assert t["ppl_mts"].tolist() == pytest.approx(ev["ppl"].tolist(), rel=1e-9, nan_ok=True)
@@ -88,7 +88,7 @@ def test_evaluate_and_compare(trained, tiny_dir, tmp_path):
 def test_bad_inputs_one_line_exit_2(trained, tmp_path):
     binary = tmp_path / "data.bin"
     binary.write_bytes(b"\x00\x01\x02" * 100)
-    r = run_cli("corpus-info", binary)
+    r = run_cli_inprocess("corpus-info", binary)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "binary" in r.stderr
     other = tmp_path / "other"
     other.mkdir()
@@ -96,13 +96,3 @@ def test_bad_inputs_one_line_exit_2(trained, tmp_path):
         (other / f"{split}.txt").write_text("alpha beta gamma\n")
     r = run_cli("evaluate", trained["mts"], "--corpus", other, "--out", tmp_path / "x")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "vocabulary mismatch" in r.stderr
-
-
-def test_help_has_examples():
-    from typer.testing import CliRunner
-
-    from timescale_probe.cli import app
-
-    for cmd in ("corpus-info", "train", "evaluate", "compare"):
-        r = CliRunner().invoke(app, [cmd, "--help"])
-        assert r.exit_code == 0 and "Examples" in r.output and f"tsprobe {cmd}" in r.output

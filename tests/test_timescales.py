@@ -1,16 +1,30 @@
 import json
 
-import pandas as pd
-
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from timescale_probe.errors import OptionError
 from timescale_probe.timescales import (
-    BIAS_LIMIT, FixedTimescales, InverseGammaDraws, InverseGammaQuantiles, MTSSpec, apply_mts_spec,
-    forget_bias_to_timescale, inverse_gamma_memory, paper_dyck_spec, paper_lm_spec, parse_mts_spec,
-    population_memory, timescale_to_forget_bias,
+    BIAS_LIMIT,
+    FittedInverseGamma,
+    FixedTimescales,
+    InverseGammaDraws,
+    InverseGammaQuantiles,
+    LogUniformQuantiles,
+    MTSSpec,
+    apply_mts_spec,
+    forget_bias_to_timescale,
+    gate_complement_to_timescale,
+    gate_to_timescale,
+    inverse_gamma_memory,
+    mean_gate_timescale,
+    paper_dyck_spec,
+    paper_lm_spec,
+    parse_mts_spec,
+    population_memory,
+    timescale_to_forget_bias,
 )
 
 
@@ -169,11 +183,6 @@ def test_draws_are_seeded_and_sorted():
 # control specs: single:T, loguniform:LO,HI, ig-fit:PATH[,LAYER]; gate -> timescale helpers
 # ----------------------------------------------------------------------------------------------
 
-from timescale_probe.timescales import (  # noqa: E402
-    FittedInverseGamma, LogUniformQuantiles, gate_complement_to_timescale,
-    gate_to_timescale, mean_gate_timescale,
-)
-
 
 def test_single_control_puts_every_unit_at_one_timescale():
     spec = parse_mts_spec("fixed:3,4;single:3.57;free")
@@ -246,10 +255,10 @@ def test_ig_fit_errors_are_one_line_option_errors(tmp_path):
         parse_mts_spec(f"ig-fit:{path},two")
     with pytest.raises(OptionError):
         parse_mts_spec(f"ig-fit:{path},1,sideways")
-    with pytest.raises(Exception) as exc:  # a missing file is an input error, never a traceback
+    from timescale_probe.errors import InputError
+
+    with pytest.raises(InputError, match="nope.csv"):  # a missing file is an input error, never a traceback
         parse_mts_spec(f"ig-fit:{tmp_path / 'nope.csv'},1")
-    from timescale_probe.errors import TsprobeError
-    assert isinstance(exc.value, TsprobeError)
     pd.DataFrame({"layer": [1, 1], "unit": [0, 1], "T_data": [0.0, np.inf]}).to_csv(path, index=False)
     with pytest.raises(OptionError, match="fewer than 3"):
         parse_mts_spec(f"ig-fit:{path}")
