@@ -14,8 +14,13 @@ from scipy import stats
 from timescale_probe.ablation import adjust_p_values, combine_seed_ratios, routing_facts
 from timescale_probe.evaluation import seed_paired_comparison
 from timescale_probe.reproduce.report import build_claims
-from timescale_probe.reproduce.seedruns import (collect_seed_runs, mean_gap_by_epoch, parse_folder_name,
-                                                read_seed_run, validation_gaps)
+from timescale_probe.reproduce.seedruns import (
+    collect_seed_runs,
+    mean_gap_by_epoch,
+    parse_folder_name,
+    read_seed_run,
+    validation_gaps,
+)
 from timescale_probe.reproduce.verdicts import BEYOND, CONTRADICTED, INCONCLUSIVE, REPRODUCED
 
 LABELS = [">10K", "1K-10K", "100-1K", "<100"]

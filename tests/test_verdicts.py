@@ -7,7 +7,6 @@ import pytest
 
 from timescale_probe.reproduce import verdicts as V
 
-
 # ------------------------------------------------------------------ code checks
 
 def test_published_tolerance_is_one_unit_of_the_last_printed_digit():

@@ -150,8 +150,20 @@ def figure_table1(table: pd.DataFrame, paper: pd.DataFrame | None = None):
 # ----------------------------------------------------------------------------------------------
 
 def _draw_routing(ax, r: pd.DataFrame, groups: pd.DataFrame | None, title: str) -> None:
+    """Ratios of the quantile groups per bin (lines, with intervals) and, when ``r`` holds control
+    groups (``kind == control``), their null band per bin (2.5-97.5% of the control ratios, shaded)."""
+    from ..ablation import control_band
+
+    ctl = r[r["kind"] == "control"] if "kind" in r else r.iloc[:0]
+    r = r[r["kind"] == "group"] if "kind" in r else r
     order = list(dict.fromkeys(r["group"]))
     pos = {g: i for i, g in enumerate(order)}
+    if not ctl.empty:
+        band = control_band(ctl.assign(binning=ctl["binning"] if "binning" in ctl else "frequency"))
+        for _, row in band.iterrows():
+            if row["bin"] in BIN_COLORS:
+                ax.fill_between([-0.4, len(order) - 0.6], row["control_lo"], row["control_hi"],
+                                color=BIN_COLORS[row["bin"]], alpha=0.12, lw=0)
     for b in [b for b in BIN_COLORS if b in set(r["bin"])]:
         s = r[r["bin"] == b]
         x = np.array([pos[g] for g in s["group"]])
@@ -211,5 +223,82 @@ def figure_mi_corpora(curves: pd.DataFrame):
     ax.set_ylabel("I(d) - shuffle mean (bits)")
     ax.set_title("mutual information decay (filled: above the shuffle band)", fontsize=8)
     ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# several seeds: validation gap per epoch, Table 1 per seed, Fig. 3 over seeds (seaborn)
+# ----------------------------------------------------------------------------------------------
+
+def figure_seeds(gaps: pd.DataFrame | None, fig3: pd.DataFrame | None, band: pd.DataFrame | None,
+                 per_seed: pd.DataFrame | None, combined: pd.DataFrame | None):
+    """Three panels over the training seeds (seaborn):
+
+    - the validation gap MTS vs baseline per epoch (``gaps``: ``seed, epoch, gap_pct``): one thin
+      line per seed and their mean with a 95% bootstrap band across seeds;
+    - Table 1: relative difference in NLL per token per bin (``per_seed``: ``seed, bin,
+      rel_nll_pct``, dots) and the combined estimate with its interval (``combined``: ``bin,
+      rel_nll_pct, rel_lo, rel_hi``);
+    - Fig. 3 over seeds (``fig3``: ``position, bin, ratio, lo, hi``): ratio per ablated group, a band
+      for the interval across seeds, and the controls' null band (``band``: ``bin, control_lo,
+      control_hi``) shaded.
+    """
+    import seaborn as sns
+
+    fig, axes = new_figure(ncols=3, width=3.9, height=3.1)
+    ax = axes[0, 0]
+    if gaps is not None and not gaps.empty:
+        sns.lineplot(data=gaps, x="epoch", y="gap_pct", units="seed", estimator=None, color="0.6", lw=0.7, ax=ax)
+        if gaps["seed"].nunique() > 1:
+            sns.lineplot(data=gaps, x="epoch", y="gap_pct", errorbar=("ci", 95), color=PALETTE["mts"], lw=1.6,
+                         marker="o", ms=3, ax=ax, label=f"mean of {gaps['seed'].nunique()} seeds")
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("valid ppl MTS / baseline - 1 (%)")
+        ax.set_title("validation gap per epoch (> 0: MTS worse)", fontsize=8)
+    else:
+        _no_data(ax, "no metrics of paired seeds")
+    ax = axes[0, 1]
+    if per_seed is not None and not per_seed.empty:
+        order = list(dict.fromkeys(per_seed["bin"]))
+        sns.stripplot(data=per_seed, x="bin", y="rel_nll_pct", order=order, size=4, jitter=0.08, color="0.35",
+                      ax=ax, label=f"{per_seed['seed'].nunique()} seed(s)")
+        if combined is not None and not combined.empty:
+            c = combined.set_index("bin").reindex(order)
+            x = np.arange(len(order))
+            y = c["rel_nll_pct"].to_numpy(float)
+            ax.errorbar(x + 0.25, y, yerr=[y - c["rel_lo"].to_numpy(float), c["rel_hi"].to_numpy(float) - y], fmt="D",
+                        color=PALETTE["mts"], ms=4, lw=1, label="combined (95%)")
+            ax.legend(frameon=False, fontsize=6)
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xlabel("target frequency bin")
+        ax.set_ylabel("NLL baseline - MTS (% of baseline)")
+        ax.set_title("Table 1 per seed (> 0: MTS better)", fontsize=8)
+    else:
+        _no_data(ax, "no paired token NLLs")
+    ax = axes[0, 2]
+    if fig3 is not None and not fig3.empty:
+        d = fig3.sort_values("position")
+        bins = [b for b in BIN_COLORS if b in set(d["bin"])]
+        sns.lineplot(data=d[d["bin"].isin(bins)], x="position", y="ratio", hue="bin", hue_order=bins,
+                     palette=BIN_COLORS, marker="o", ms=3, lw=1.1, ax=ax)
+        n_pos = int(d["position"].max())
+        for b in bins:
+            s = d[d["bin"] == b]
+            ax.fill_between(s["position"], s["lo"], s["hi"], color=BIN_COLORS[b], alpha=0.2, lw=0)
+        if band is not None and not band.empty:
+            for _, row in band.iterrows():
+                if row["bin"] in BIN_COLORS:
+                    ax.fill_between([0.6, n_pos + 0.4], row["control_lo"], row["control_hi"], color=BIN_COLORS[row["bin"]],
+                                    alpha=0.1, lw=0, hatch="//")
+        ax.axhline(1.0, color="0.4", lw=0.8)
+        seeds = int(d["seeds"].max())
+        ax.set_xlabel("ablated group (1 = longest T)")
+        ax.set_ylabel("ppl ablated / intact")
+        ax.set_title(f"Fig. 3 over {seeds} seed(s); hatched: random-group band", fontsize=8)
+        ax.legend(frameon=False, fontsize=6, title="target frequency", title_fontsize=6)
+    else:
+        _no_data(ax, "no ablation tables")
     fig.tight_layout()
     return fig

@@ -18,11 +18,12 @@ from typing import Any, Callable, Iterable
 from ..fileio import prepare_out_dir, write_run_json
 from ..pipeline import run_pipeline
 from .config import PAPER, PROFILES, SETTINGS, ReproduceOptions
-from .report import VERDICTS, Claim, build_claims, direction_verdict, published_verdict, value_verdict
+from .report import Claim, build_claims
 from .steps import CHEAP_STEPS, FIGURES, build_steps
+from .verdicts import VERDICTS, code_check, effect_verdict, value_verdict
 
 __all__ = ["PAPER", "PROFILES", "SETTINGS", "ReproduceOptions", "run_reproduce", "step_names", "build_steps",
-           "FIGURES", "VERDICTS", "analysis_main", "Claim", "build_claims", "direction_verdict", "published_verdict", "value_verdict"]
+           "FIGURES", "VERDICTS", "analysis_main", "Claim", "build_claims", "code_check", "effect_verdict", "value_verdict"]
 
 
 def step_names(opts: ReproduceOptions | None = None) -> list[str]:

@@ -91,8 +91,10 @@ def own_runs(ctx: StepContext) -> list[SeedRun]:
             if g.is_file():
                 abl = abl.merge(pd.read_csv(g, dtype={"group": str})[["group", "T_min", "T_max"]], on="group", how="left")
             run.ablation = abl
-        run.missing = [n for n, v in (("metrics.csv", run.metrics), ("token_nll.npy", run.token_nll),
-                                      ("timescales.csv", run.timescales)) if v is None]
+        expected = [("metrics.csv", run.metrics), ("timescales.csv", run.timescales)]
+        if corpus == "ptb":
+            expected.append(("token_nll.npy", run.token_nll))
+        run.missing = [n for n, v in expected if v is None]
         runs.append(run)
     return runs
 

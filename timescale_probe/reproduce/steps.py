@@ -8,25 +8,30 @@ reference data) raises :class:`~timescale_probe.pipeline.StepSkipped` with what 
 where to put it; nothing is ever faked.
 
 Conventions: timescales in steps (tokens), the paper's convention ``T = -1/log f``; T_data from the
-test split, batch 1, windows of 70 steps, hidden state carried (SPEC §3); perplexities on the test
-split at batch 1 with the state carried; word-frequency bins counted over train (SPEC §4).
+test split, batch 1, windows of 70 steps, hidden state carried (the paper's Sec. 4); perplexities on
+the test split at batch 1 with the state carried; word-frequency bins counted over train (Table 1).
+
+Further studies (claims the paper does not make) plug in with :func:`register_study`; their rows
+appear in the report's *beyond the paper* part.
 """
 from __future__ import annotations
 
 import math
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import CorpusError, OptionError
+from ..errors import OptionError
 from ..fileio import atomic_write_text, write_table
+from ..paper import PAPER
 from ..pipeline import Step, StepContext, StepSkipped
-from .config import PAPER, SHIPPED, ReproduceOptions
+from .config import SHIPPED, ReproduceOptions
 
-FIT_FAMILIES = "invgamma,gamma,lognorm"
+#: every family the library fits (the report names the best of all, beside inverse gamma)
+FIT_FAMILIES = "all"
 WINDOW = 70
 
 # ----------------------------------------------------------------------------------------------
@@ -75,6 +80,17 @@ def _table(ctx: StepContext, df: pd.DataFrame, name: str) -> str:
     return name
 
 
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """``array`` as ``.npy`` at exactly ``path``, atomically, never pickled."""
+    from ..fileio import atomic_write_with
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+
+    atomic_write_with(Path(path), write)
+
+
 def _finite(x) -> float | None:
     try:
         x = float(x)
@@ -84,19 +100,18 @@ def _finite(x) -> float | None:
 
 
 def timescale_summary(T) -> dict[str, Any]:
-    """Median, max, 90th percentile and share of units above 10 steps of a set of timescales
-    (NaN excluded; zeros and infinities counted in)."""
-    T = np.asarray(T, dtype=np.float64)
-    T = T[~np.isnan(T)]
-    return {"units": int(T.size), "median": float(np.median(T)), "max": float(np.max(T)),
-            "q90": float(np.quantile(T, 0.9)), "share_gt_10": float(np.mean(T > 10)),
-            "share_gt_100": float(np.mean(T > 100)), "share_lt_1": float(np.mean(T < 1))}
+    """:func:`timescale_probe.timescales.summarize_timescales` of one set of timescales."""
+    from ..timescales import summarize_timescales
+
+    return summarize_timescales(T)
 
 
 def fit_summary(T, n_boot: int, seed: int) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Inverse gamma (loc 0) by maximum likelihood, free scale (with gamma and lognormal for the
-    AIC comparison) and scale fixed at 1, with parametric-bootstrap 95% intervals."""
-    from ..distributions import fit_timescales
+    """Every family the library fits (location 0, free scale) and inverse gamma with its scale fixed
+    at 1, with bootstrap 95% intervals (nonparametric where KS rejects the family). Returns the
+    inverse-gamma parameters, the best of all families (:func:`distributions.fit_verdict`: AIC,
+    ΔAIC, KS statistic and p) and whether inverse gamma beats gamma and lognormal, and the fits."""
+    from ..distributions import fit_timescales, fit_verdict
 
     free = fit_timescales(T, FIT_FAMILIES, n_boot=n_boot, seed=seed)
     fixed = fit_timescales(T, "invgamma", fix_scale=1.0, n_boot=n_boot, seed=seed)
@@ -104,10 +119,18 @@ def fit_summary(T, n_boot: int, seed: int) -> tuple[dict[str, Any], pd.DataFrame
     g = fixed.fits_.set_index("family").loc["invgamma"]
     fits = pd.concat([free.fits_.assign(fit="free scale"), fixed.fits_.assign(fit="scale fixed at 1")],
                      ignore_index=True)
+    v = fit_verdict(free)
+    aic = free.fits_.set_index("family")["aic"]
+    three = aic.reindex(["invgamma", "gamma", "lognorm"]).dropna()
     out = {"a": float(f["shape"]), "a_lo": float(f["shape_lo"]), "a_hi": float(f["shape_hi"]),
            "b": float(f["scale"]), "b_lo": float(f["scale_lo"]), "b_hi": float(f["scale_hi"]),
+           "ci_method": str(f.get("ci_method", "")),
            "a_scale1": float(g["shape"]), "a_scale1_lo": float(g["shape_lo"]), "a_scale1_hi": float(g["shape_hi"]),
-           "best_family": free.best(), "n_fitted": int(f["n"]), "n_boot": int(n_boot),
+           "best_family": v["best_family"], "best_label": v["best_label"], "families": len(v["families"]),
+           "delta_aic_invgamma": v["delta_aic_invgamma"], "best_ks": v["best_ks_stat"], "best_ks_p": v["best_ks_p"],
+           "invgamma_ks": v["ks_stat"], "invgamma_ks_p": v["ks_p"], "invgamma_ks_rejected": bool(v["ks_rejected"]),
+           "invgamma_beats_gamma_lognorm": bool(len(three) == 3 and three.idxmin() == "invgamma"),
+           "fit_text": v["text"], "n_fitted": int(f["n"]), "n_boot": int(n_boot),
            "excluded": int(f["n_excluded_zero"] + f["n_excluded_inf"] + f["n_excluded_negative"])}
     return out, fits
 
@@ -257,29 +280,21 @@ def make_train_step(name: str, opts: ReproduceOptions) -> Callable[[StepContext]
 
 
 def load_model(ctx: StepContext, opts: ReproduceOptions, train_step: str, corpus_key: str):
-    """(stack, model in eval mode, corpus tokenised with the model's vocabulary, notes)."""
-    from ..checkpoints import load_checkpoint
-    from ..corpora import check_vocab_compatible, load_corpus
+    """(stack, model in eval mode, corpus tokenised with the model's vocabulary, notes), through
+    :func:`timescale_probe.models.load_language_model` (a Markov resample drawn again here has a
+    few types the checkpoint lacks: they map to ``<unk>``, and the note says how many)."""
+    from ..corpora import load_corpus
     from ..fileio import resolve_device
-    from ..models import LanguageModel
+    from ..models import load_language_model
 
     rec = ctx.results.get(train_step) or {}
     if "checkpoint" not in rec:
         raise StepSkipped(f"{train_step} did not finish")
     path = _abs(ctx, rec["checkpoint"])
-    stack = load_checkpoint(path)
     corpus = load_corpus(_corpus_spec(ctx, opts, corpus_key))
-    notes = []
-    try:
-        corpus = check_vocab_compatible(corpus, stack.vocab, stack.vocab_size, str(path))
-    except CorpusError:
-        if stack.vocab is None or "<unk>" not in stack.vocab:
-            raise
-        # e.g. a Markov resample drawn again here: same text source, a few types sampled differently
-        corpus = corpus.with_vocab(stack.vocab, f"re-tokenised with the vocabulary of {path}")
-        notes.append(f"the corpus was re-tokenised with the checkpoint's vocabulary; out-of-vocabulary test "
-                     f"tokens mapped to <unk>: {corpus.oov['test']}")
-    model = LanguageModel.from_stack(stack).to(resolve_device(opts.device)).eval()
+    stack, model, corpus = load_language_model(path, corpus, device=resolve_device(opts.device),
+                                               unk_fallback=corpus_key == "markov")
+    notes = [n for n in getattr(corpus, "notes", []) if "<unk>" in str(n)]
     return stack, model, corpus, notes
 
 
@@ -454,30 +469,6 @@ def step_appendix_mts(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any
 # Table 1: perplexity per bin with the paired bootstrap
 # ----------------------------------------------------------------------------------------------
 
-def ppl_intervals(nll: np.ndarray, targets: np.ndarray, bin_of: np.ndarray, labels: list[str], *,
-                  n_resamples: int, seed: int, level: float = 0.95, chunk: int = 100) -> pd.DataFrame:
-    """Chunk-bootstrap interval of one model's perplexity per bin and overall (the resamples of
-    :func:`evaluation.resample_counts`, percentile interval): ``bin, ppl_lo, ppl_hi``."""
-    from ..evaluation import resample_counts
-
-    n_chunks = len(nll) // chunk
-    keep = n_chunks * chunk
-    B = len(labels)
-    b = np.asarray(bin_of)[np.asarray(targets)[:keep]]
-    cell = np.repeat(np.arange(n_chunks), chunk) * (B + 1) + b
-    cnt = np.bincount(cell, minlength=n_chunks * (B + 1)).reshape(n_chunks, B + 1).astype(np.float64)
-    tot = np.bincount(cell, weights=nll[:keep], minlength=n_chunks * (B + 1)).reshape(n_chunks, B + 1)
-    cnt[:, B], tot[:, B] = cnt[:, :B].sum(1), tot[:, :B].sum(1)
-    W = resample_counts(n_chunks, n_resamples, seed)[1:].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ppl = np.exp((W @ tot) / (W @ cnt))
-    q = [(1 - level) / 2, (1 + level) / 2]
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a bin without tokens: NaN interval
-        lo, hi = np.nanquantile(ppl, q, axis=0)
-    return pd.DataFrame({"bin": list(labels) + ["overall"], "ppl_lo": lo, "ppl_hi": hi})
-
-
 def _evaluate(ctx, opts, train_step, corpus_key):
     from ..evaluation import evaluate_model
     from ..fileio import resolve_device
@@ -489,9 +480,13 @@ def _evaluate(ctx, opts, train_step, corpus_key):
 
 
 def step_table1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
-    """Table 1: test perplexity per frequency bin, baseline vs MTS, 95% chunk-bootstrap interval of
-    each and the paired bootstrap of the difference (the reference's 99.9% order-statistic interval)."""
-    from ..evaluation import comparison_table, markdown_table, paired_bootstrap
+    """Table 1 (this run's pair of models): test perplexity per frequency bin, baseline vs MTS, the
+    95% chunk-bootstrap interval of each, the paired bootstrap of the difference (the reference's
+    99.9% order-statistic interval) and the relative difference in NLL per token (%, same level),
+    each with its direction. Saves both models' token NLLs (``tables/token_nll_*.npy``) for the
+    combination over seeds, and states the bin counting."""
+    from ..corpora import bin_counting_statement
+    from ..evaluation import comparison_table, markdown_table, paired_bootstrap, ppl_intervals, seed_paired_comparison
     from ..plots.reproduce import figure_table1
 
     R = opts.settings["n_resamples"]
@@ -505,20 +500,33 @@ def step_table1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     for name, nll in (("baseline", nb), ("mts", nm)):
         iv = ppl_intervals(nll, targets, bin_of, labels, n_resamples=R, seed=opts.seed)
         table = table.merge(iv.rename(columns={"ppl_lo": f"ppl_{name}_lo", "ppl_hi": f"ppl_{name}_hi"}), on="bin")
-    paper = pd.DataFrame([{"bin": b, "model": "mts", "ppl": v} for b, v in PAPER["ppl_mts_bins"].items()]
-                         + [{"bin": "overall", "model": "baseline", "ppl": PAPER["ppl_baseline"]},
-                            {"bin": "overall", "model": "mts", "ppl": PAPER["ppl_mts"]}])
-    table["paper_baseline"] = table["bin"].map(paper[paper.model == "baseline"].set_index("bin")["ppl"])
-    table["paper_mts"] = table["bin"].map(paper[paper.model == "mts"].set_index("bin")["ppl"])
+    level = float(boot["level"].iloc[0])
+    rel, _ = seed_paired_comparison([nb], [nm], targets, bin_of, labels, n_resamples=R, level=level, seed=opts.seed)
+    table = table.merge(rel[["bin", "rel_nll_pct", "rel_lo", "rel_hi"]], on="bin")
+    table["direction"] = [("MTS better" if lo > 0 else "MTS worse" if hi < 0 else "no clear difference")
+                          if np.isfinite(lo) and np.isfinite(hi) else "not measured"
+                          for lo, hi in zip(table["lo"], table["hi"])]
+    table["paper_baseline"] = table["bin"].map({"overall": PAPER["ppl_baseline"]})
+    table["paper_mts"] = table["bin"].map({**PAPER["ppl_mts_bins"], "overall": PAPER["ppl_mts"]})
     cols = ["bin", "tokens", "ppl_baseline", "ppl_baseline_lo", "ppl_baseline_hi", "ppl_mts", "ppl_mts_lo",
-            "ppl_mts_hi", "diff", "lo", "hi", "level", "n_resamples", "seed", "paper_baseline", "paper_mts"]
+            "ppl_mts_hi", "diff", "lo", "hi", "rel_nll_pct", "rel_lo", "rel_hi", "direction", "level",
+            "n_resamples", "seed", "paper_baseline", "paper_mts"]
     table = table[cols]
     files = [_table(ctx, table, "table1_perplexity.csv")]
     atomic_write_text(ctx.path("table1_perplexity.md"),
                       markdown_table(table.assign(level=table["level"].map(lambda v: f"{v:g}"))))
     files.append("table1_perplexity.md")
+    paper = pd.DataFrame([{"bin": b, "model": "mts", "ppl": v} for b, v in PAPER["ppl_mts_bins"].items()]
+                         + [{"bin": "overall", "model": "baseline", "ppl": PAPER["ppl_baseline"]},
+                            {"bin": "overall", "model": "mts", "ppl": PAPER["ppl_mts"]}])
     files += _save(ctx, figure_table1(table, paper), "table1_perplexity.pdf")
-    return {"rows": table.to_dict(orient="records"), "notes": notes_b + notes_m, "_files": files}
+    for name, nll in (("ptb-baseline", nb), ("ptb-mts", nm)):
+        path = ctx.path("tables", f"token_nll_{name}.npy")
+        save_npy(path, np.asarray(nll, dtype=np.float64))
+        files.append(_rel(ctx, path))
+    bins = bin_counting_statement(corpus, "train")
+    return {"rows": table.to_dict(orient="records"), "notes": notes_b + notes_m, "bins": bins,
+            "n_targets": int(len(targets)), "_files": files}
 
 
 def step_wt2_perplexity(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
@@ -542,37 +550,36 @@ def step_wt2_perplexity(ctx: StepContext, opts: ReproduceOptions) -> dict[str, A
 # Fig. 3: routing by unit ablation
 # ----------------------------------------------------------------------------------------------
 
-def routing_facts(ratios: pd.DataFrame, groups: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Per bin: the group whose ablation hurts most (1-based position in longest-first order, its
-    ratio and interval, its largest T) and the largest ratio of the >10K bin."""
-    out: dict[str, Any] = {}
-    r = ratios[(ratios["bin"] != "all") & (ratios.get("kind", "group") == "group")] if "kind" in ratios else ratios
-    order = list(dict.fromkeys(r["group"]))
+def routing_tests(ratios: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
+    """Multiple comparisons over every quantile group x bin of one ablation table (bootstrap
+    one-sided p that the ratio exceeds 1; Holm and Benjamini-Hochberg): how many cells are
+    significant raw / Holm / BH, and per bin the adjusted p of the peak group."""
+    from ..ablation import adjust_p_values, bootstrap_p_values
+
+    r = ratios[(ratios["bin"] != "all") & (ratios["kind"] == "group")].reset_index(drop=True)
+    if r.empty or "p_not_above_1" not in r:
+        return {"tests": 0}
+    adj = adjust_p_values(bootstrap_p_values(r), alpha=alpha)
+    r = pd.concat([r, adj], axis=1)
+    out: dict[str, Any] = {"tests": int(adj["p"].notna().sum()), "alpha": alpha,
+                           "significant_raw": int(adj["sig_raw"].sum()), "significant_holm": int(adj["sig_holm"].sum()),
+                           "significant_bh": int(adj["sig_bh"].sum()), "bins": {}}
     for b, s in r.groupby("bin", sort=False):
         if not np.isfinite(s["ratio"].to_numpy(dtype=np.float64)).any():
-            out[str(b)] = {"empty": True, "n_groups": len(order)}  # no test token of this bin
             continue
-        i = int(np.nanargmax(s["ratio"].to_numpy()))
-        row = s.iloc[i]
-        d = {"peak_ratio": float(row["ratio"]), "peak_position": order.index(row["group"]) + 1,
-             "n_groups": len(order), "max_ratio": float(s["ratio"].max()),
-             "any_above_1": bool((s["ratio"] > 1).any())}
-        if "ratio_lo" in s:
-            d.update(peak_lo=_finite(row["ratio_lo"]), peak_hi=_finite(row["ratio_hi"]),
-                     any_significantly_above_1=bool((s["ratio_lo"] > 1).any()))
-        if groups is not None and "T_max" in groups:
-            g = groups.set_index("group")
-            if row["group"] in g.index:
-                d["peak_T_max"] = _finite(g.loc[row["group"], "T_max"])
-                d["peak_T_min"] = _finite(g.loc[row["group"], "T_min"])
-        out[str(b)] = d
+        top = s.loc[s["ratio"].idxmax()]
+        out["bins"][str(b)] = {"peak_p": _finite(top["p"]), "peak_p_holm": _finite(top["p_holm"]),
+                               "peak_p_bh": _finite(top["p_bh"]), "n_sig_holm": int(s["sig_holm"].sum()),
+                               "n_sig_bh": int(s["sig_bh"].sum()), "n_sig_raw": int(s["sig_raw"].sum())}
     return out
 
 
 def step_fig3(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     """Fig. 3: ablate chunks of the MTS model's layer 2 (ordered by assigned T, longest first;
-    outputs zeroed where they enter layer 3), perplexity ratio per bin, beside the published ratios."""
-    from ..ablation import load_reference_ablation, reference_chunk_timescales, run_ablation_study
+    outputs zeroed where they enter layer 3) and as many random control groups of the same size
+    (the null band), perplexity ratio per bin, beside the published ratios; Holm and BH corrections
+    over all groups x bins."""
+    from ..ablation import control_band, load_reference_ablation, reference_chunk_timescales, routing_facts, run_ablation_study
     from ..fileio import resolve_device
     from ..plots.reproduce import figure_fig3
 
@@ -581,13 +588,20 @@ def step_fig3(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     T = stack.timescales_table().query("layer == 2")["T_bias"].to_numpy()
     bin_of, labels = corpus.bins("train")
     tokens = corpus.tokens("test")
-    ctx.progress(f"ablating {s['ablation_groups']} of layer 2 ({len(T)} units) over {len(tokens):,} test tokens")
+    ctx.progress(f"ablating {s['ablation_groups']} of layer 2 ({len(T)} units) and {s['ablation_controls']} random "
+                 f"control groups over {len(tokens):,} test tokens")
     study = run_ablation_study(model, tokens, T, layer=2, groups=s["ablation_groups"], mode="output",
-                               binnings=[("frequency", bin_of, labels)], seed=opts.seed,
-                               group_batch=s["group_batch"], n_resamples=s["n_resamples"],
+                               binnings=[("frequency", bin_of, labels)], controls=s["ablation_controls"],
+                               seed=opts.seed, group_batch=s["group_batch"], n_resamples=s["n_resamples"],
                                device=resolve_device(opts.device))
-    files = [_table(ctx, study.ratios_, "fig3_routing.csv"), _table(ctx, study.groups_, "fig3_groups.csv")]
+    band = control_band(study.ratios_)
+    files = [_table(ctx, study.ratios_, "fig3_routing.csv"), _table(ctx, study.groups_, "fig3_groups.csv"),
+             _table(ctx, band, "fig3_control_band.csv")]
     res: dict[str, Any] = {"ours": routing_facts(study.ratios_, study.groups_), "groups": s["ablation_groups"],
+                           "controls": int(s["ablation_controls"]), "control_size": study.options["control_size"],
+                           "band": {str(r["bin"]): {"lo": _finite(r["control_lo"]), "hi": _finite(r["control_hi"]),
+                                                    "n": int(r["n_controls"])} for _, r in band.iterrows()},
+                           "tests": routing_tests(study.ratios_),
                            "ppl_intact": study.options["ppl_intact"], "units": int(len(T)), "notes": notes}
     pub = pub_groups = None
     if opts.reference_dir is not None and (opts.reference_dir / "unit_ablation").is_dir():
@@ -597,7 +611,8 @@ def step_fig3(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
         files.append(_table(ctx, pub.merge(pub_groups[["group", "T_min", "T_max", "T_mean"]], on="group", how="left"),
                             "fig3_routing_published.csv"))
     files += _save(ctx, figure_fig3(study.ratios_, study.groups_, pub, pub_groups,
-                                    title_ours=f"ours ({opts.profile}; layer 2 {s['ablation_groups']})"),
+                                    title_ours=f"ours ({opts.profile}; layer 2 {s['ablation_groups']}; "
+                                               f"band: {s['ablation_controls']} random groups)"),
                    "fig3_routing.pdf")
     res["_files"] = files
     return res
@@ -757,16 +772,65 @@ def step_mi(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 #: Steps that only draw or summarise (seconds): always redone so they see every finished input.
-CHEAP_STEPS = ("fig1_timescales", "appendix_mts", "report")
+CHEAP_STEPS = ("fig1_timescales", "appendix_mts", "seeds", "report")
+
+
+# ----------------------------------------------------------------------------------------------
+# further studies (beyond the paper)
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Study:
+    """A study the paper does not make, run as a step; its rows form a *beyond the paper* section.
+
+    ``run(ctx, opts)`` (or ``"module:function"``, imported when the step runs) returns a dict with
+    ``rows``: a list of ``{"claim", "verdict", "evidence"}`` (optional ``expected``, ``interval``,
+    ``note``; ``verdict`` is the row's outcome: ``holds``, ``does not hold``, ``inconclusive``, ``not
+    run``), and optionally ``_files`` (outputs relative to ``ctx.out``) and anything else JSON-able.
+    ``options(opts)``: the settings it depends on (hashed for the cache; default: seed and profile).
+    """
+
+    name: str
+    title: str
+    section: str
+    run: Callable[..., dict[str, Any]] | str
+    options: Callable[[ReproduceOptions], dict[str, Any]] | None = None
+    needs: tuple[str, ...] = ()
+
+    def callable(self) -> Callable[..., dict[str, Any]]:
+        if not isinstance(self.run, str):
+            return self.run
+        import importlib
+
+        module, _, fn = self.run.partition(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+#: Registered studies, in report order (see :func:`register_study`).
+STUDIES: list[Study] = []
+
+
+def register_study(name: str, title: str, section: str, run: Callable[..., dict[str, Any]] | str, *,
+                   options: Callable[[ReproduceOptions], dict[str, Any]] | None = None,
+                   needs: tuple[str, ...] = ()) -> Study:
+    """Add a *beyond the paper* study to ``tsprobe reproduce`` (a step before the report, and a
+    section ``Beyond the paper: <section>`` of it). Registering a name again replaces it. E.g.::
+
+        register_study("theory", "theory test: MTS shape vs a known MI exponent",
+                       "theory test on sources of known MI exponent", "timescale_probe.theory:reproduce_step")
+    """
+    study = Study(name, title, section, run, options, tuple(needs))
+    STUDIES[:] = [s for s in STUDIES if s.name != name] + [study]
+    return study
 
 #: Which steps each analysis script (``analyses/*.py``) runs.
 FIGURES = {
     "fig1_timescales": ("timescales_ptb", "timescales_wt2", "timescales_markov", "published_timescales",
                         "fig1_timescales"),
     "fig2_dyck": ("dyck",),
-    "fig3_routing": ("fig3_routing",),
+    "fig3_routing": ("fig3_routing", "seeds"),
     "appendix_mts": ("timescales_mts", "appendix_mts"),
-    "table1_perplexity": ("table1_perplexity", "wt2_perplexity"),
+    "table1_perplexity": ("table1_perplexity", "wt2_perplexity", "seeds"),
     "mi_decay": ("mi_decay",),
 }
 
@@ -787,7 +851,7 @@ def build_steps(opts: ReproduceOptions) -> list[Step]:
 
     steps = [Step("corpora", "PTB, its Markov resample, other corpora", bind(step_corpora),
                   options=base | corpus_fp | {k: s[k] for k in ("ptb_lines", "markov_order")})]
-    for name, (corpus_key, arch, shipped, stem) in MODELS.items():
+    for name, (corpus_key, _arch, shipped, stem) in MODELS.items():
         o = base | {"lm_profile": s["lm_profile"], "train_overrides": s["train_overrides"]}
         if opts.profile == "small" and shipped is not None:
             o = {"checkpoint": fingerprint(opts.checkpoints_dir / SHIPPED[shipped])}
@@ -795,7 +859,7 @@ def build_steps(opts: ReproduceOptions) -> list[Step]:
             o = o | corpus_fp
         title = f"{'reuse' if opts.profile == 'small' and shipped else 'train'} {stem}"
         steps.append(Step(name, title, make_train_step(name, opts), needs=("corpora",), options=o))
-    for name, (train_step, corpus_key, label) in TIMESCALE_STEPS.items():
+    for name, (train_step, _corpus_key, label) in TIMESCALE_STEPS.items():
         steps.append(Step(name, f"T_data of {label}", make_timescale_step(name, opts), needs=(train_step,),
                           options=base | {"fit_boot": s["fit_boot"], "window": WINDOW}))
     steps += [
@@ -818,7 +882,21 @@ def build_steps(opts: ReproduceOptions) -> list[Step]:
              options=base | corpus_fp | {k: s[k] for k in ("mi_max_distance", "mi_distances", "mi_shuffles",
                                                             "mi_max_tokens")}),
     ]
+    from .multiseed import step_seeds
+
+    steps.append(Step("seeds", "seeds combined, paired by seed: Table 1, Fig. 3, Markov control, validation gap",
+                      bind(step_seeds), options=base | {"seeds_dir": fingerprint(opts.seeds_dir),
+                                                        "n_resamples": s["n_resamples"]}))
+    studies = list(STUDIES)
+    for st in studies:
+        o = base | {"profile": opts.profile} | (st.options(opts) if st.options else {})
+        steps.append(Step(st.name, st.title, (lambda ctx, st=st: st.callable()(ctx, opts)), needs=st.needs, options=o))
     from .report import step_report
 
-    steps.append(Step("report", "report.md / report.html", bind(step_report), options=base))
+    names = [x.name for x in steps]
+    steps.append(Step("report", "report.md / report.html",
+                      lambda ctx: step_report(ctx, opts, names, studies), options=base))
     return steps
+
+
+# registered studies (beyond the paper): one register_study(...) line each

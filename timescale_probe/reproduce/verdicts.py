@@ -64,7 +64,7 @@ def finite(x) -> bool:
 
 
 def _g(x: float) -> str:
-    return f"{x:.4g}"
+    return f"{x:.5g}"
 
 
 def published_tolerance(paper: float) -> float:
