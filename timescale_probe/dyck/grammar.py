@@ -42,7 +42,7 @@ class DyckDataError(InputError):
 def bracket_pairs(n: int) -> list[str]:
     """The ``n`` open/close character pairs used for Dyck-n (``"()"``, ``"[]"``, ...)."""
     if not 1 <= n <= MAX_TYPES:
-        raise OptionError(f"Dyck-n needs 1 <= n <= {MAX_TYPES} bracket types, got {n}")
+        raise OptionError(f"n (bracket types) must be between 1 and {MAX_TYPES}, got {n}", param="n")
     letters = [c + c.lower() for c in string.ascii_uppercase]
     return (list(BASE_PAIRS) + letters)[:n]
 
@@ -62,6 +62,11 @@ class DyckGrammar:
     def make(cls, n: int = 2, p_bracket: float = 0.5, p_concat: float = 0.25, min_len: int = 2,
              max_len: int = 200, p_types: tuple[float, ...] | None = None) -> "DyckGrammar":
         """``p_bracket`` is split equally over the ``n`` types unless ``p_types`` is given."""
+        bracket_pairs(n)  # n first: the split below divides by it
+        if not 0 < p_bracket < 1:
+            raise OptionError(f"p_bracket must lie strictly between 0 and 1, got {p_bracket}", param="p_bracket")
+        if not 0 <= p_concat < 1:
+            raise OptionError(f"p_concat must lie in [0, 1), got {p_concat}", param="p_concat")
         types = tuple(float(p) for p in p_types) if p_types is not None else (float(p_bracket) / n,) * n
         g = cls(n=n, p_types=types, p_concat=float(p_concat), min_len=int(min_len), max_len=int(max_len))
         g.validate()
@@ -91,8 +96,10 @@ class DyckGrammar:
                 f"bracket + concat probabilities sum to {sum(self.p_types) + self.p_concat:g}: "
                 "S -> empty needs probability > 0 or no derivation ends"
             )
-        if self.min_len < 2 or self.max_len < self.min_len:
-            raise OptionError(f"need 2 <= min length <= max length, got {self.min_len}..{self.max_len}")
+        if self.min_len < 2:
+            raise OptionError(f"min_len must be >= 2, got {self.min_len}", param="min_len")
+        if self.max_len < self.min_len:
+            raise OptionError(f"max_len must be >= min_len ({self.min_len}), got {self.max_len}", param="max_len")
 
     def count_strings(self) -> int:
         """Number of distinct Dyck-n strings with ``min_len <= length <= max_len``

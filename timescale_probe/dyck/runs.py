@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
 from ..checkpoints import save_checkpoint
-from ..errors import InputError, OptionError
+from ..errors import InputError, OptionError, TsprobeError
 from ..fileio import atomic_write_text, write_run_json, write_table
 from .analysis import TEST_COLUMNS, results_table
 from .data import load_dataset
@@ -35,8 +34,12 @@ def run_paths(checkpoint: str | Path) -> dict[str, Path]:
 
 
 def save_run(trained: TrainedDyck, checkpoint: str | Path, *, command: str = "tsprobe dyck train",
-             profile: str | None = None, data_dir: str | Path | None = None, device: str = "cpu") -> dict[str, Path]:
-    """Write checkpoint, history, run.json and (last) the test table of a trained run."""
+             profile: str | None = None, data_dir: str | Path | None = None, data_label: str | None = None,
+             device: str = "cpu") -> dict[str, Path]:
+    """Write checkpoint, history, run.json and (last) the test table of a trained run.
+
+    ``data_label``: how to name the data folder in the card and run.json when ``data_dir`` is a
+    worker's copy of it (the data files' hashes are in the card either way)."""
     paths = run_paths(checkpoint)
     cfg = trained.config
     meta = trained.data_meta
@@ -44,15 +47,18 @@ def save_run(trained: TrainedDyck, checkpoint: str | Path, *, command: str = "ts
         "command": command, "task": "dyck", "arch": cfg.arch, "seed": cfg.seed, "profile": profile,
         "config": asdict(cfg), "epochs_run": int(len(trained.history)), "stopped": trained.stopped,
         "test_accuracy": trained.test_accuracy, "seconds": round(trained.seconds, 2), "device": device,
-        "data": {"dir": str(data_dir) if data_dir else None, "sha256": meta.get("sha256"), "n": meta.get("n"),
+        "data": {"dir": data_label or (str(data_dir) if data_dir else None), "sha256": meta.get("sha256"), "n": meta.get("n"),
                  "max_len": meta.get("max_len")},
         "mts": cfg.spec().describe(),
     }
     save_checkpoint(paths["checkpoint"], model_to_stack(trained.model, cfg, meta), card)
     write_table(trained.history, paths["history"])
     tail = trained.test[trained.test["max_span"] > 75]["correct"]
-    write_run_json(paths["run"].parent, command, {**asdict(cfg), "profile": profile, "device": device},
-                   seed=cfg.seed, inputs=[Path(data_dir) / f"{s}.txt" for s in ("train", "valid", "test")] if data_dir else [],
+    inputs = [Path(data_dir) / f"{s}.txt" for s in ("train", "valid", "test")] if data_dir and not data_label else []
+    write_run_json(paths["run"].parent, command, {**asdict(cfg), "profile": profile, "device": device,
+                                                  "data": data_label or (str(data_dir) if data_dir else None),
+                                                  "data_sha256": meta.get("sha256")},
+                   seed=cfg.seed, inputs=inputs,
                    results={"test_accuracy": trained.test_accuracy,
                             "test_accuracy_max_span_gt75": float(tail.mean()) if len(tail) else None,
                             "epochs_run": int(len(trained.history)), "stopped": trained.stopped,
@@ -86,18 +92,26 @@ def parse_archs(text: str) -> list[str]:
     return list(dict.fromkeys(archs))
 
 
-def _train_one(data_dir: str, cfg: dict[str, Any], checkpoint: str, device: str, threads: int | None,
-               profile: str | None) -> dict[str, Any]:
-    """One sweep job (a top-level function so that worker processes can run it)."""
+def _sweep_task(workdir: Path, data_files: dict[str, bytes], cfg: dict[str, Any], device: str,
+                threads: int | None, profile: str | None, data_label: str) -> dict[str, Any]:
+    """One sweep run as an executor task (see :mod:`timescale_probe.executors`): the data folder
+    travels as bytes, is written into ``workdir`` and loaded there; the run's files come back."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
+    data_dir = workdir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, blob in data_files.items():
+        (data_dir / name).write_bytes(blob)
     data = load_dataset(data_dir)
     trained = train_dyck(data, TrainConfig(**cfg), device)
-    save_run(trained, checkpoint, command="tsprobe dyck sweep", profile=profile, data_dir=data_dir, device=device)
+    stem = f"{cfg['arch']}-{cfg['seed']}"
+    paths = save_run(trained, workdir / f"{stem}.pt", command="tsprobe dyck sweep", profile=profile,
+                     data_dir=data_dir, data_label=data_label, device=device)
+    files = [paths[k].name for k in ("checkpoint", "history", "run", "test")]  # test table last: the finished mark
     return {"arch": cfg["arch"], "seed": cfg["seed"], "accuracy": trained.test_accuracy,
-            "seconds": trained.seconds, "epochs": len(trained.history), "stopped": trained.stopped}
+            "seconds": trained.seconds, "epochs": len(trained.history), "stopped": trained.stopped, "_files": files}
 
 
 def collect_tests(runs_dir: str | Path) -> pd.DataFrame:
@@ -131,65 +145,135 @@ def sweep_max_len(runs_dir: str | Path, default: int = 200) -> int:
     return default
 
 
-def run_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig, *,
-              profile: str | None = None, jobs: int = 1, device: str = "cpu", threads: int | None = 1,
-              on_start: Callable[[int, int], None] | None = None,
-              on_done: Callable[[dict[str, Any]], None] | None = None,
-              progress: Callable[[int, int, dict], None] | None = None) -> pd.DataFrame:
-    """Train every (arch, seed) not yet finished in ``out``; return the tidy results table of all
-    finished runs there (also written to ``out/results.csv``).
+def validate_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig,
+                   profile: str | None = None):
+    """Check everything a sweep needs before any work or write: the data folder, the options and
+    that ``out`` does not hold a sweep with other options. Returns ``(dataset, sweep record)``."""
+    from ..fileio import check_out_dir
 
-    Runs go in pairs (baseline-1, mts-1, baseline-2, ...) so a partial sweep stays paired. ``jobs``
-    worker processes on CPU; one after another on a GPU. ``out/sweep.json`` records the options; a
-    folder holding a sweep with other options is refused (mixing them would be silently wrong).
-    """
-    data_dir, out = Path(data_dir), Path(out)
-    data = load_dataset(data_dir)  # validate before anything is started
-    out.mkdir(parents=True, exist_ok=True)
+    cfg.validate()
+    if not archs:
+        raise OptionError("archs must name at least one architecture", param="archs")
+    if not seeds:
+        raise OptionError("seeds must name at least one seed", param="seeds")
+    out = check_out_dir(out)
+    data = load_dataset(data_dir)
     base = {k: v for k, v in asdict(cfg).items() if k not in ("arch", "seed")}
     record = {"profile": profile, "config": base, "data_sha256": data.meta.get("sha256")}
     sweep_path = out / SWEEP_FILE
     if sweep_path.is_file():
-        old = json.loads(sweep_path.read_text(encoding="utf-8"))
-        if {k: old.get(k) for k in record} != json.loads(json.dumps(record)):
-            raise OptionError(
-                f"{out} already holds a sweep with other options or data ({sweep_path}); use another --out or remove it"
-            )
-    atomic_write_text(sweep_path, json.dumps(record, indent=1) + "\n")
-    atomic_write_text(out / "data-meta.json", json.dumps(data.meta, indent=1) + "\n")
-    if (data_dir / "spans.csv").is_file():
-        shutil.copyfile(data_dir / "spans.csv", out / "spans.csv")
-    todo = [(a, s) for s in seeds for a in archs if not run_paths(out / f"{a}-{s}.pt")["test"].exists()]
-    if on_start is not None:
-        on_start(len(todo), len(seeds) * len(archs))
-    jobs = 1 if device.startswith("cuda") else max(1, int(jobs))
-    args = [(str(data_dir), asdict(cfg) | {"arch": a, "seed": s}, str(out / f"{a}-{s}.pt"), device, threads, profile)
-            for a, s in todo]
-    if jobs == 1:
-        import torch
-
-        prev_threads = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
         try:
-            for d, c, ckpt, dev, _, prof in args:
-                trained = train_dyck(data, TrainConfig(**c), dev, progress=progress)
-                save_run(trained, ckpt, command="tsprobe dyck sweep", profile=prof, data_dir=d, device=dev)
-                if on_done is not None:
-                    on_done({"arch": c["arch"], "seed": c["seed"], "accuracy": trained.test_accuracy,
-                             "seconds": trained.seconds, "epochs": len(trained.history), "stopped": trained.stopped})
-        finally:
-            torch.set_num_threads(prev_threads)
-    elif args:
-        import multiprocessing as mp
+            old = json.loads(sweep_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            old = {}
+        if not isinstance(old, dict) or {k: old.get(k) for k in record} != json.loads(json.dumps(record)):
+            raise OptionError(
+                f"{out} already holds a sweep with other options or data ({sweep_path}); use another --out or remove it",
+                param="out")
+    return data, record
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_train_one, *a) for a in args]
-            for f in as_completed(futures):
-                info = f.result()
+
+@dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did: the tidy results of every finished run in ``out``, the runs it
+    trained now, the ones it skipped (finished before), and the failures (with their logs)."""
+
+    results: pd.DataFrame
+    trained: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    retried: int = 0
+
+
+def run_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig,
+              **kw: Any) -> pd.DataFrame:
+    """:func:`sweep`, returning the results table; raises :class:`~timescale_probe.errors.TsprobeError`
+    naming the failed runs (and their logs) when any failed (after the others finished)."""
+    outcome = sweep(data_dir, out, archs, seeds, cfg, **kw)
+    if outcome.failed:
+        raise SweepError(outcome.failed)
+    return outcome.results
+
+
+class SweepError(TsprobeError):
+    """Some runs of a sweep failed for good (the others finished and were written)."""
+
+    def __init__(self, failed: list[dict[str, Any]]) -> None:
+        self.failed = failed
+        first = failed[0]
+        names = ", ".join(f"{f['arch']} seed {f['seed']}" for f in failed)
+        super().__init__(f"{len(failed)} run(s) failed ({names}); "
+                         f"first: {first['error']} (log: {first['log']})")
+
+    def __reduce__(self):
+        return (SweepError, (self.failed,))
+
+
+def sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig, *,
+          profile: str | None = None, jobs: int = 1, device: str = "cpu", threads: int | None = 1,
+          executor: Any = None, on_start: Callable[[int, int], None] | None = None,
+          on_done: Callable[[dict[str, Any]], None] | None = None, progress: Any = False) -> SweepOutcome:
+    """Train every (arch, seed) not yet finished in ``out``; return a :class:`SweepOutcome` whose
+    ``results`` is the tidy table of all finished runs there (also written to ``out/results.csv``).
+
+    Runs are submitted in pairs (baseline-1, mts-1, baseline-2, ...) so a partial sweep stays
+    paired. Where they run: ``executor`` (a :class:`~timescale_probe.executors.Executor`), else a
+    local one with ``jobs`` processes (one at a time on a GPU). Each run's files come back to the
+    driver and are written to ``out`` (no shared filesystem needed); the test table is written
+    last, so a run is finished exactly when its ``.test.csv`` exists and a rerun skips it. A run
+    that fails is reported in ``failed`` (with its seed, error and log, also written to
+    ``out/<arch>-<seed>.log``) while the others finish. ``out/sweep.json`` records the options; a
+    folder holding a sweep with other options is refused (mixing them would be silently wrong).
+    ``on_done(info)`` is called per finished or failed run (``info['error']`` set when failed);
+    ``progress``: one bar over runs (see :mod:`timescale_probe.progress`).
+    """
+    from ..executors import Task, TaskProgress, make_executor, write_files
+
+    data_dir, out = Path(data_dir), Path(out)
+    data, record = validate_sweep(data_dir, out, archs, seeds, cfg, profile)
+    owned = executor is None
+    if owned:
+        jobs = 1 if device.startswith("cuda") else max(1, int(jobs))
+        executor = make_executor("local", jobs=jobs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / SWEEP_FILE, json.dumps(record, indent=1) + "\n")
+        atomic_write_text(out / "data-meta.json", json.dumps(data.meta, indent=1) + "\n")
+        if (data_dir / "spans.csv").is_file():
+            shutil.copyfile(data_dir / "spans.csv", out / "spans.csv")
+        pairs = [(a, s) for s in seeds for a in archs]
+        todo = [(a, s) for a, s in pairs if not run_paths(out / f"{a}-{s}.pt")["test"].exists()]
+        outcome = SweepOutcome(results=pd.DataFrame(), skipped=[p for p in pairs if p not in todo])
+        if on_start is not None:
+            on_start(len(todo), len(pairs))
+        data_files = {f"{s}.txt": (data_dir / f"{s}.txt").read_bytes() for s in ("train", "valid", "test")}
+        data_files["meta.json"] = (data_dir / "meta.json").read_bytes()
+        tasks = [Task(key=f"{a}-{s}", fn=_sweep_task,
+                      args=(data_files, asdict(cfg) | {"arch": a, "seed": s}, device, threads, profile, str(data_dir)),
+                      labels={"arch": a, "seed": s}) for a, s in todo]
+        with TaskProgress(len(tasks), "runs", progress) as bar:
+            for res in executor.run(tasks, namespace=str(out.resolve())):
+                bar.update(res)
+                outcome.retried += res.attempts > 1
+                a, s = res.task.labels["arch"], res.task.labels["seed"]
+                if res.ok:
+                    write_files(res.files, out)
+                    info = dict(res.value, attempts=res.attempts)
+                    outcome.trained.append(info)
+                else:
+                    log_path = out / f"{a}-{s}.log"
+                    atomic_write_text(log_path, f"{res.error}\n\n{res.traceback}\n{res.log}")
+                    info = {"arch": a, "seed": s, "error": res.error, "log": str(log_path), "attempts": res.attempts}
+                    outcome.failed.append(info)
                 if on_done is not None:
                     on_done(info)
-    tests = collect_tests(out)
-    results = results_table(tests, max_len=data.grammar.max_len)
-    write_table(results, out / "results.csv")
-    return results
+    finally:
+        if owned:
+            executor.close()
+    try:
+        tests = collect_tests(out)
+    except InputError:
+        tests = pd.DataFrame(columns=TEST_COLUMNS)
+    outcome.results = results_table(tests, max_len=data.grammar.max_len)
+    write_table(outcome.results, out / "results.csv")
+    return outcome

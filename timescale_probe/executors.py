@@ -1,0 +1,491 @@
+"""Where independent work runs: local processes (the default) or a Ray cluster.
+
+One seam for every fan-out of tsprobe (Dyck sweeps, multi-seed language-model training, the
+independent steps of ``tsprobe reproduce``)::
+
+    from timescale_probe.executors import Task, make_executor
+
+    tasks = [Task(key=f"mts-seed{s}", fn=train_one, args=(s,), labels={"seed": s}) for s in (1, 2, 3)]
+    with make_executor("ray", address="auto", cpus_per_task=1) as ex:
+        for result in ex.run(tasks):
+            result.ok, result.value, result.files, result.error, result.log, result.attempts
+
+A task function is a module-level function ``fn(workdir, *args, **kwargs) -> dict``. It runs in
+``workdir``, a folder of its own on whichever machine runs it, and returns a JSON-able dict; the
+relative paths listed under its ``"_files"`` key are read back as bytes and travel to the driver
+with the result (``result.files``), so **no shared filesystem is assumed**: the driver writes them
+where they belong (see :func:`write_files`). ``workdir`` is
+``<storage>/<run id>/<task key>`` with ``storage`` a folder the caller names (give one that every
+node sees, e.g. NFS, to let a retried task resume on another node) or the node's temporary
+folder; it survives a crash, so a task that keeps its resume state there continues where the
+killed attempt stopped, and it is removed once the task succeeded.
+
+Faults:
+
+- a task that raises is *failed for good* (no retry: the same inputs give the same error); its
+  result carries the error line, the traceback and the task's log (everything it printed or
+  logged through ``logging.getLogger("timescale_probe")``); the other tasks go on;
+- a task whose worker process dies (killed, out of memory, ``os._exit``) is run again, up to
+  ``max_retries`` times (Ray's own task retries; the local executor does the same with its
+  processes); ``result.attempts`` counts the runs.
+
+Same numbers everywhere: a task runs the same function with the same arguments whichever executor
+runs it; tasks set their own torch thread count, so CPU results are bit-identical.
+
+The local executor with ``jobs=1`` runs tasks one after another in the driver process (no
+process start-up; a crash then ends the driver, and the driver's rerun skips finished work);
+``jobs > 1`` runs each task in a fresh ``spawn`` process, at most ``jobs`` at a time.
+``ray`` is imported only when the Ray executor is used (``pip install 'tsprobe[ray]'``).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .errors import OptionError
+
+EXECUTORS = ("local", "ray")
+LOGGER = logging.getLogger("timescale_probe")
+_ATTEMPTS = ".attempts"
+
+
+@dataclass
+class Task:
+    """One unit of independent work. ``key`` is unique within a run and names the task's folder;
+    ``labels`` (e.g. ``{"arch": "mts", "seed": 3}``) name it in reports."""
+
+    key: str
+    fn: Callable[..., dict[str, Any]]
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.labels.items()) or self.key
+
+
+@dataclass
+class TaskResult:
+    """What came back: ``value`` (the function's dict without ``_files``), ``files`` (relative path
+    -> bytes), or ``error`` (one line) with ``traceback``; ``log`` is what the task printed."""
+
+    task: Task
+    value: dict[str, Any] | None = None
+    files: dict[str, bytes] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str = ""
+    log: str = ""
+    attempts: int = 1
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def failure_line(self) -> str:
+        return f"{self.task.describe()}: {self.error}"
+
+
+def write_files(files: dict[str, bytes], root: str | Path) -> list[Path]:
+    """Write a task's returned files under ``root`` (atomically, each file at its relative path)."""
+    from .fileio import atomic_write_bytes
+
+    root = Path(root)
+    written = []
+    for rel, data in files.items():
+        p = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise OptionError(f"task output path {rel!r} is not relative to the output folder")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        written.append(atomic_write_bytes(p, data))
+    return written
+
+
+def run_id(*parts: Any) -> str:
+    """A short stable id for a run's task folders, from e.g. the driver's host and output path."""
+    blob = "\x00".join(str(p) for p in (socket.gethostname(), *parts))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------------------
+# the worker side: the same wrapper runs the task in-process, in a local process or on Ray
+# ------------------------------------------------------------------------------------------------
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self._streams = streams
+
+    def write(self, s: str) -> int:
+        for st in self._streams:
+            st.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        for st in self._streams:
+            st.flush()
+
+
+def _workdir(storage: str | None, rid: str, key: str) -> Path:
+    root = Path(storage) if storage else Path(tempfile.gettempdir()) / "tsprobe-tasks"
+    return root / rid / key
+
+
+def execute_task(fn: Callable[..., dict[str, Any]], args: tuple, kwargs: dict[str, Any], key: str, rid: str,
+                 storage: str | None, echo: bool = False) -> dict[str, Any]:
+    """Run one task in its work folder (see the module docstring); never raises for the task's own errors.
+
+    Returns ``{"value", "files", "error", "traceback", "log", "attempts", "seconds"}``."""
+    t0 = time.perf_counter()
+    work = _workdir(storage, rid, key)
+    work.mkdir(parents=True, exist_ok=True)
+    counter = work / _ATTEMPTS
+    try:
+        attempts = int(counter.read_text()) + 1 if counter.is_file() else 1
+    except ValueError:
+        attempts = 1
+    counter.write_text(str(attempts))
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    LOGGER.addHandler(handler)
+    old_level = LOGGER.level
+    if LOGGER.getEffectiveLevel() > logging.INFO:
+        LOGGER.setLevel(logging.INFO)
+    out = {"value": None, "files": {}, "error": None, "traceback": "", "log": "", "attempts": attempts}
+    try:
+        out_stream = _Tee(buf, sys.stdout) if echo else buf
+        err_stream = _Tee(buf, sys.stderr) if echo else buf
+        with contextlib.redirect_stdout(out_stream), contextlib.redirect_stderr(err_stream):
+            value = dict(fn(work, *args, **kwargs) or {})
+        rels = [str(r) for r in value.pop("_files", [])]
+        files = {}
+        for rel in rels:
+            p = work / rel
+            if not p.is_file():
+                raise OptionError(f"task {key} listed {rel} among its outputs but did not write it")
+            files[rel] = p.read_bytes()
+        out.update(value=value, files=files)
+    except Exception as exc:  # noqa: BLE001 - reported to the driver, which goes on with the others
+        out.update(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(old_level)
+    out["log"] = buf.getvalue()
+    out["seconds"] = time.perf_counter() - t0
+    if out["error"] is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _result(task: Task, raw: dict[str, Any]) -> TaskResult:
+    return TaskResult(task, value=raw["value"], files=raw["files"], error=raw["error"], traceback=raw["traceback"],
+                      log=raw["log"], attempts=raw["attempts"], seconds=raw.get("seconds", 0.0))
+
+
+def _ray_entry(fn, key, rid, storage, kwargs, *args) -> dict[str, Any]:  # pragma: no cover - runs on a Ray worker
+    # top-level arguments: Ray resolves object references passed here (shared data, put once)
+    return execute_task(fn, args, kwargs, key, rid, storage)
+
+
+def _child_main(conn, fn, args, kwargs, key, rid, storage) -> None:  # pragma: no cover - runs in a child process
+    raw = execute_task(fn, args, kwargs, key, rid, storage)
+    conn.send(raw)
+    conn.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# executors
+# ------------------------------------------------------------------------------------------------
+
+class Executor:
+    """Base: ``run(tasks)`` yields a :class:`TaskResult` per task as tasks finish (any order)."""
+
+    name = "base"
+
+    def __init__(self, *, cpus_per_task: float = 1, gpus_per_task: float = 0, max_retries: int = 3,
+                 storage: str | Path | None = None, run_key: str = "") -> None:
+        if cpus_per_task <= 0:
+            raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
+        if gpus_per_task < 0:
+            raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
+        if max_retries < 0:
+            raise OptionError(f"max_retries must be >= 0, got {max_retries}", param="max_retries")
+        self.cpus_per_task, self.gpus_per_task = cpus_per_task, gpus_per_task
+        self.max_retries = int(max_retries)
+        self.storage = None if storage is None else str(Path(storage).expanduser().resolve())
+        self.run_key = run_key
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return self.name
+
+    def run(self, tasks: Iterable[Task], namespace: str = "") -> Iterator[TaskResult]:
+        """Run ``tasks``; ``namespace`` (e.g. the driver's output folder) keeps the work folders of
+        different runs apart (and the same for a rerun of the same run, so it can resume)."""
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Tasks on this machine: in the driver (``jobs=1``) or in ``jobs`` spawned processes at a time."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1, **kw: Any) -> None:
+        super().__init__(**kw)
+        if int(jobs) < 1:
+            raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
+        self.jobs = int(jobs)
+
+    def describe(self) -> str:
+        return f"local ({self.jobs} {'process' if self.jobs == 1 else 'processes'})"
+
+    def run(self, tasks: Iterable[Task], namespace: str = "") -> Iterator[TaskResult]:
+        tasks = list(tasks)
+        _check_keys(tasks)
+        rid = run_id(self.run_key, namespace)
+        if self.jobs == 1:
+            for t in tasks:
+                yield _result(t, execute_task(t.fn, t.args, t.kwargs, t.key, rid, self.storage))
+            return
+        yield from self._run_processes(tasks, rid)
+
+    def _run_processes(self, tasks: list[Task], rid: str) -> Iterator[TaskResult]:
+        import multiprocessing as mp
+        from multiprocessing.connection import wait
+
+        ctx = mp.get_context("spawn")
+        pending = list(tasks)
+        running: dict[Any, tuple[Task, Any]] = {}  # process sentinel -> (task, process, parent end)
+        crashes: dict[str, int] = {}
+        try:
+            while pending or running:
+                while pending and len(running) < self.jobs:
+                    t = pending.pop(0)
+                    parent, child = ctx.Pipe(duplex=False)
+                    p = ctx.Process(target=_child_main, args=(child, t.fn, t.args, t.kwargs, t.key, rid,
+                                                              self.storage), daemon=True)
+                    p.start()
+                    child.close()
+                    running[p.sentinel] = (t, p, parent)
+                ready = wait(list(running) + [r[2] for r in running.values()])
+                for sentinel in list(running):
+                    t, p, conn = running[sentinel]
+                    if conn not in ready and sentinel not in ready:
+                        continue
+                    raw = None
+                    try:
+                        if conn.poll():
+                            raw = conn.recv()
+                    except (EOFError, OSError):
+                        raw = None
+                    if raw is None and p.is_alive():
+                        continue  # the pipe closed early; wait for the process itself
+                    p.join()
+                    conn.close()
+                    del running[sentinel]
+                    if raw is not None:
+                        yield _result(t, raw)
+                        continue
+                    crashes[t.key] = crashes.get(t.key, 0) + 1
+                    if crashes[t.key] <= self.max_retries:
+                        LOGGER.warning("task %s: worker process died (exit code %s); retrying", t.describe(), p.exitcode)
+                        pending.insert(0, t)
+                    else:
+                        yield TaskResult(t, error=f"worker process died {crashes[t.key]} times (last exit code "
+                                                  f"{p.exitcode}); gave up after {self.max_retries} retries",
+                                         attempts=crashes[t.key])
+        finally:
+            for t, p, conn in running.values():
+                p.terminate()
+                p.join()
+                conn.close()
+
+
+class RayExecutor(Executor):
+    """Tasks as Ray remote tasks, each with ``num_cpus=cpus_per_task``, ``num_gpus=gpus_per_task``
+    and ``max_retries`` (Ray retries a task whose worker died; exceptions are not retried).
+
+    ``address``: an existing cluster (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``); default
+    ``$RAY_ADDRESS``, else a local cluster with ``num_cpus`` CPUs (default: all) is started and
+    stopped again at :meth:`close`. When Ray is already initialised in this process, that
+    session is used as it is."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ray = import_ray()
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self._owns = False
+        if not self.ray.is_initialized():
+            init_kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                       "configure_logging": False}
+            if self.address:
+                init_kw["address"] = self.address
+            elif num_cpus is not None:
+                init_kw["num_cpus"] = int(num_cpus)
+            try:
+                self.ray.init(**init_kw)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
+                raise OptionError(f"cannot start or reach {where}: {exc}", param="address") from None
+            self._owns = True
+        total = self.ray.cluster_resources()
+        if self.cpus_per_task > total.get("CPU", 0) or self.gpus_per_task > total.get("GPU", 0):
+            self.close()
+            raise OptionError(
+                f"tasks ask for {self.cpus_per_task:g} CPU and {self.gpus_per_task:g} GPU each, but the Ray cluster "
+                f"has {total.get('CPU', 0):g} CPU and {total.get('GPU', 0):g} GPU in all", param="cpus_per_task")
+
+    def describe(self) -> str:
+        res = self.ray.cluster_resources()
+        return (f"ray ({len(self.ray.nodes())} node(s), {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU; "
+                f"{self.cpus_per_task:g} CPU, {self.gpus_per_task:g} GPU per task)")
+
+    def close(self) -> None:
+        if self._owns and self.ray.is_initialized():
+            self.ray.shutdown()
+        self._owns = False
+
+    def run(self, tasks: Iterable[Task], namespace: str = "") -> Iterator[TaskResult]:
+        ray = self.ray
+        tasks = list(tasks)
+        _check_keys(tasks)
+        rid = run_id(self.run_key, namespace)
+        remote = ray.remote(_ray_entry).options(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
+                                                max_retries=self.max_retries, retry_exceptions=False)
+        shared: dict[int, Any] = {}  # an argument object shared by several tasks goes to the object store once
+
+        def put(arg: Any) -> Any:
+            if isinstance(arg, (bytes, dict, list)) and sum(a is arg for t in tasks for a in t.args) > 1:
+                if id(arg) not in shared:
+                    shared[id(arg)] = ray.put(arg)
+                return shared[id(arg)]
+            return arg
+
+        refs = {remote.remote(t.fn, t.key, rid, self.storage, t.kwargs, *[put(a) for a in t.args]): t for t in tasks}
+        try:
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1)
+                for ref in done:
+                    t = refs.pop(ref)
+                    try:
+                        raw = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        yield TaskResult(t, error=f"{type(exc).__name__} after {self.max_retries} retries: {first}",
+                                         traceback=str(exc), attempts=self.max_retries + 1)
+                        continue
+                    yield _result(t, raw)
+        finally:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+
+
+def import_ray():
+    """The ``ray`` module, or one clear line saying how to install it."""
+    try:
+        import ray  # noqa: PLC0415 - lazily: the core works without Ray
+    except ImportError:
+        raise OptionError("the ray executor needs Ray: pip install 'tsprobe[ray]' (or pip install ray)",
+                          param="executor") from None
+    return ray
+
+
+def _check_keys(tasks: list[Task]) -> None:
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        raise OptionError("task keys must be unique within a run")
+
+
+def make_executor(executor: str = "local", *, jobs: int = 1, address: str | None = None,
+                  cpus_per_task: float = 1, gpus_per_task: float = 0, num_cpus: int | None = None,
+                  max_retries: int = 3, storage: str | Path | None = None, run_key: str = "") -> Executor:
+    """``local`` or ``ray`` (see the classes). Options are checked before anything starts."""
+    if executor not in EXECUTORS:
+        raise OptionError(f"unknown executor '{executor}': use local or ray", param="executor")
+    kw = dict(cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, max_retries=max_retries, storage=storage,
+              run_key=run_key)
+    if executor == "local":
+        if address:
+            raise OptionError("address is for the ray executor; drop it or choose the ray executor", param="address")
+        if gpus_per_task:
+            LOGGER.info("gpus_per_task is a Ray resource; the local executor ignores it")
+        return LocalExecutor(jobs=jobs, **kw)
+    return RayExecutor(address=address, num_cpus=num_cpus, **kw)
+
+
+def validate_executor_options(executor: str, *, jobs: int = 1, address: str | None = None, cpus_per_task: float = 1,
+                              gpus_per_task: float = 0, max_retries: int = 3) -> None:
+    """Check executor options without starting anything (for validation before any work)."""
+    if executor not in EXECUTORS:
+        raise OptionError(f"unknown executor '{executor}': use local or ray", param="executor")
+    if int(jobs) < 1:
+        raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
+    if cpus_per_task <= 0:
+        raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
+    if gpus_per_task < 0:
+        raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
+    if max_retries < 0:
+        raise OptionError(f"max_retries must be >= 0, got {max_retries}", param="max_retries")
+    if executor == "local" and address:
+        raise OptionError("address is for the ray executor; drop it or choose the ray executor", param="address")
+    if executor == "ray":
+        import_ray()
+
+
+class TaskProgress:
+    """The driver's one bar over tasks: ``finished/total`` with finished, failed and retried counts."""
+
+    def __init__(self, total: int, label: str, progress: Any = True) -> None:
+        from .progress import as_progress
+
+        self.bar = as_progress(progress)
+        self.total, self.label = total, label
+        self.finished = self.failed = self.retried = 0
+
+    def __enter__(self) -> "TaskProgress":
+        self.bar.start(self.total, self.label)
+        self._info()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.done()
+
+    def _info(self) -> None:
+        info = getattr(self.bar, "info", None)
+        if callable(info):
+            info(f"finished {self.finished}, failed {self.failed}, retried {self.retried}")
+
+    def update(self, result: TaskResult) -> None:
+        if result.ok:
+            self.finished += 1
+        else:
+            self.failed += 1
+        if result.attempts > 1:
+            self.retried += 1
+        self.bar.advance(1)
+        self._info()
+
+    def summary(self) -> str:
+        return f"{self.finished} finished, {self.failed} failed, {self.retried} retried"
