@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import _executor as _ex
 from . import app
 from ._common import console, device_option, example, out_option
 
@@ -36,11 +37,12 @@ def _resolve_profile(profile: str, device) -> str:
 
 @dyck_app.command("generate", epilog=example(
     "tsprobe dyck generate --out dyck2/",
-    "tsprobe dyck generate --n 3 --max-len 100 --train 2000 --valid 500 --test 1000 --seed 7 --out dyck3/"))
+    "tsprobe dyck generate --types 3 --max-len 100 --train 2000 --valid 500 --test 1000 --seed 7 --out dyck3/"))
 def generate_cmd(
     out: Path = out_option("dyck2"),
-    n: int = typer.Option(2, "--n", help="Number of bracket types (Dyck-n)."),
-    p_bracket: float = typer.Option(0.5, help="P(S -> b S c), split equally over the n types."),
+    types: Optional[int] = typer.Option(None, "--types", help="Number of bracket types (the n of Dyck-n). [default: 2]"),
+    n_alias: Optional[int] = typer.Option(None, "--n", hidden=True, help="Old name of --types."),
+    p_bracket: float = typer.Option(0.5, help="P(S -> b S c), split equally over the bracket types."),
     p_concat: float = typer.Option(0.25, help="P(S -> S S); the rest is P(S -> empty)."),
     min_len: int = typer.Option(2, help="Shortest sequence kept (bracket characters)."),
     max_len: int = typer.Option(200, help="Longest sequence kept (bracket characters)."),
@@ -52,24 +54,32 @@ def generate_cmd(
     fit_hi: Optional[int] = typer.Option(None, help="Largest span in the fit (default max_len/2)."),
 ) -> None:
     """Sample unique Dyck-n strings from the PCFG (one pool, split train/valid/test) and write them
-    as text, with per-sequence statistics and the span distribution (CSV + log-log PDF + slope)."""
-    from ..dyck.data import generate_dataset, save_dataset, span_slope, span_table
+    as text, with per-sequence statistics and the span distribution (CSV + log-log PDF + slope).
+    Every option is checked before any work; a failed run writes nothing."""
+    from ..dyck.data import check_generate_options, generate_dataset, save_dataset, span_slope, span_table
     from ..dyck.grammar import DyckGrammar
-    from ..fileio import prepare_out_dir, save_figure, write_run_json
+    from ..fileio import save_figure, staged_output, write_run_json
     from ..plots.dyck import figure_spans
 
-    grammar = DyckGrammar.make(n=n, p_bracket=p_bracket, p_concat=p_concat, min_len=min_len, max_len=max_len)
-    out = prepare_out_dir(out)
-    ds = generate_dataset(grammar, {"train": train, "valid": valid, "test": test}, seed=seed)
-    save_dataset(ds, out)
-    spans = span_table(ds["train"], grammar.max_len)
-    fit = span_slope(spans, fit_lo, fit_hi)
-    save_figure(figure_spans(spans, fit), out / "spans.pdf")
-    options = dict(n=n, p_bracket=p_bracket, p_concat=p_concat, p_empty=grammar.p_empty, min_len=min_len,
-                   max_len=max_len, train=train, valid=valid, test=test, fit_lo=fit_lo, fit_hi=fit["hi"])
-    write_run_json(out, "tsprobe dyck generate", options, seed=seed,
-                   results={"span_slope": fit, "mean_length": {s: float(ds[s].lengths.mean()) for s in ds.splits}})
-    table = Table(title=f"Dyck-{n} data in {out}", show_edge=False)
+    from ..errors import OptionError
+
+    if types is not None and n_alias is not None and types != n_alias:
+        raise OptionError(f"--types {types} and --n {n_alias} (its old name) disagree: give one")
+    types = types if types is not None else (n_alias if n_alias is not None else 2)
+    grammar = DyckGrammar.make(n=types, p_bracket=p_bracket, p_concat=p_concat, min_len=min_len, max_len=max_len)
+    sizes = {"train": train, "valid": valid, "test": test}
+    fit_hi = check_generate_options(grammar, sizes, fit_lo, fit_hi)
+    with staged_output(out) as stage:
+        ds = generate_dataset(grammar, sizes, seed=seed)
+        save_dataset(ds, stage)
+        spans = span_table(ds["train"], grammar.max_len)
+        fit = span_slope(spans, fit_lo, fit_hi)
+        save_figure(figure_spans(spans, fit), stage / "spans.pdf")
+        options = dict(types=types, p_bracket=p_bracket, p_concat=p_concat, p_empty=grammar.p_empty, min_len=min_len,
+                       max_len=max_len, train=train, valid=valid, test=test, fit_lo=fit_lo, fit_hi=fit["hi"])
+        write_run_json(stage, "tsprobe dyck generate", options, seed=seed,
+                       results={"span_slope": fit, "mean_length": {s: float(ds[s].lengths.mean()) for s in ds.splits}})
+    table = Table(title=f"Dyck-{types} data in {out}", show_edge=False)
     for col in ("split", "sequences", "mean length", "max length", "mean max span"):
         table.add_column(col, justify="right")
     for s in ("train", "valid", "test"):
@@ -161,14 +171,17 @@ def train_cmd(
 
 @dyck_app.command("sweep", epilog=example(
     "tsprobe dyck sweep dyck2/ --seeds 1-20 --arch baseline,mts --profile small --out runs/",
-    "tsprobe dyck sweep dyck2/ --seeds 1-4 --jobs 2 --epochs 10 --out runs-quick/"))
+    "tsprobe dyck sweep dyck2/ --seeds 1-4 --jobs 2 --epochs 10 --out runs-quick/",
+    "tsprobe dyck sweep dyck2/ --seeds 1-20 --profile paper --executor ray --address auto --gpus-per-task 0.5 --out runs/"))
 def sweep_cmd(
     data: Path = typer.Argument(..., help="Data folder from 'tsprobe dyck generate'."),
     seeds: Optional[str] = typer.Option(None, help="Seeds, e.g. 1-20 or 1,2,5 (default: 1..the profile's count)."),
     arch: str = typer.Option("baseline,mts", help="Architectures, comma separated."),
     out: Path = out_option("runs"),
     profile: str = typer.Option("auto", help=PROFILE_HELP),
-    jobs: int = typer.Option(1, help="Parallel training processes on CPU (a GPU runs one at a time)."),
+    jobs: int = typer.Option(1, help="Parallel training processes with the local executor (a GPU runs one at a time)."),
+    executor: str = _ex.EXECUTOR, address: Optional[str] = _ex.ADDRESS, cpus_per_task: float = _ex.CPUS_PER_TASK,
+    gpus_per_task: float = _ex.GPUS_PER_TASK, storage: Optional[Path] = _ex.STORAGE, max_retries: int = _ex.MAX_RETRIES,
     units: Optional[int] = _UNITS, epochs: Optional[int] = _EPOCHS, lr: Optional[float] = _LR,
     batch_size: Optional[int] = _BATCH, loss: Optional[str] = _LOSS, patience: Optional[int] = _PATIENCE,
     converge_loss: Optional[float] = _CONVERGE, eval_every: Optional[int] = _EVAL_EVERY, restore_best: bool = _RESTORE,
@@ -177,11 +190,15 @@ def sweep_cmd(
     device: str = device_option(),
 ) -> None:
     """Train every (arch, seed) into OUT (resumable: finished runs are skipped) and write the tidy
-    results table OUT/results.csv (arch, seed, kind, bin, bin_lo, bin_hi, n, correct, accuracy)."""
+    results table OUT/results.csv (arch, seed, kind, bin, bin_lo, bin_hi, n, correct, accuracy).
+    Runs go to local processes or a Ray cluster (--executor); each run's files come back to OUT.
+    A run that fails is reported with its seed and log (OUT/<arch>-<seed>.log) while the others
+    finish; the command then exits with status 1."""
     from ..dyck.analysis import paired_comparison, summarize
-    from ..dyck.runs import parse_archs, parse_seeds, run_sweep
+    from ..dyck.runs import parse_archs, parse_seeds, sweep, validate_sweep
     from ..dyck.train import PROFILES, profile_config
-    from ..fileio import prepare_out_dir, resolve_device, write_run_json
+    from ..fileio import resolve_device, write_run_json
+    from ..progress import RichProgress
 
     dev = resolve_device(device)
     prof = _resolve_profile(profile, dev)
@@ -189,31 +206,47 @@ def sweep_cmd(
     cfg = profile_config(prof, arch=archs[0], seed=1, **_train_options(
         units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best, mts_shape, mts_scale, packed))
     seed_list = parse_seeds(seeds if seeds else f"1-{PROFILES[prof]['seeds']}")
-    out = prepare_out_dir(out)
-    with _progress() as bar:
-        runs = bar.add_task("runs", total=len(seed_list) * len(archs))
-        epochs_task = bar.add_task("epochs", total=cfg.epochs, visible=jobs == 1 or dev.type == "cuda")
+    if threads is not None and threads < 1:
+        from ..errors import OptionError
 
-        def start(todo, total):
-            bar.update(runs, completed=total - todo)
+        raise OptionError(f"threads must be >= 1, got {threads}", param="threads")
+    _ex.validate(executor, jobs, address, cpus_per_task, gpus_per_task, max_retries)
+    validate_sweep(data, out, archs, seed_list, cfg, prof)
+    if dev.type == "cuda" and executor == "local":
+        jobs = 1
+    bar = RichProgress()
 
-        def done(info):
-            bar.advance(runs)
-            bar.reset(epochs_task)
-            console.print(f"{info['arch']:>8} seed {info['seed']:>3}: accuracy {info['accuracy']:.4f} "
-                          f"({info['epochs']} epochs, {info['seconds']:.0f} s)")
+    def done(info):
+        say = bar.console.print if bar.console is not None else console.print
+        if info.get("error"):
+            say(f"[red]failed[/] {info['arch']:>8} seed {info['seed']:>3}: {info['error']} (log {info['log']})")
+        else:
+            say(f"{info['arch']:>8} seed {info['seed']:>3}: accuracy {info['accuracy']:.4f} "
+                f"({info['epochs']} epochs, {info['seconds']:.0f} s" + (f", {info['attempts']} attempts)" if info.get(
+                    "attempts", 1) > 1 else ")"))
 
-        def tick(epoch, total, row):
-            bar.update(epochs_task, completed=epoch, description=f"epochs (loss {row['train_loss']:.4f})")
-
-        results = run_sweep(data, out, archs, seed_list, cfg, profile=prof, jobs=jobs, device=str(dev),
-                            threads=threads, on_start=start, on_done=done, progress=tick)
-    summary = summarize(results)
+    with _ex.make(executor, jobs, address, cpus_per_task, gpus_per_task, storage, max_retries) as ex:
+        console.print(f"executor: {ex.describe()}")
+        outcome = sweep(data, out, archs, seed_list, cfg, profile=prof, device=str(dev), threads=threads, executor=ex,
+                        on_done=done, progress=bar)
+    results = outcome.results
     write_run_json(out, "tsprobe dyck sweep", {"archs": archs, "seeds": seed_list, "profile": prof, "jobs": jobs,
-                                               "threads": threads, "device": str(dev), **asdict(cfg)},
-                   inputs=[Path(data) / f"{s}.txt" for s in ("train", "valid", "test")])
-    _print_summary(summary, paired_comparison(results) if {"baseline", "mts"} <= set(results["arch"]) else None)
+                                               "executor": executor, "address": address, "cpus_per_task": cpus_per_task,
+                                               "gpus_per_task": gpus_per_task, "threads": threads, "device": str(dev),
+                                               **asdict(cfg)},
+                   inputs=[Path(data) / f"{s}.txt" for s in ("train", "valid", "test")],
+                   results={"trained": len(outcome.trained), "skipped": len(outcome.skipped),
+                            "failed": outcome.failed, "retried": outcome.retried})
+    console.print(f"runs: {len(outcome.trained)} trained, {len(outcome.skipped)} already finished (skipped), "
+                  f"{len(outcome.failed)} failed, {outcome.retried} retried")
+    if len(results):
+        summary = summarize(results)
+        _print_summary(summary, paired_comparison(results) if {"baseline", "mts"} <= set(results["arch"]) else None)
     console.print(f"wrote {out / 'results.csv'}")
+    if outcome.failed:
+        for f in outcome.failed:
+            console.print(f"[red]failed[/]: {f['arch']} seed {f['seed']}: {f['error']} (log {f['log']})")
+        raise typer.Exit(1)
 
 
 def _print_summary(summary, paired) -> None:
