@@ -27,6 +27,44 @@ def test_impose_and_recover_gives_back_the_paper_shape(tmp_path):
 def test_demo_without_shipped_checkpoints_says_so(tmp_path):
     res = run_demo(tmp_path / "out", n_boot=20, checkpoints_dir=tmp_path / "none", say=lambda m: None)
     assert "not found" in res["compare"]["skipped"]
+    # the 97 MB untrained checkpoint lived in a temporary folder: nothing of it in the output
+    assert not list((tmp_path / "out").rglob("*.pt")) and res["impose"]["checkpoint"].startswith("not kept")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+
+
+def test_demo_keeps_the_checkpoint_when_asked(tmp_path):
+    from timescale_probe.checkpoints import load_checkpoint
+
+    out = tmp_path / "kept"
+    res = run_demo(out, n_boot=20, checkpoints_dir=tmp_path / "none", keep_checkpoint=True,
+                   options={"keep_checkpoint": True}, say=lambda m: None)
+    ckpt = out / "paper-mts-untrained.pt"
+    assert res["impose"]["checkpoint"] == str(ckpt)
+    assert load_checkpoint(ckpt).layer_sizes == [1150, 1150, 400]
+    run = json.loads((out / "run.json").read_text())
+    assert run["options"]["keep_checkpoint"] is True and run["results"]["impose"]["checkpoint"] == str(ckpt)
+
+
+def test_failed_demo_leaves_nothing(tmp_path):
+    from timescale_probe.errors import OptionError
+
+    with pytest.raises(OptionError) as info:
+        run_demo(tmp_path / "d", n_resamples=0, say=lambda m: None)
+    assert info.value.param == "n_resamples"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_comparison_markdown_prints_the_level_as_a_percentage():
+    from timescale_probe.demo import comparison_markdown
+
+    table = pd.DataFrame({"bin": [">10K", "overall"], "tokens": [10, 20], "ppl_baseline": [5.0, 6.0],
+                          "ppl_mts": [4.5, 5.5], "diff": [0.5, 0.5], "lo": [0.1, 0.2], "hi": [0.9, 0.8],
+                          "level": [0.999, 0.999], "n_resamples": [10000, 10000], "seed": [0, 0]})
+    md = comparison_markdown(table)
+    assert "99.9% order-statistic interval (level 0.999)" in md and "10,000 paired resamples" in md
+    header, body = md.split("\n\n", 1)
+    assert "1.00" not in md and "| level" not in body
+    assert "| overall | 20 | 6.00 | 5.50 | 0.50 | 0.20 | 0.80 |" in body
 
 
 @pytest.mark.slow

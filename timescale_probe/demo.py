@@ -82,7 +82,7 @@ def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_bo
                     batch_size: int = 1, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     """Part 2: evaluate the shipped baseline and MTS checkpoints on PTB and compare them."""
     from .corpora import load_corpus
-    from .evaluation import comparison_table, evaluate_model, markdown_table, paired_bootstrap
+    from .evaluation import comparison_table, evaluate_model, paired_bootstrap
     from .fileio import atomic_write_text, save_figure
     from .models import load_language_model
     from .plots.lm import plot_comparison
@@ -112,15 +112,22 @@ def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_bo
     boot = paired_bootstrap(nlls["baseline"], nlls["mts"], targets, bin_of, labels, n_resamples=n_resamples, seed=seed)
     table = comparison_table(tables["baseline"], tables["mts"], boot)
     write_table(table, out / "comparison.csv")
-    level = float(table["level"].iloc[0])
-    header = (f"PTB test perplexity per frequency bin (batch 1, counts over train); diff = baseline - mts, mean over "
-              f"{n_resamples:,} paired resamples of 100-token chunks + the original order, {100 * level:.10g}% "
-              f"order-statistic interval (level {level:g}), seed {seed}.\n\n")
-    atomic_write_text(out / "comparison.md",
-                      header + markdown_table(table.drop(columns=["level", "n_resamples", "seed"], errors="ignore")))
+    atomic_write_text(out / "comparison.md", comparison_markdown(table))
     save_figure(plot_comparison(table, title=f"{SHIPPED[0]} - {SHIPPED[1]} on PTB test"), out / "comparison.pdf")
     results["comparison"] = table.to_dict(orient="records")
     return results
+
+
+def comparison_markdown(table) -> str:
+    """``comparison.md``: a sentence with the bootstrap's level as a percentage (0.999 -> 99.9%,
+    never the 2-decimal "1.00" of a table cell), then the table without the constant columns."""
+    from .evaluation import markdown_table
+
+    level, n_resamples, seed = float(table["level"].iloc[0]), int(table["n_resamples"].iloc[0]), table["seed"].iloc[0]
+    header = (f"PTB test perplexity per frequency bin (batch 1, counts over train); diff = baseline - mts, mean over "
+              f"{n_resamples:,} paired resamples of 100-token chunks + the original order, {100 * level:.10g}% "
+              f"order-statistic interval (level {level:g}), seed {seed}.\n\n")
+    return header + markdown_table(table.drop(columns=["level", "n_resamples", "seed"]))
 
 
 def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples: int = 10000, seed: int = 0,
