@@ -133,7 +133,8 @@ def default_mts_spec(arch: str, mts_spec: str | MTSSpec | dict | None) -> MTSSpe
         mts_spec = parse_mts_spec(mts_spec)
     if mts_spec is not None:
         if arch == "baseline" and not mts_spec.is_free:
-            raise OptionError("--arch baseline cannot take a constraining --mts-spec; use --arch mts")
+            raise OptionError("mts_spec constrains timescales, which arch 'baseline' cannot take; use arch 'mts'",
+                              param="mts_spec")
         return None if mts_spec.is_free else mts_spec
     return paper_lm_spec() if arch == "mts" else None
 
@@ -252,7 +253,7 @@ def train_language_model(
     state = None
     if resume:
         if not paths["resume"].is_file():
-            raise OptionError(f"--resume: no resume state at {paths['resume']}; start without --resume")
+            raise OptionError(f"resume: no resume state at {paths['resume']}; start without it", param="resume")
         state = torch.load(paths["resume"], map_location="cpu", weights_only=True)
         saved_cfg, saved_t = state["model_config"], dict(state["train_config"])
         mine_t = tcfg.to_dict()
@@ -362,7 +363,7 @@ def train_language_model(
                     g["lr"] = lr_now
                 rl = float(raw_loss.detach())
                 if not math.isfinite(rl):
-                    raise OptionError(f"training diverged (loss {rl}) in epoch {epoch}; lower --lr")
+                    raise OptionError(f"training diverged (loss {rl}) in epoch {epoch}; lower lr", param="lr")
                 total_loss += rl * seq_len
                 total_tokens += seq_len
                 i += seq_len

@@ -88,7 +88,7 @@ def parse_archs(text: str) -> list[str]:
     archs = [a.strip() for a in str(text).split(",") if a.strip()]
     bad = [a for a in archs if a not in ARCHS]
     if bad or not archs:
-        raise OptionError(f"unknown --arch {bad or text!r}: use baseline, mts or baseline,mts")
+        raise OptionError(f"unknown arch {bad or text!r}: use baseline, mts or baseline,mts", param="arch")
     return list(dict.fromkeys(archs))
 
 

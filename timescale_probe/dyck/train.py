@@ -65,16 +65,18 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
-            raise OptionError(f"unknown --arch '{self.arch}': use {' or '.join(ARCHS)}")
+            raise OptionError(f"unknown arch '{self.arch}': use {' or '.join(ARCHS)}", param="arch")
         if self.loss not in LOSSES:
-            raise OptionError(f"unknown --loss '{self.loss}': use {' or '.join(LOSSES)}")
+            raise OptionError(f"unknown loss '{self.loss}': use {' or '.join(LOSSES)}", param="loss")
         for name in ("units", "epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.clip <= 0:
-            raise OptionError("--lr and --clip must be > 0")
-        if self.patience < 0 or self.converge_loss < 0:
-            raise OptionError("--patience and --converge-loss must be >= 0")
+                raise OptionError(f"{name} must be >= 1 (got {getattr(self, name)})", param=name)
+        for name in ("lr", "clip"):
+            if not getattr(self, name) > 0:
+                raise OptionError(f"{name} must be > 0 (got {getattr(self, name)})", param=name)
+        for name in ("patience", "converge_loss"):
+            if getattr(self, name) < 0:
+                raise OptionError(f"{name} must be >= 0 (got {getattr(self, name)})", param=name)
 
     def spec(self) -> MTSSpec:
         return paper_dyck_spec(self.mts_shape, self.mts_scale) if self.arch == "mts" else BASELINE
@@ -92,7 +94,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 def profile_config(profile: str, **overrides: Any) -> TrainConfig:
     """A TrainConfig from a profile, with explicit ``overrides`` (None values ignored)."""
     if profile not in PROFILES:
-        raise OptionError(f"unknown --profile '{profile}': use one of {', '.join(PROFILES)}")
+        raise OptionError(f"unknown profile '{profile}': use one of {', '.join(PROFILES)}", param="profile")
     base = {k: v for k, v in PROFILES[profile].items() if k != "seeds"}
     base.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig(**base)

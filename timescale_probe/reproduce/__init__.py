@@ -97,7 +97,9 @@ def analysis_main(figure: str, doc: str, argv: list[str] | None = None) -> int:
 
         records = run_reproduce(a.out, opts, only=FIGURES[figure], force=a.force, on_event=say)
     except TsprobeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from ..cli._common import option_error_line
+
+        print(f"error: {option_error_line(exc)}", file=sys.stderr)
         return 2
     bad = [n for n in FIGURES[figure] if records.get(n, {}).get("status") == "failed"]
     return 1 if bad else 0

@@ -97,10 +97,10 @@ class ReproduceOptions:
                 v = Path(v).expanduser()
                 setattr(self, name, v)
         if self.corpus_dir is not None and not self.corpus_dir.is_dir():
-            raise OptionError(f"--corpus-dir {self.corpus_dir} is not a directory (expected e.g. "
+            raise OptionError(f"corpus_dir {self.corpus_dir} is not a directory (expected e.g. "
                               "DIR/wikitext-2/, DIR/brown/brown.txt, DIR/kjv/kjv.txt)", param="corpus_dir")
         if self.reference_dir is not None and not self.reference_dir.is_dir():
-            raise OptionError(f"--reference-dir {self.reference_dir} is not a directory", param="reference_dir")
+            raise OptionError(f"reference_dir {self.reference_dir} is not a directory", param="reference_dir")
         if self.threads is not None and int(self.threads) < 1:
             raise OptionError(f"threads must be >= 1, got {self.threads}", param="threads")
         if self.seeds_dir is None and self.profile == "small":
