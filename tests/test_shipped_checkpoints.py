@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import ROOT
 
 from timescale_probe.corpora import load_corpus
 from timescale_probe.evaluation import head_perplexity, token_nll
 from timescale_probe.models import load_language_model
-
-from helpers import ROOT
 
 CARDS = sorted((ROOT / "checkpoints").glob("*.json"))
 

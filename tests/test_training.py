@@ -10,14 +10,20 @@ import pandas as pd
 import pytest
 import torch
 
+from timescale_probe import training
 from timescale_probe.checkpoints import load_checkpoint
 from timescale_probe.corpora import load_corpus
 from timescale_probe.errors import OptionError
-from timescale_probe import training
 from timescale_probe.evaluation import HEAD_TOKENS, head_perplexity, token_nll
 from timescale_probe.models import LanguageModel, LMConfig
 from timescale_probe.training import (
-    TrainConfig, _Averager, awd_loss, companion_paths, default_mts_spec, resolve_profile, should_switch_to_asgd,
+    TrainConfig,
+    _Averager,
+    awd_loss,
+    companion_paths,
+    default_mts_spec,
+    resolve_profile,
+    should_switch_to_asgd,
     train_language_model,
 )
 
