@@ -785,8 +785,9 @@ def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95,
             row.update(ratio=float(np.exp(m)), lo=float(np.exp(m - tq * se)), hi=float(np.exp(m + tq * se)), p=p,
                        interval=f"t across {n} seeds ({level:g})")
         for col in ("T_min", "T_max"):
-            if col in sub:
-                row[col] = float(sub[col].iloc[0])
+            known = sub[col].dropna() if col in sub else ()
+            if len(known):
+                row[col] = float(known.iloc[0])  # the same groups in every seed (units sorted by assigned T)
         rows.append(row)
     res = pd.DataFrame(rows)
     adj = adjust_p_values(res["p"].to_numpy(), alpha=alpha)

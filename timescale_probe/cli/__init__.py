@@ -55,6 +55,7 @@ def _register() -> None:
         mi_cmds,
         reproduce_cmds,
         dyck_cmds,
+        theory_cmds,
     )
 
 
