@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from .errors import InputError, OptionError
 from .validation import check_choice, check_int
-from .progress import progress_bar
+from .progress import ProgressLike, progress_bar
 
 MODES = ("output", "silence")
 ORDER_BY = ("bias", "data")
@@ -375,7 +375,7 @@ def grouped_pass_nll(model, tokens: torch.Tensor, layer: int, unit_sets: Sequenc
 
 def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mode: str = "output",
                 bptt: int = 70, group_batch: int = 8, device: Any = "cpu", fused: bool = True,
-                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                progress: ProgressLike = False) -> tuple[np.ndarray, np.ndarray]:
     """Token NLL of the intact model and of each ablated group.
 
     Returns ``(intact (N-1,), ablated (G, N-1))`` in nats. The intact stream runs as one more copy
@@ -583,7 +583,7 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
                        mode: str = "output", binnings: Sequence[tuple[str, np.ndarray, Sequence[str]]] = (),
                        controls: int = 0, control_size: int | None = None, seed: int = 0, bptt: int = 70,
                        group_batch: int = 8, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999,
-                       top: int = 3, device: Any = "cpu", progress: bool = False) -> AblationStudy:
+                       top: int = 3, device: Any = "cpu", progress: ProgressLike = False) -> AblationStudy:
     """Ablate groups of ``layer``'s units (ordered by ``T``, the timescale of every unit of that
     layer) and tabulate per-bin perplexity ratios for every binning ``(name, category_of_vocab,
     labels)``. Control groups: ``controls`` random groups of ``control_size`` units (default: the

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .errors import OptionError
 from .validation import check_choice, check_fraction, check_int
-from .progress import progress_bar
+from .progress import ProgressLike, progress_bar
 
 
 # ----------------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def token_nll(model, stream: torch.Tensor, *, batch_size: int = 1, bptt: int = 70, device="cpu",
-              output_masks: dict[int, torch.Tensor] | None = None, progress: bool = False,
+              output_masks: dict[int, torch.Tensor] | None = None, progress: ProgressLike = False,
               description: str = "evaluating") -> tuple[np.ndarray, np.ndarray]:
     """NLL (nats, float64) of every scored target token and the targets (int64), in stream order.
 
@@ -214,7 +214,7 @@ def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, targets: np.ndarray, 
 # ----------------------------------------------------------------------------------------------
 
 def evaluate_model(model, corpus, *, split: str = "test", batch_size: int = 1, bptt: int = 70, device="cpu",
-                   bins_from: str = "train", edges=(100, 1000, 10000), progress: bool = False):
+                   bins_from: str = "train", edges=(100, 1000, 10000), progress: ProgressLike = False):
     """Per-bin perplexity of ``model`` on ``corpus[split]``: returns ``(table, nll, targets)``
     with the table of :func:`perplexity_by_bin`."""
     bin_of, labels = corpus.bins(bins_from, edges)

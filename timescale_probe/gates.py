@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from .errors import OptionError
-from .progress import track
+from .progress import ProgressLike, track
 from .evaluation import batchify  # noqa: F401  (re-exported: parallel streams of embedded inputs)
 from .stack import LSTMLayer, LSTMStack
 from .timescales import _check_convention, gate_complement_to_timescale, gate_to_timescale  # noqa: F401 (re-exported)
@@ -222,7 +222,7 @@ BLOCK_TOKENS = 2048
 
 
 def _windowed_gates(layers: Sequence[nn.LSTM], embed, n_steps: int, n_streams: int, window: int, *,
-                    cells: bool, which: str, progress: bool) -> Iterator[list[LayerGates]]:
+                    cells: bool, which: str, progress: ProgressLike) -> Iterator[list[LayerGates]]:
     """Run the stack over blocks of whole windows (state carried), then yield the gates window by
     window. ``embed(a, b)`` gives the inputs of steps ``a..b-1`` as ``(b - a, n_streams, I)``."""
     wins = iter_windows(n_steps, window)
@@ -240,7 +240,7 @@ def _windowed_gates(layers: Sequence[nn.LSTM], embed, n_steps: int, n_streams: i
 
 @torch.no_grad()
 def iter_stack_gates(layers: Any, inputs: torch.Tensor, *, window: int = DEFAULT_WINDOW, cells: bool = False,
-                     which: str = "ifgo", device: Any = "cpu", progress: bool = False) -> Iterator[list[LayerGates]]:
+                     which: str = "ifgo", device: Any = "cpu", progress: ProgressLike = False) -> Iterator[list[LayerGates]]:
     """Stream gates of a stack over embedded inputs ``(N, I)`` (one stream) or ``(N, B, I)``
     (B parallel streams), ``window`` steps at a time, the state carried from window to window.
 
@@ -266,7 +266,7 @@ def _model_layers(model) -> list[nn.LSTM]:
 @torch.no_grad()
 def iter_model_gates(model, tokens: torch.Tensor, *, batch_size: int = 1, window: int = DEFAULT_WINDOW,
                      cells: bool = False, which: str = "ifgo", device: Any = "cpu",
-                     progress: bool = False) -> Iterator[list[LayerGates]]:
+                     progress: ProgressLike = False) -> Iterator[list[LayerGates]]:
     """Stream gates of a :class:`~timescale_probe.models.LanguageModel` over a token-id stream.
 
     Evaluation mode (no dropout), ``batch_size`` parallel streams, windows of ``window`` input
@@ -432,7 +432,7 @@ def check_estimate_options(*, batch_size: int = 1, window: int = DEFAULT_WINDOW,
 
 def estimate_timescales(model, tokens: torch.Tensor, *, batch_size: int = 1, window: int = DEFAULT_WINDOW,
                         device: Any = "cpu", convention: str = "paper", level: float = 0.95, bins: int = 50,
-                        cells: bool = False, all_gates: bool = False, progress: bool = False) -> TimescaleEstimate:
+                        cells: bool = False, all_gates: bool = False, progress: ProgressLike = False) -> TimescaleEstimate:
     """Timescales from data of every unit of a language model (the reference procedure by default).
 
     ``tokens``: a 1-D id stream (e.g. ``Corpus.tokens('test')``, ``<eos>`` included). Table columns:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Callable, Iterable, Iterator, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Protocol, TypeAlias, runtime_checkable
 
 LOGGER = logging.getLogger("timescale_probe")
 LOGGER.addHandler(logging.NullHandler())
 
-__all__ = ["LOGGER", "Progress", "NullProgress", "RichProgress", "CallbackProgress", "as_progress", "progress_bar",
-           "track"]
+__all__ = ["LOGGER", "Progress", "ProgressLike", "NullProgress", "RichProgress", "CallbackProgress", "as_progress",
+           "progress_bar", "track"]
 
 
 @runtime_checkable
@@ -35,6 +35,10 @@ class Progress(Protocol):
     def advance(self, n: int = 1) -> None: ...
 
     def done(self) -> None: ...
+
+
+#: What a ``progress=`` parameter accepts (see the module docstring).
+ProgressLike: TypeAlias = "bool | Progress | Callable[[int], Any] | None"
 
 
 class NullProgress:
@@ -107,7 +111,7 @@ class RichProgress:
             self._live = None
 
 
-def as_progress(progress: bool | Progress | Callable[[int], Any] | None) -> Progress:
+def as_progress(progress: ProgressLike) -> Progress:
     """The :class:`Progress` for a ``progress=`` argument (see the module docstring)."""
     if progress is None or progress is False:
         return NullProgress()
@@ -125,7 +129,7 @@ def as_progress(progress: bool | Progress | Callable[[int], Any] | None) -> Prog
 
 @contextlib.contextmanager
 def progress_bar(total: int | None, description: str,
-                 enabled: bool | Progress | Callable[[int], Any] | None = True) -> Iterator[Progress]:
+                 enabled: ProgressLike = True) -> Iterator[Progress]:
     """Context manager: ``start(total, description)`` on ``as_progress(enabled)``, yield it (call
     ``advance(n)``), ``done()`` on exit, also when the loop raises."""
     bar = as_progress(enabled)
@@ -137,7 +141,7 @@ def progress_bar(total: int | None, description: str,
 
 
 def track(items: Iterable, total: int | None, description: str,
-          enabled: bool | Progress | Callable[[int], Any] | None = True) -> Iterator:
+          enabled: ProgressLike = True) -> Iterator:
     """Yield ``items``, advancing the progress by one after each."""
     with progress_bar(total, description, enabled) as bar:
         for item in items:
