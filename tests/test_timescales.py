@@ -294,3 +294,35 @@ def test_gate_conversions_live_here_and_gates_reexports_them():
     assert mean_gate_timescale(1e-300, 1.0) == pytest.approx(-1 / np.log(1e-300), rel=1e-12)
     assert mean_gate_timescale(0.0, 1.0) == 0.0
     np.testing.assert_allclose(mean_gate_timescale(f, 1 - f), -1 / np.log(f), rtol=1e-9)
+
+
+def test_train_cli_takes_control_specs(tmp_path, cli):
+    from scipy import stats
+
+    from timescale_probe.checkpoints import load_checkpoint
+
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(12)]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split, n in (("train", 120), ("valid", 20), ("test", 20)):
+        lines = [" ".join(rng.choice(words, size=12)) for _ in range(n)]
+        (corpus / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    ts = tmp_path / "timescales.csv"
+    T2 = stats.invgamma.rvs(0.9, scale=1.5, size=200, random_state=rng)
+    pd.DataFrame({"layer": 2, "unit": range(200), "T_data": T2}).to_csv(ts, index=False)
+    out = tmp_path / "m.pt"
+    r = cli("train", "--corpus", corpus, "--arch", "mts", "--profile", "tiny", "--epochs", "1", "--threads", "1",
+            "--mts-spec", f"fixed:3,4;ig-fit:{ts},2;single:2.5", "--out", out)
+    assert r.returncode == 0, r.stderr
+    spec = MTSSpec.from_dict(load_checkpoint(out).mts_spec)
+    a, _, b = stats.invgamma.fit(T2, floc=0)
+    assert spec.layers[1].kind == "ig-fit" and spec.layers[1].shape == pytest.approx(a, rel=1e-4)
+    assert spec.layers[1].scale == pytest.approx(b, rel=1e-4) and str(ts) in spec.layers[1].source
+    stack = load_checkpoint(out)
+    eff = (stack.layers[2].bias_ih + stack.layers[2].bias_hh).double().numpy()
+    H = stack.layer_sizes[2]
+    np.testing.assert_allclose(forget_bias_to_timescale(eff[H:2 * H]), 2.5, rtol=1e-5)
+    bad = cli("train", "--corpus", corpus, "--arch", "mts", "--profile", "tiny", "--epochs", "1",
+              "--mts-spec", "fixed:3,4;single:0", "--out", tmp_path / "bad.pt")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "bad.pt").exists()
