@@ -150,3 +150,21 @@ def test_comparison_and_markdown():
     assert (t["diff"] > 0).all()
     md = markdown_table(t)
     assert md.splitlines()[0].startswith("| bin | tokens | ppl_baseline") and "| overall |" in md
+
+
+def test_head_perplexity_is_the_perplexity_of_the_first_targets(model, stream):
+    """The card's quick check: exp(mean NLL) of the first n targets of one whole-sequence forward."""
+    from timescale_probe.evaluation import head_perplexity
+
+    class OneSplit:
+        def tokens(self, split):
+            assert split == "test"
+            return stream
+
+    ref = full_nll(model, stream)
+    for n in (1, 50, 202):
+        assert head_perplexity(model, OneSplit(), n, bptt=7) == pytest.approx(math.exp(ref[:n].mean()), rel=1e-5)
+    for bad in (0, 203):
+        with pytest.raises(OptionError, match="n_tokens") as exc:
+            head_perplexity(model, OneSplit(), bad)
+        assert exc.value.param == "n_tokens"
