@@ -72,6 +72,26 @@ def test_timescales_bad_convention_and_help(cli, awd_legacy, tmp_path):
     assert "tsprobe timescales awd_ptb.pt --out out/" in help_text and "--convention" in help_text
 
 
+def test_failed_runs_leave_no_out_folder_and_debug_goes_anywhere(awd_legacy, tmp_path):
+    from helpers import run_cli_inprocess
+
+    from timescale_probe.cli import main
+    from timescale_probe.errors import InputError
+
+    path, _ = awd_legacy
+    res = run_cli_inprocess("timescales", path, "--out", tmp_path / "t", "--convention", "weird")
+    assert res.returncode == 2 and "unknown --convention 'weird'" in res.stderr
+    res = run_cli_inprocess("timescales", tmp_path / "missing.pt", "--out", tmp_path / "t")
+    assert res.returncode == 2 and "not found" in res.stderr
+    res = run_cli_inprocess("inspect", tmp_path / "missing.pt", "--out", tmp_path / "i")
+    assert res.returncode == 2 and list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError):  # --debug after the command: the exception itself, not a usage error
+        main(["inspect", str(tmp_path / "missing.pt"), "--debug"])
+    res = run_cli_inprocess("inspect", path, "--out", tmp_path / "i")
+    assert res.returncode == 0 and sorted(p.name for p in (tmp_path / "i").iterdir()) == ["inspect.json", "run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i"]
+
+
 def test_inspect_help_and_missing_file(cli, tmp_path):
     assert "tsprobe inspect awd_ptb.pt" in cli("inspect", "--help").stdout
     res = cli("inspect", tmp_path / "missing.pt")

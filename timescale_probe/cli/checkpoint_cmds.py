@@ -44,17 +44,19 @@ def inspect_cmd(
     tied embedding, MTS spec, and notes on how it was read."""
     from ..checkpoints import load_checkpoint
     from ..checkpoints.report import describe_stack
-    from ..fileio import atomic_write_text, jsonable, prepare_out_dir, write_run_json
+    from ..fileio import OutputStage, atomic_write_text, jsonable, write_run_json
 
+    stage = OutputStage(out) if out is not None else None
     stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias, direction=direction)
     info = describe_stack(stack)
     text = json.dumps(jsonable(info), indent=2)
-    if out is not None:
-        out_dir = prepare_out_dir(out)
-        atomic_write_text(out_dir / "inspect.json", text + "\n")
-        write_run_json(out_dir, "inspect", {"checkpoint": checkpoint, "format": format, "tf_forget_bias": tf_forget_bias,
-                                            "direction": direction},
-                       inputs=[checkpoint], results={"source_format": info["source_format"], "parameters": info["parameters"]})
+    if stage is not None:
+        with stage:
+            atomic_write_text(stage.path / "inspect.json", text + "\n")
+            write_run_json(stage.path, "inspect", {"checkpoint": checkpoint, "format": format,
+                                                   "tf_forget_bias": tf_forget_bias, "direction": direction},
+                           inputs=[checkpoint],
+                           results={"source_format": info["source_format"], "parameters": info["parameters"]})
     if json_out:
         print(text)
         return
@@ -109,15 +111,15 @@ def timescales_cmd(
 
     from ..checkpoints import load_checkpoint
     from ..checkpoints.report import LONG_T, timescale_summary
-    from ..fileio import prepare_out_dir, write_run_json, write_table
-    from ..timescales import CONVENTIONS
+    from ..fileio import OutputStage, write_run_json, write_table
+    from ..timescales import check_convention
 
-    if convention not in CONVENTIONS:
-        raise OptionError(f"unknown --convention '{convention}': use paper or chrono")
+    check_convention(convention)
+    stage = OutputStage(out)
     stack = load_checkpoint(checkpoint, format=format, tf_forget_bias=tf_forget_bias, direction=direction)
     table = stack.timescales_table(convention)
     summary = timescale_summary(table)
-    out_dir = prepare_out_dir(out)
+    out_dir = stage.path
     write_table(table, out_dir / "timescales.csv")
     write_table(summary, out_dir / "timescales_summary.csv")
     share_col = f"share_gt_{LONG_T:g}"
@@ -129,6 +131,7 @@ def timescales_cmd(
         results={"source_format": stack.provenance.source_format, "notes": stack.provenance.notes,
                  "summary": summary.to_dict(orient="records")},
     )
+    stage.commit()
     t = Table(title=f"timescales from forget biases ({convention} convention, steps) - {stack.provenance.source_format}",
               box=box.SIMPLE_HEAD)
     for col in ("layer", "units", "median T", "max T", f"share T>{LONG_T:g}"):
@@ -136,4 +139,4 @@ def timescales_cmd(
     for row in summary.to_dict(orient="records"):
         t.add_row(row["layer"], str(row["units"]), _fmt(row["T_median"]), _fmt(row["T_max"]), f"{100 * row[share_col]:.1f}%")
     console.print(t)
-    console.print(f"wrote {out_dir / 'timescales.csv'} ({len(table)} units)")
+    console.print(f"wrote {out / 'timescales.csv'} ({len(table)} units)")
