@@ -262,9 +262,9 @@ def train_language_model(
         if saved_cfg != cfg.to_dict() or saved_t != mine_t or state.get("vocab") != corpus.vocab:
             diff = [k for k in mine_t if saved_t.get(k) != mine_t[k]] + [k for k in cfg.to_dict() if saved_cfg.get(k) != cfg.to_dict()[k]]
             raise OptionError(
-                f"--resume: {paths['resume']} was made with other options or another corpus "
-                f"({', '.join(diff) or 'vocabulary'} differ); use the same options or drop --resume"
-            )
+                f"resume: {paths['resume']} was made with other options or another corpus "
+                f"({', '.join(diff) or 'vocabulary'} differ); use the same options or start without resuming",
+                param="resume")
 
     torch.manual_seed(tcfg.seed)
     model = LanguageModel(cfg, vocab=corpus.vocab).to(device)

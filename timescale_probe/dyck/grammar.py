@@ -271,8 +271,8 @@ def generate_pool(grammar: DyckGrammar, size: int, seed: int, progress=None) -> 
     if available < size:
         raise OptionError(
             f"only {available} distinct Dyck-{grammar.n} strings have {grammar.min_len}..{grammar.max_len} "
-            f"characters, fewer than the {size} asked for: raise --max-len or ask for fewer sequences"
-        )
+            f"characters, fewer than the {size} asked for: raise max_len or ask for fewer sequences",
+            param="max_len")
     rng = np.random.default_rng(seed)
     alphabet = _alphabet(grammar.pairs)
     pool: dict[str, None] = {}

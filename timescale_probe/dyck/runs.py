@@ -168,8 +168,8 @@ def validate_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seed
             old = {}
         if not isinstance(old, dict) or {k: old.get(k) for k in record} != json.loads(json.dumps(record)):
             raise OptionError(
-                f"{out} already holds a sweep with other options or data ({sweep_path}); use another --out or remove it",
-                param="out")
+                f"out {out} already holds a sweep with other options or data ({sweep_path}); use another folder or "
+                "remove it", param="out")
     return data, record
 
 
