@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_checkpoints_fixtures import hand_timescales, save_awd
 
 from timescale_probe.checkpoints import load_checkpoint
 from timescale_probe.checkpoints.report import describe_stack, timescale_summary
-
-from test_checkpoints_fixtures import hand_timescales, save_awd
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from helpers import run_cli, run_cli_inprocess
 
 

@@ -243,7 +243,7 @@ def test_ablate_table_shows_top_n_per_bin_with_whole_numbers(tiny, tmp_path):
     assert lines and max(len(line) for line in lines) <= 80  # rich's width off a terminal
     shown = routing[routing["ratio"].notna()]
     assert len(shown) >= 6  # at least two bins with data
-    for b, sub in shown.groupby("bin", sort=False):  # top 3 of every bin with data, numbers whole
+    for _, sub in shown.groupby("bin", sort=False):  # top 3 of every bin with data, numbers whole
         assert sub["rank"].tolist() == [1, 2, 3]
         for row in sub.itertuples():
             want = " ".join([f"{row.ratio:.4f}", f"{row.ratio_lo:.4f}", f"{row.ratio_hi:.4f}"])

@@ -46,7 +46,7 @@ def _root(
 
 
 def _register() -> None:
-    from . import (  # noqa: F401  (each module adds its commands to ``app``, in this order in --help)
+    from . import (  # noqa: F401, I001  (each module adds its commands to ``app``, in this order in --help)
         demo_cmds,
         checkpoint_cmds,
         fit_cmds,

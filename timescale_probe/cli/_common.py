@@ -44,6 +44,9 @@ PARAM_FLAGS: dict[str, str] = {
     "timescales_csv": "--timescales",
     "mts_spec": "--mts-spec",
     "n": "--n",
+    "out_dir": "--out",
+    "archs": "--arch",
+    "splits": "--split",
 }
 
 #: Per command (first word(s) of the command line), where a parameter maps to another flag there.

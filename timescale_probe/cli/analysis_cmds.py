@@ -9,10 +9,10 @@ from typing import Optional
 import numpy as np
 import typer
 
-from . import app
-from ._common import console, device_option, example, out_option
 from ..errors import OptionError
 from ..fileio import OutputStage
+from . import app
+from ._common import console, device_option, example, out_option
 
 
 def _check_load_options(split: str, max_tokens: int, vocab_file: Optional[Path], *, window: int,

@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import OptionError
 from . import app
 from ._common import console, example
 

