@@ -69,3 +69,57 @@ def test_plot_without_runs_is_one_line_exit_2(cli, tmp_path):
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "no finished Dyck runs" in r.stderr
     # (too few distinct strings for the asked sizes, unbalanced files, ...: see tests/test_dyck.py)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("--n", "0"), "--types (bracket types) must be between 1 and 30, got 0"),  # was a ZeroDivisionError traceback
+    (("--types", "0"), "--types (bracket types) must be between 1 and 30, got 0"),
+    (("--fit-lo", "100", "--fit-hi", "4"), "--fit-hi (4) must leave at least 3 even spans"),  # wrote the data, then failed
+    (("--fit-hi", "500"), "--fit-hi must be <= max_len (200)"),
+    (("--train", "0"), "--train must be >= 1"),
+    (("--max-len", "10", "--train", "5000"), "only 1618 distinct Dyck-2 strings"),
+    (("--p-bracket", "1.5"), "--p-bracket must lie strictly between 0 and 1"),
+    (("--types", "2", "--n", "3"), "disagree"),
+])
+def test_generate_checks_every_option_first_and_writes_nothing(args, needle, tmp_path):
+    from timescale_probe.cli import main
+
+    out = tmp_path / "d"
+    r = _run(main, ["dyck", "generate", *args, "--out", str(out)])
+    assert r.code == 2, r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.err
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing new on disk, not even a staging folder
+
+
+def test_generate_types_and_its_old_name_n(tmp_path):
+    from timescale_probe.cli import main
+    from timescale_probe.dyck import load_dataset
+
+    for flag in ("--types", "--n"):
+        out = tmp_path / flag.strip("-")
+        r = _run(main, ["dyck", "generate", flag, "3", "--max-len", "30", "--train", "60", "--valid", "10", "--test",
+                        "10", "--fit-hi", "14", "--out", str(out)])
+        assert r.code == 0, r.err
+        ds = load_dataset(out)
+        assert ds.grammar.n == 3 and set("".join(ds["train"].strings)) <= set("()[]{}")
+        assert json.loads((out / "run.json").read_text())["options"]["types"] == 3
+
+
+class _R:
+    def __init__(self, code, err):
+        self.code, self.err = code, err
+
+
+def _run(main, argv):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    return _R(code, err.getvalue())

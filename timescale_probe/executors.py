@@ -34,7 +34,7 @@ runs it; tasks set their own torch thread count, so CPU results are bit-identica
 
 The local executor with ``jobs=1`` runs tasks one after another in the driver process (no
 process start-up; a crash then ends the driver, and the driver's rerun skips finished work);
-``jobs > 1`` runs each task in a fresh ``spawn`` process, at most ``jobs`` at a time.
+``jobs > 1`` runs them in a pool of ``jobs`` spawned worker processes.
 ``ray`` is imported only when the Ray executor is used (``pip install 'tsprobe[ray]'``).
 """
 from __future__ import annotations
@@ -199,12 +199,6 @@ def _ray_entry(fn, key, rid, storage, kwargs, *args) -> dict[str, Any]:  # pragm
     return execute_task(fn, args, kwargs, key, rid, storage)
 
 
-def _child_main(conn, fn, args, kwargs, key, rid, storage) -> None:  # pragma: no cover - runs in a child process
-    raw = execute_task(fn, args, kwargs, key, rid, storage)
-    conn.send(raw)
-    conn.close()
-
-
 # ------------------------------------------------------------------------------------------------
 # executors
 # ------------------------------------------------------------------------------------------------
@@ -270,55 +264,52 @@ class LocalExecutor(Executor):
         yield from self._run_processes(tasks, rid)
 
     def _run_processes(self, tasks: list[Task], rid: str) -> Iterator[TaskResult]:
+        """A pool of ``jobs`` spawned worker processes (started once, reused). When a worker dies
+        the pool breaks and every task that was running then is charged one attempt and
+        resubmitted to a fresh pool, until it has used up ``max_retries``."""
         import multiprocessing as mp
-        from multiprocessing.connection import wait
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         ctx = mp.get_context("spawn")
         pending = list(tasks)
-        running: dict[Any, tuple[Task, Any]] = {}  # process sentinel -> (task, process, parent end)
         crashes: dict[str, int] = {}
-        try:
-            while pending or running:
-                while pending and len(running) < self.jobs:
-                    t = pending.pop(0)
-                    parent, child = ctx.Pipe(duplex=False)
-                    p = ctx.Process(target=_child_main, args=(child, t.fn, t.args, t.kwargs, t.key, rid,
-                                                              self.storage), daemon=True)
-                    p.start()
-                    child.close()
-                    running[p.sentinel] = (t, p, parent)
-                ready = wait(list(running) + [r[2] for r in running.values()])
-                for sentinel in list(running):
-                    t, p, conn = running[sentinel]
-                    if conn not in ready and sentinel not in ready:
-                        continue
-                    raw = None
-                    try:
-                        if conn.poll():
-                            raw = conn.recv()
-                    except (EOFError, OSError):
-                        raw = None
-                    if raw is None and p.is_alive():
-                        continue  # the pipe closed early; wait for the process itself
-                    p.join()
-                    conn.close()
-                    del running[sentinel]
-                    if raw is not None:
+        while pending:
+            pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(pending)), mp_context=ctx)
+            try:
+                futures = {pool.submit(execute_task, t.fn, t.args, t.kwargs, t.key, rid, self.storage): t
+                           for t in pending}
+                pending = []
+                broken: list[tuple[Task, BaseException]] = []
+                todo = set(futures)
+                while todo:
+                    done, todo = wait(todo, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        t = futures[f]
+                        try:
+                            raw = f.result()
+                        except BrokenProcessPool as exc:
+                            broken.append((t, exc))
+                            continue
+                        raw["attempts"] = max(raw["attempts"], crashes.get(t.key, 0) + 1)
                         yield _result(t, raw)
+                for t, exc in broken:
+                    if not _started(self.storage, rid, t.key):
+                        pending.append(t)  # never began: resubmit without charging an attempt
                         continue
                     crashes[t.key] = crashes.get(t.key, 0) + 1
                     if crashes[t.key] <= self.max_retries:
-                        LOGGER.warning("task %s: worker process died (exit code %s); retrying", t.describe(), p.exitcode)
-                        pending.insert(0, t)
+                        LOGGER.warning("task %s: a worker process died; retrying", t.describe())
+                        pending.append(t)
                     else:
-                        yield TaskResult(t, error=f"worker process died {crashes[t.key]} times (last exit code "
-                                                  f"{p.exitcode}); gave up after {self.max_retries} retries",
-                                         attempts=crashes[t.key])
-        finally:
-            for t, p, conn in running.values():
-                p.terminate()
-                p.join()
-                conn.close()
+                        yield TaskResult(t, error=f"worker process died {crashes[t.key]} times; gave up after "
+                                                  f"{self.max_retries} retries", attempts=crashes[t.key])
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _started(storage: str | None, rid: str, key: str) -> bool:
+    return (_workdir(storage, rid, key) / _ATTEMPTS).is_file()
 
 
 class RayExecutor(Executor):
@@ -354,8 +345,9 @@ class RayExecutor(Executor):
         if self.cpus_per_task > total.get("CPU", 0) or self.gpus_per_task > total.get("GPU", 0):
             self.close()
             raise OptionError(
-                f"tasks ask for {self.cpus_per_task:g} CPU and {self.gpus_per_task:g} GPU each, but the Ray cluster "
-                f"has {total.get('CPU', 0):g} CPU and {total.get('GPU', 0):g} GPU in all", param="cpus_per_task")
+                f"cpus_per_task {self.cpus_per_task:g} and gpus_per_task {self.gpus_per_task:g}: more than the Ray "
+                f"cluster has in all ({total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU), so no task could start",
+                param="cpus_per_task" if self.cpus_per_task > total.get("CPU", 0) else "gpus_per_task")
 
     def describe(self) -> str:
         res = self.ray.cluster_resources()

@@ -1,0 +1,206 @@
+"""The executor seam: local processes and a Ray cluster give the same numbers; killed workers are
+retried (and resume from their work folder), failures are reported with their seed while the
+others finish, reruns skip finished work. One local Ray cluster (2 CPUs) for the whole module."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from timescale_probe.dyck import DyckGrammar, generate_dataset, profile_config, save_dataset, sweep
+from timescale_probe.errors import OptionError
+from timescale_probe.executors import LocalExecutor, Task, TaskProgress, import_ray, make_executor, write_files
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster for the module; executors made meanwhile reuse it and leave it running."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # functions defined in this test module travel by value (workers cannot import tests/)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exec") / "d"
+    save_dataset(generate_dataset(DyckGrammar.make(max_len=30), {"train": 80, "valid": 20, "test": 40}, seed=5), out)
+    return out
+
+
+# --------------------------------------------------------------------------- task functions
+
+def square(workdir: Path, x: int, marker: str | None = None) -> dict:
+    """Writes one output file; with ``marker``, its worker dies on the first attempt (os._exit)."""
+    if marker is not None and not Path(marker).exists():
+        Path(marker).write_text("crashed once")
+        os._exit(3)
+    (workdir / "out").mkdir(exist_ok=True)
+    (workdir / "out" / f"sq{x}.txt").write_text(str(x * x))
+    print(f"squared {x}")
+    return {"x": x, "y": x * x, "_files": [f"out/sq{x}.txt"]}
+
+
+def fail_on_three(workdir: Path, seed: int) -> dict:
+    if seed == 3:
+        print("about to fail for seed 3")
+        raise ValueError("diverged (seed 3)")
+    return {"seed": seed}
+
+
+def resumable(workdir: Path, marker: str) -> dict:
+    """Saves resume state, then dies; the retry finds the state in its work folder and finishes."""
+    state = workdir / "state.txt"
+    if state.exists():
+        return {"resumed_from": int(state.read_text())}
+    state.write_text("7")
+    if not Path(marker).exists():
+        Path(marker).write_text("x")
+        os._exit(9)
+    return {"resumed_from": None}
+
+
+# --------------------------------------------------------------------------- tests
+
+def _tasks(xs, marker=None):
+    return [Task(key=f"t{x}", fn=square, args=(x,), kwargs={"marker": marker} if marker else {}, labels={"seed": x})
+            for x in xs]
+
+
+@pytest.mark.parametrize("kind", ["local1", "ray"])
+def test_tasks_run_and_files_come_back(kind, ray_cluster, tmp_path):
+    ex = LocalExecutor(jobs=1) if kind == "local1" else make_executor("ray")
+    with ex:
+        results = sorted(ex.run(_tasks([1, 2, 3]), namespace=str(tmp_path)), key=lambda r: r.value["x"])
+    assert [r.value["y"] for r in results] == [1, 4, 9] and all(r.ok and r.attempts == 1 for r in results)
+    assert results[1].files == {"out/sq2.txt": b"4"} and "squared 2" in results[1].log
+    write_files(results[2].files, tmp_path / "drv")
+    assert (tmp_path / "drv" / "out" / "sq3.txt").read_text() == "9"
+
+
+def test_killed_worker_is_retried_and_completes(ray_cluster, tmp_path):
+    marker = tmp_path / "crashed"
+    progress = []
+
+    class Recorder:
+        def start(self, total, label):
+            progress.append(("start", total))
+
+        def advance(self, n=1):
+            progress.append(("advance", n))
+
+        def info(self, text):
+            progress.append(("info", text))
+
+        def done(self):
+            progress.append(("done",))
+
+    with make_executor("ray") as ex, TaskProgress(2, "tasks", Recorder()) as bar:
+        results = {}
+        for r in ex.run(_tasks([4]) + _tasks([5], marker=str(marker)), namespace=str(tmp_path)):
+            bar.update(r)
+            results[r.value["x"]] = r
+    assert marker.read_text() == "crashed once"
+    assert results[5].ok and results[5].value["y"] == 25 and results[5].attempts == 2
+    assert results[4].attempts == 1
+    assert bar.summary() == "2 finished, 0 failed, 1 retried"
+    assert progress[0] == ("start", 2)
+    assert progress[-2] == ("info", "finished 2, failed 0, retried 1") and progress[-1] == ("done",)
+
+
+def test_local_processes_retry_a_killed_worker_and_report_a_failure(tmp_path):
+    """The local executor's process pool: a dead worker's task is rerun, an exception is reported."""
+    marker = tmp_path / "crashed"
+    tasks = _tasks([5], marker=str(marker)) + [Task(f"s{s}", fail_on_three, (s,), labels={"seed": s}) for s in (2, 3)]
+    with LocalExecutor(jobs=2) as ex:
+        results = {r.task.key: r for r in ex.run(tasks, namespace=str(tmp_path))}
+    assert marker.read_text() == "crashed once"
+    assert results["t5"].ok and results["t5"].value["y"] == 25 and results["t5"].attempts >= 2
+    assert results["s2"].ok and results["s2"].value == {"seed": 2}
+    assert not results["s3"].ok and results["s3"].failure_line() == "seed 3: ValueError: diverged (seed 3)"
+
+
+def test_retry_resumes_from_the_work_folder(ray_cluster, tmp_path):
+    marker = str(tmp_path / "m")
+    with make_executor("ray", storage=tmp_path / "store") as ex:
+        (r,) = list(ex.run([Task("job", resumable, (marker,))], namespace="resume-test"))
+    assert r.ok and r.value == {"resumed_from": 7} and r.attempts == 2
+    assert not any((tmp_path / "store").rglob("state.txt"))  # the work folder is removed after success
+
+
+def test_failure_is_reported_with_seed_and_log_while_others_finish(ray_cluster, tmp_path):
+    ex = make_executor("ray")
+    tasks = [Task(f"s{s}", fail_on_three, (s,), labels={"arch": "mts", "seed": s}) for s in (1, 2, 3, 4)]
+    with ex:
+        results = list(ex.run(tasks, namespace=str(tmp_path)))
+    ok = sorted(r.value["seed"] for r in results if r.ok)
+    (bad,) = [r for r in results if not r.ok]
+    assert ok == [1, 2, 4]
+    assert bad.failure_line() == "arch mts, seed 3: ValueError: diverged (seed 3)"
+    assert "about to fail for seed 3" in bad.log and "fail_on_three" in bad.traceback
+    assert bad.attempts == 1  # an exception is not retried: the same inputs give the same error
+
+
+def _sweep(data, out, executor, seeds=(1,)):
+    cfg = profile_config("tiny", units=8, epochs=2)
+    return sweep(data, out, ["baseline", "mts"], list(seeds), cfg, profile="tiny", executor=executor)
+
+
+def test_dyck_sweep_bit_identical_local_and_ray_and_rerun_skips(data, ray_cluster, tmp_path):
+    from timescale_probe.checkpoints import load_checkpoint
+
+    with LocalExecutor(jobs=1) as ex:
+        local = _sweep(data, tmp_path / "local", ex)
+    with make_executor("ray", cpus_per_task=1) as ex:
+        remote = _sweep(data, tmp_path / "ray", ex)
+        again = _sweep(data, tmp_path / "ray", ex, seeds=(1, 2))  # an interrupted driver's rerun
+    assert len(local.trained) == len(remote.trained) == 2 and not local.failed and not remote.failed
+    pd.testing.assert_frame_equal(local.results, remote.results)
+    for run in ("baseline-1", "mts-1"):
+        a, b = (load_checkpoint(tmp_path / d / f"{run}.pt") for d in ("local", "ray"))
+        for la, lb in zip(a.layers, b.layers):
+            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                assert np.array_equal(getattr(la, k).numpy(), getattr(lb, k).numpy())
+        assert np.array_equal(a.decoder_weight.numpy(), b.decoder_weight.numpy())
+        ta, tb = (pd.read_csv(tmp_path / d / f"{run}.test.csv") for d in ("local", "ray"))
+        pd.testing.assert_frame_equal(ta, tb)
+    assert sorted(again.skipped) == [("baseline", 1), ("mts", 1)]
+    assert sorted((i["arch"], i["seed"]) for i in again.trained) == [("baseline", 2), ("mts", 2)]
+    card = load_checkpoint(tmp_path / "ray" / "mts-2.pt").config
+    assert card["arch"] == "dyck"
+
+
+def test_dyck_sweep_cli_on_ray(data, ray_cluster, tmp_path, capsys):
+    from timescale_probe.cli import main
+
+    out = tmp_path / "cli"
+    main(["dyck", "sweep", str(data), "--seeds", "1", "--arch", "mts", "--profile", "tiny", "--units", "8",
+          "--epochs", "1", "--device", "cpu", "--executor", "ray", "--cpus-per-task", "1", "--out", str(out)])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "executor: ray" in text and "1 trained" in text
+    assert set(pd.read_csv(out / "results.csv")["arch"]) == {"mts"}
+    with pytest.raises(OptionError, match="cpus_per_task"):
+        make_executor("ray", cpus_per_task=64)
+
+
+def test_options_are_checked_and_missing_ray_is_one_line(monkeypatch):
+    with pytest.raises(OptionError, match="unknown executor 'dask'"):
+        make_executor("dask")
+    with pytest.raises(OptionError, match="jobs must be >= 1"):
+        make_executor("local", jobs=0)
+    with pytest.raises(OptionError, match="address is for the ray executor"):
+        make_executor("local", address="auto")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(OptionError, match=r"pip install 'tsprobe\[ray\]'") as exc:
+        import_ray()
+    assert exc.value.param == "executor"
+    with pytest.raises(OptionError, match="tasks keys|task keys must be unique"):
+        list(LocalExecutor().run([Task("a", square, (1,)), Task("a", square, (2,))]))
