@@ -263,3 +263,27 @@ def test_without_eos_drops_line_ends(tmp_path):
     p.write_text("a b\nc\n")
     s = read_token_stream(p).without_eos()
     assert [s.vocab[i] for i in s.tokens] == ["a", "b", "c"] and s.line_ids.tolist() == [0, 0, 1]
+
+
+def test_jackknife_wide_keys_with_boundaries_equal_the_generic_path():
+    """A vocabulary whose ``V^2 << shift`` overflows 32 bits takes the int64 key; with segment
+    boundaries the one-sort jackknife still equals the chunked path, and the delta SE equals the
+    direct formula."""
+    rng = np.random.default_rng(3)
+    V = 70_000  # V^2 * 32 > 2^32
+    x = rng.choice(np.array([0, 5, 17, 40_000, 69_999]), size=3000, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    x = np.where(rng.random(3000) < 0.5, x, np.roll(x, 1))  # some dependence at distance 1
+    seg = np.cumsum(rng.random(3000) < 0.01)
+    fast = distance_stats(x, 1, V, boundaries=seg, se="jackknife", n_blocks=20)
+    generic = distance_stats(x, 1, V, boundaries=seg, se="jackknife", n_blocks=20, chunk_size=149)
+    assert fast["plugin"] == pytest.approx(generic["plugin"], rel=1e-13)
+    keep = seg[:-1] == seg[1:]
+    pairs = list(zip(x[:-1][keep].tolist(), x[1:][keep].tolist()))
+    n = len(pairs)
+    j, f, s = Counter(pairs), Counter(p[0] for p in pairs), Counter(p[1] for p in pairs)
+    pmi = {ab: math.log(c * n / (f[ab[0]] * s[ab[1]])) for ab, c in j.items()}
+    mi = sum(c / n * pmi[ab] for ab, c in j.items())
+    var = (sum(c / n * pmi[ab] ** 2 for ab, c in j.items()) - mi * mi) / n
+    assert fast["plugin"] == pytest.approx(mi, rel=1e-12)
+    assert fast["se_delta"] == pytest.approx(math.sqrt(var), rel=1e-9)
+    assert fast["loo"].shape == (20, 3) and np.isfinite(fast["se_plugin"]) and fast["se_plugin"] > 0

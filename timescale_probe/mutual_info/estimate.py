@@ -19,13 +19,12 @@ SE of the plug-in MI, ``sqrt((sum_ab p_ab pmi_ab^2 - I^2) / n)``, ``pmi_ab = ln(
 which treats pairs as independent. See :func:`distance_stats`.
 
 Counting is vectorised: each pair is one integer ``a*V + b`` (int32 when ``V^2 < 2^31``);
-occupied cells come from ``np.bincount`` when the table is small, else from a sort (torch's, on one
-thread) and run lengths. Streams longer than ``chunk_size`` pairs are counted chunk by chunk and the per-chunk
+occupied cells come from ``np.bincount`` when the table is small, else from a sort (numpy's) and run
+lengths. Streams longer than ``chunk_size`` pairs are counted chunk by chunk and the per-chunk
 (cell, count) lists merged, so memory is O(chunk_size + distinct pairs), not O(N) per distance.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -122,27 +121,10 @@ def _code_dtype(n_types: int):
     return np.int32 if n_types * n_types < 2**31 else np.int64
 
 
-@contextlib.contextmanager
-def single_thread_sort():
-    """Run torch's CPU sort on one thread inside the block (restored after). torch's integer sort
-    on one thread is ~2.5x faster than ``np.sort`` here, while its multi-threaded version collapses
-    on a busy machine (measured 10x slower at load 7 on 2 cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _sort(codes: np.ndarray) -> np.ndarray:
-    if codes.size < 1 << 15:
-        return np.sort(codes)
-    import torch
-
-    return torch.sort(torch.from_numpy(np.ascontiguousarray(codes))).values.numpy()
+    """Sorted copy of integer codes. numpy's sort (SIMD radix/quick sorts since numpy 2) is ~8x
+    faster than torch's single-threaded sort on int32 and int64 codes here (benchmarks/mi_decay.py)."""
+    return np.sort(codes)
 
 
 def _occupied(codes: np.ndarray, table_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -312,11 +294,17 @@ def delta_se(pc: PairCounts) -> float:
     if n == 0:
         return float("nan")
     a = pc.cells // pc.n_types
-    b = pc.cells % pc.n_types
-    pmi = np.log(pc.joint * float(n)) - np.log(pc.first[a].astype(np.float64)) - np.log(pc.second[b].astype(np.float64))
-    p = pc.joint / float(n)
-    mi = float(np.sum(p * pmi))
-    var = (float(np.sum(p * pmi * pmi)) - mi * mi) / n
+    b = pc.cells - a * pc.n_types
+    with np.errstate(divide="ignore"):  # tokens absent from one side never index these tables
+        log_first = np.log(pc.first.astype(np.float64))
+        log_second = np.log(pc.second.astype(np.float64))
+    joint = pc.joint.astype(np.float64)
+    pmi = np.log(joint)
+    pmi += np.log(float(n))
+    pmi -= log_first[a]
+    pmi -= log_second[b]
+    mi = float(joint @ pmi) / n
+    var = (float((joint * pmi) @ pmi) / n - mi * mi) / n
     return float(np.sqrt(max(var, 0.0)))
 
 
@@ -402,42 +390,88 @@ def jackknife_se(loo: np.ndarray) -> np.ndarray:
     return np.sqrt((m - 1) / m * np.sum((v - v.mean(axis=0)) ** 2, axis=0))
 
 
+def _run_starts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start index and length of each run of equal values in a sorted array."""
+    n = s.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    flag = np.empty(n, dtype=bool)
+    flag[0] = True
+    np.not_equal(s[1:], s[:-1], out=flag[1:])
+    starts = np.flatnonzero(flag)
+    lengths = np.empty(starts.size, dtype=np.int64)
+    lengths[:-1] = starts[1:] - starts[:-1]
+    lengths[-1] = n - starts[-1]
+    return starts, lengths
+
+
 def _jackknife_in_memory(x, d, n_types, boundaries, B, tables):
-    """One sort of ``cell * B + block`` gives full counts, per-(cell, block) counts and so every
-    leave-one-block-out estimate at once (same numbers as the chunked path in :func:`distance_stats`)."""
+    """One sort of ``cell << shift | block`` gives full counts, per-(cell, block) counts and so every
+    leave-one-block-out estimate at once (same numbers as the chunked path in :func:`distance_stats`).
+
+    The key is unsigned 32-bit when ``V^2 << shift`` fits (PTB: V = 10,000 and 20 blocks), else
+    int64; the block id sits in the low ``shift`` bits, so cell and block come back by a shift
+    and a mask. Per-block marginals are bincounts of contiguous slices."""
     if d < 1:
-        raise OptionError(f"distance must be >= 1, got {d}")
+        raise OptionError(f"distance must be >= 1, got {d}", param="distance")
     V = int(n_types if n_types is not None else int(x.max()) + 1)
     n_pos = max(x.size - d, 0)
     edges = _block_edges(n_pos, B, n_pos + 1)
     B = len(edges) - 1
-    blk = np.repeat(np.arange(B, dtype=np.int64), np.diff(edges))
+    shift = max(1, (B - 1).bit_length())
+    kd = np.uint32 if (V * V) << shift <= 2**32 else np.int64
     a, b = x[:n_pos], x[d:d + n_pos]
-    if boundaries is not None:
-        keep = boundaries[:n_pos] == boundaries[d:d + n_pos]
-        a, b, blk = a[keep], b[keep], blk[keep]
-    first_kb = np.bincount(blk * V + a, minlength=B * V).reshape(B, V)
-    second_kb = np.bincount(blk * V + b, minlength=B * V).reshape(B, V)
+    keep = None if boundaries is None else boundaries[:n_pos] == boundaries[d:d + n_pos]
+    first_kb = np.empty((B, V), dtype=np.int64)
+    second_kb = np.empty((B, V), dtype=np.int64)
+    for k in range(B):
+        ak, bk = a[edges[k]:edges[k + 1]], b[edges[k]:edges[k + 1]]
+        if keep is not None:
+            mk = keep[edges[k]:edges[k + 1]]
+            ak, bk = ak[mk], bk[mk]
+        first_kb[k] = np.bincount(ak, minlength=V)
+        second_kb[k] = np.bincount(bk, minlength=V)
+    key = a.astype(kd)
+    key *= kd(V)
+    key += b.astype(kd, copy=False)
+    key <<= kd(shift)
+    for k in range(1, B):
+        key[edges[k]:edges[k + 1]] |= kd(k)
+    if keep is not None:
+        key = key[keep]
+    key.sort()
+    starts, run_count = _run_starts(key)
+    run_key = key[starts]
+    run_cell = run_key >> kd(shift)
+    run_block = (run_key & kd((1 << shift) - 1)).astype(np.intp)
+    new_cell = np.empty(run_cell.size, dtype=bool)
+    new_cell[:1] = True
+    np.not_equal(run_cell[1:], run_cell[:-1], out=new_cell[1:])
+    cell_of_run = np.cumsum(new_cell)
+    cell_of_run -= 1
+    cells = run_cell[new_cell].astype(np.int64)
+    # joint count of each cell: differences of the running total of run counts at each cell's last run
+    last_run = np.flatnonzero(np.append(new_cell[1:], True))
+    total = np.cumsum(run_count)[last_run]
+    joint = np.empty(cells.size, dtype=np.int64)
+    joint[:1] = total[:1]
+    np.subtract(total[1:], total[:-1], out=joint[1:])
     first, second = first_kb.sum(0), second_kb.sum(0)
-    key = (a.astype(np.int64) * V + b) * B + blk
-    run_key, run_count = _occupied(key, V * V * B)
-    run_cell, run_block = run_key // B, run_key % B
-    new_cell = np.concatenate(([True], run_cell[1:] != run_cell[:-1])) if run_key.size else np.zeros(0, bool)
-    cell_of_run = np.cumsum(new_cell) - 1
-    cells = run_cell[new_cell]
-    joint = np.bincount(cell_of_run, weights=run_count, minlength=cells.size).astype(np.int64)
-    pc = PairCounts(d, V, cells, joint, first, second)
     tables = tables or TermTables(int(max(first.max(initial=1), second.max(initial=1))))
+    pc = PairCounts(d, V, cells, joint, first, second)
     out = mi_from_counts(pc, tables)
     n = pc.n_pairs
     t_joint = tables.terms(joint)
     nc = joint[cell_of_run]
     rest = nc - run_count
-    drop = np.stack([
-        np.bincount(run_block, weights=tables.n_log_n[nc] - tables.n_log_n[rest], minlength=B),
-        np.bincount(run_block, weights=tables.n_g_n[nc] - tables.n_g_n[rest], minlength=B),
-        np.bincount(run_block, weights=(rest == 0).astype(np.float64), minlength=B),
-    ], axis=1)
+    w = tables.n_log_n[nc]
+    w -= tables.n_log_n[rest]
+    drop_nlogn = np.bincount(run_block, weights=w, minlength=B)
+    w = tables.n_g_n[nc]
+    w -= tables.n_g_n[rest]
+    drop_ng = np.bincount(run_block, weights=w, minlength=B)
+    drop_cells = np.bincount(run_block[rest == 0], minlength=B).astype(np.float64)
+    drop = np.stack([drop_nlogn, drop_ng, drop_cells], axis=1)
     n_k = first_kb.sum(1)
     loo = []
     for k in range(B):
@@ -478,9 +512,8 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
     totals = np.bincount(x, minlength=V)
     tables = TermTables(int(totals.max()) if x.size else 1)
     for d in distances:
-        with single_thread_sort():
-            r = distance_stats(x, int(d), V, boundaries=boundaries, se=se, n_blocks=n_blocks,
-                               chunk_size=chunk_size, tables=tables, totals=totals)
+        r = distance_stats(x, int(d), V, boundaries=boundaries, se=se, n_blocks=n_blocks,
+                           chunk_size=chunk_size, tables=tables, totals=totals)
         row = {"distance": int(d), "n_pairs": r["n_pairs"], "occupied_cells": r["occupied_cells"]}
         for est in ESTIMATORS:
             row[f"mi_{est.replace('-', '_')}_bits"] = r[est] / LN2
