@@ -95,3 +95,22 @@ def test_bad_inputs_one_line_exit_2(trained, tmp_path):
         (other / f"{split}.txt").write_text("alpha beta gamma\n")
     r = run_cli("evaluate", trained["mts"], "--corpus", other, "--out", tmp_path / "x")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "vocabulary mismatch" in r.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--arch", "zz"], "unknown --arch 'zz'"),
+    (["--profile", "huge"], "unknown --profile 'huge'"),
+    (["--optimizer", "rms"], "unknown --optimizer 'rms'"),
+    (["--lr", "0"], "--lr (learning rate) must be > 0"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--mts-spec", "bogus:1"], "--mts-spec: cannot read layer spec 'bogus:1'"),
+    (["--threads", "0"], "--threads must be >= 1 (got 0)"),
+])
+def test_train_options_are_checked_before_reading_the_corpus(args, expected, tmp_path):
+    from helpers import run_cli_inprocess
+
+    # a corpus that does not exist: the option error must come first
+    r = run_cli_inprocess("train", "--corpus", tmp_path / "no-corpus", "--out", tmp_path / "m" / "m.pt", *args)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -76,14 +76,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise OptionError(f"unknown optimizer '{self.optimizer}': use sgd or adam")
+            raise OptionError(f"unknown optimizer '{self.optimizer}': use sgd or adam", param="optimizer")
         for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size", "bptt"):
             if int(getattr(self, name)) < 1:
-                raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
         if self.bptt < 10:
-            raise OptionError(f"bptt must be >= 10 (sequence lengths are drawn around it), got {self.bptt}")
+            raise OptionError(f"bptt must be >= 10 (sequence lengths are drawn around it), got {self.bptt}",
+                              param="bptt")
         if self.lr <= 0:
-            raise OptionError(f"learning rate must be > 0, got {self.lr}")
+            raise OptionError(f"lr (learning rate) must be > 0, got {self.lr}", param="lr")
         if self.patience is not None and int(self.patience) < 1:
             raise OptionError(f"patience must be >= 1 (or None), got {self.patience}", param="patience")
 
@@ -117,7 +118,7 @@ def resolve_profile(profile: str, corpus_name: str) -> tuple[dict[str, Any], dic
                      dropoute=0.0, wdrop=0.1, tie_weights=True)
         train = dict(epochs=2, batch_size=4, eval_batch_size=2, bptt=12, lr=20.0, seed=141)
     else:
-        raise OptionError(f"unknown profile '{profile}': use {', '.join(PROFILES)}")
+        raise OptionError(f"unknown profile '{profile}': use {', '.join(PROFILES)}", param="profile")
     return model, train
 
 
@@ -126,7 +127,7 @@ def default_mts_spec(arch: str, mts_spec: str | MTSSpec | dict | None) -> MTSSpe
     spec or the paper's (layer 1 T=3/4 halves, layer 2 inverse-gamma a=0.56 quantiles of the
     layer's size, layer 3 free)."""
     if arch not in ARCHS:
-        raise OptionError(f"unknown architecture '{arch}': use baseline or mts")
+        raise OptionError(f"unknown arch '{arch}': use baseline or mts", param="arch")
     if isinstance(mts_spec, dict):
         mts_spec = MTSSpec.from_dict(mts_spec)
     elif isinstance(mts_spec, str):
@@ -209,6 +210,19 @@ def awd_loss(logits: torch.Tensor, targets: torch.Tensor, extras: dict[str, list
         h = extras["raw_outputs"][-1]
         loss = loss + beta * (h[1:] - h[:-1]).pow(2).mean()
     return loss, raw_loss
+
+
+def check_train_options(*, arch: str = "baseline", profile: str = "small", mts_spec=None,
+                        train_overrides: dict[str, Any] | None = None) -> None:
+    """Options of :func:`train_language_model` that need no corpus (architecture, profile, MTS
+    spec syntax, training settings), one ``OptionError`` naming the parameter; the command calls
+    it before reading the corpus."""
+    _, train_opts = resolve_profile(profile, "")
+    train_opts.update({k: v for k, v in (train_overrides or {}).items() if v is not None})
+    if train_opts.get("optimizer") == "adam" and "lr" not in {k for k, v in (train_overrides or {}).items() if v is not None}:
+        train_opts["lr"] = 2e-3
+    TrainConfig(**train_opts)
+    default_mts_spec(arch, mts_spec)
 
 
 def train_language_model(

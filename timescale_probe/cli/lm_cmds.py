@@ -119,10 +119,13 @@ def train_cmd(
     """Train an AWD-LSTM language model (baseline or MTS) with the paper's recipe; keeps the
     best-validation checkpoint, resumable, with a model card of test perplexity per frequency bin."""
     from ..fileio import resolve_device
-    from ..training import command_line, train_language_model
+    from ..training import check_train_options, command_line, train_language_model
 
     _set_threads(threads)
     edges = _eval_options(bins_from, bin_edges, vocab_file)
+    overrides = {"epochs": epochs, "seed": seed, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+                 "bptt": bptt}
+    check_train_options(arch=arch, profile=profile, mts_spec=mts_spec, train_overrides=overrides)
     dev = resolve_device(device)
     if out.exists() and out.is_dir():
         raise OptionError(f"out must be a checkpoint file path (X.pt), but {out} is a directory", param="out")
@@ -131,8 +134,7 @@ def train_cmd(
                   f"vocabulary {c.vocab_size:,}, device {dev}")
     res = train_language_model(
         c, out, arch=arch, profile=profile, mts_spec=mts_spec,
-        train_overrides={"epochs": epochs, "seed": seed, "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
-                         "bptt": bptt},
+        train_overrides=overrides,
         device=dev, resume=resume, progress=progress, log=console.print, command=command_line(), bins_from=bins_from,
         bin_edges=edges,
     )
