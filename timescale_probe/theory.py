@@ -122,10 +122,10 @@ PROFILES: dict[str, TheoryProfile] = {
                            mi_shuffles=2, emb_size=8, hidden=12, dropout=0.0, max_epochs=3, patience=1, min_epochs=0,
                            batch_size=8, eval_batch_size=4, bptt=20, lr=1e-2, n_boot=200),
     # 3 k x 3 seeds x 4 arms of a 64/64/32 LSTM on 65k training tokens (4 trees of 16k) per source:
-    # about 1 min per run on one free core (--threads 1), so 35-50 min in all
+    # 1-2 min per run on one busy core (--threads 1), so about an hour in all
     "small": TheoryProfile("small", ks=(0.3, 0.8, 1.5), seeds=(1, 2, 3), n_symbols=8, depth=14, train_trees=4,
                            valid_trees=1, test_trees=2, mi_trees=16, mi_max_distance=4000, mi_distances=40,
-                           mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=30, patience=3, min_epochs=4,
+                           mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=60, patience=5, min_epochs=5,
                            batch_size=16, eval_batch_size=16, bptt=50, lr=5e-3),
 }
 
