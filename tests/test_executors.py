@@ -204,3 +204,64 @@ def test_options_are_checked_and_missing_ray_is_one_line(monkeypatch):
     assert exc.value.param == "executor"
     with pytest.raises(OptionError, match="tasks keys|task keys must be unique"):
         list(LocalExecutor().run([Task("a", square, (1,)), Task("a", square, (2,))]))
+
+
+# --------------------------------------------------------------------------- multi-seed LM training
+
+def train_killed_after_epoch_one(workdir: Path, marker: str, *args) -> dict:
+    """First attempt: train 1 epoch (its resume state stays in the work folder), then the worker
+    dies; the retry runs the real task with the full budget, which resumes from that state."""
+    from timescale_probe.sweeps import _train_task
+
+    if not Path(marker).exists():
+        Path(marker).write_text("x")
+        args = list(args)
+        args[6] = dict(args[6], epochs=1)  # train_overrides
+        _train_task(workdir, *args)
+        os._exit(5)
+    return _train_task(workdir, *args)
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    import random
+
+    d = tmp_path_factory.mktemp("corpus") / "toy"
+    d.mkdir()
+    r = random.Random(0)
+    words = [f"w{i}" for i in range(40)]
+    for split, n in (("train", 200), ("valid", 30), ("test", 30)):
+        (d / f"{split}.txt").write_text("\n".join(" ".join(r.choice(words) for _ in range(10)) for _ in range(n)) + "\n")
+    return d
+
+
+def test_train_sweep_local_vs_ray_and_resume_after_a_killed_worker(corpus_dir, ray_cluster, tmp_path, monkeypatch):
+    import timescale_probe.sweeps as sweeps
+    from timescale_probe.checkpoints import load_checkpoint
+
+    kw = dict(seeds=[2], archs="mts", profile="tiny", train_overrides={"epochs": 2})
+    local = sweeps.train_sweep(str(corpus_dir), tmp_path / "local", **kw)
+    assert [i["run"] for i in local.trained] == ["toy-mts-seed2"] and not local.failed
+    # on Ray, with the worker killed after epoch 1 of its first attempt
+    marker = tmp_path / "killed"
+    real = Task
+
+    def task_with_crash(key, fn, args=(), kwargs=None, labels=None):
+        return real(key, train_killed_after_epoch_one, (str(marker), *args), kwargs or {}, labels or {})
+
+    monkeypatch.setattr(sweeps, "Task", task_with_crash)
+    with make_executor("ray") as ex:
+        remote = sweeps.train_sweep(str(corpus_dir), tmp_path / "ray", executor=ex, **kw)
+    assert marker.exists() and not remote.failed and remote.retried == 1
+    (info,) = remote.trained
+    assert info["resumed"] is True and info["attempts"] == 2
+    names = sorted(p.name for p in (tmp_path / "ray").iterdir())
+    assert names == ["toy-mts-seed2.json", "toy-mts-seed2.metrics.csv", "toy-mts-seed2.pt", "train-sweep.json"]
+    a, b = (load_checkpoint(tmp_path / d / "toy-mts-seed2.pt") for d in ("local", "ray"))
+    for la, lb in zip(a.layers, b.layers):
+        assert np.array_equal(la.weight_hh.numpy(), lb.weight_hh.numpy())
+        assert np.array_equal(la.bias_ih.numpy(), lb.bias_ih.numpy())
+    ma, mb = (pd.read_csv(tmp_path / d / "toy-mts-seed2.metrics.csv") for d in ("local", "ray"))
+    pd.testing.assert_frame_equal(ma.drop(columns="seconds"), mb.drop(columns="seconds"))
+    again = sweeps.train_sweep(str(corpus_dir), tmp_path / "ray", **kw)
+    assert again.skipped == ["toy-mts-seed2"] and not again.trained

@@ -1,0 +1,179 @@
+"""Multi-seed language-model training: every (arch, seed) of a sweep as one executor task.
+
+    from timescale_probe.sweeps import train_sweep
+    outcome = train_sweep("ptb", "seeds/", seeds=[1, 2, 3], archs=["baseline", "mts"], profile="small")
+
+Run ``<corpus>-<arch>-seed<N>`` writes ``DIR/<corpus>-<arch>-seed<N>.pt`` (best-validation
+checkpoint), ``.json`` (model card) and ``.metrics.csv`` (per-epoch curve), the names the
+per-seed result folders of :mod:`timescale_probe.seeds` use. The tasks run wherever the executor
+puts them (:mod:`timescale_probe.executors`); a corpus folder or file travels to the worker as
+bytes (``ptb`` is built into tsprobe), and the run's files travel back and are written into
+``DIR``, the card last: a run is finished exactly when its card is there, so a rerun skips it.
+A worker that dies is retried and resumes from its ``.resume.pt`` (kept in the task's work
+folder), giving the same weights as an uninterrupted run. ``DIR/train-sweep.json`` records the
+options; a folder holding a sweep with other options is refused.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import InputError, OptionError
+from .executors import Task, TaskProgress, make_executor, write_files
+from .fileio import atomic_write_text, check_out_dir
+
+SWEEP_FILE = "train-sweep.json"
+#: training options a sweep passes on (``training.train_language_model``'s ``train_overrides``)
+TRAIN_OPTIONS = ("epochs", "optimizer", "lr", "batch_size", "bptt", "patience", "min_epochs")
+
+
+def run_name(corpus: str, arch: str, seed: int) -> str:
+    return f"{corpus}-{arch}-seed{seed}"
+
+
+def _corpus_payload(spec: str) -> tuple[str, dict[str, bytes] | None]:
+    """``(name, files)``: what a worker needs to load ``spec`` without this machine's disk."""
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return p.name, {f.name: f.read_bytes() for f in sorted(p.iterdir()) if f.is_file()}
+    if p.is_file():
+        return p.name, {p.name: p.read_bytes()}
+    return spec, None
+
+
+def _train_task(workdir: Path, corpus: str, corpus_files: dict[str, bytes] | None, corpus_is_dir: bool, arch: str,
+                seed: int, profile: str, overrides: dict[str, Any], mts_spec: str | None, device: str,
+                threads: int | None, stem: str) -> dict[str, Any]:
+    """One run as an executor task (a module-level function, so every executor can ship it)."""
+    import torch
+
+    from .corpora import load_corpus
+    from .training import companion_paths, train_language_model
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    spec = corpus
+    if corpus_files is not None:
+        root = workdir / "corpus" / (corpus if corpus_is_dir else "")
+        root.mkdir(parents=True, exist_ok=True)
+        for name, blob in corpus_files.items():
+            (root / name).write_bytes(blob)
+        spec = str(root if corpus_is_dir else root / corpus)
+    c = load_corpus(spec)
+    out = workdir / f"{stem}.pt"
+    paths = companion_paths(out)
+    resume = paths["resume"].is_file()  # left by a killed attempt of this task: continue it
+    res = train_language_model(c, out, arch=arch, profile=profile, mts_spec=mts_spec,
+                               train_overrides=dict(overrides, seed=seed), device=device, resume=resume,
+                               command=f"tsprobe train-sweep ({stem})")
+    card = res.card
+    return {"arch": arch, "seed": seed, "run": stem, "resumed": resume, "epochs": card.get("epochs"),
+            "best_valid_ppl": card.get("best_valid_ppl"), "test_ppl": card.get("test_ppl"),
+            "_files": [out.name, paths["metrics"].name, paths["card"].name]}  # the card last: the finished mark
+
+
+@dataclass
+class TrainSweepOutcome:
+    runs: list[str]
+    trained: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    retried: int = 0
+
+
+def _archs(archs) -> list[str]:
+    from .training import ARCHS
+
+    archs = [a.strip() for a in (archs.split(",") if isinstance(archs, str) else archs) if str(a).strip()]
+    bad = [a for a in archs if a not in ARCHS]
+    if bad or not archs:
+        raise OptionError(f"archs must be baseline, mts or both, got {bad or archs}", param="archs")
+    return list(dict.fromkeys(archs))
+
+
+def validate_train_sweep(corpus: str, out: str | Path, seeds: list[int], archs, profile: str,
+                         train_overrides: dict[str, Any] | None, mts_spec: str | None) -> dict[str, Any]:
+    """Check every option and the corpus before any work or write; returns the sweep record."""
+    from .corpora import load_corpus
+    from .training import TrainConfig, default_mts_spec, resolve_profile
+
+    archs = _archs(archs)
+    if not seeds or any(int(s) < 0 for s in seeds):
+        raise OptionError(f"seeds must be one or more integers >= 0, got {seeds}", param="seeds")
+    overrides = {k: v for k, v in (train_overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(TRAIN_OPTIONS)
+    if unknown:
+        raise OptionError(f"train_overrides has unknown options {sorted(unknown)}", param="train_overrides")
+    out = check_out_dir(out)
+    c = load_corpus(corpus)
+    _, train_opts = resolve_profile(profile, c.name)
+    TrainConfig(**(train_opts | overrides))  # raises OptionError naming the bad option
+    for a in archs:
+        default_mts_spec(a, mts_spec)
+    record = {"corpus": c.name, "profile": profile, "train_overrides": overrides, "mts_spec": mts_spec,
+              "archs": archs}
+    path = out / SWEEP_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError(f"{path} is not valid JSON: remove it or use another out") from None
+        same = {k: old.get(k) for k in record if k != "archs"} == {k: v for k, v in record.items() if k != "archs"}
+        if not same:
+            raise OptionError(f"{out} already holds a train sweep with other options ({path}); use another out "
+                              "or remove it", param="out")
+    return record
+
+
+def train_sweep(corpus: str, out: str | Path, *, seeds: list[int], archs=("baseline", "mts"), profile: str = "small",
+                train_overrides: dict[str, Any] | None = None, mts_spec: str | None = None, device: str = "cpu",
+                threads: int | None = 1, executor=None, jobs: int = 1, progress: Any = False,
+                on_done: Callable[[dict[str, Any]], None] | None = None) -> TrainSweepOutcome:
+    """Train every (arch, seed) not yet finished in ``out`` (see the module docstring)."""
+    record = validate_train_sweep(corpus, out, seeds, archs, profile, train_overrides, mts_spec)
+    out = Path(out)
+    archs = record["archs"]
+    name, files = _corpus_payload(corpus)
+    is_dir = Path(corpus).expanduser().is_dir()
+    runs = [(a, int(s), run_name(record["corpus"], a, int(s))) for s in seeds for a in archs]
+    outcome = TrainSweepOutcome(runs=[r for _, _, r in runs])
+    todo = []
+    for a, s, stem in runs:
+        if (out / f"{stem}.json").is_file() and (out / f"{stem}.pt").is_file():
+            outcome.skipped.append(stem)
+        else:
+            todo.append(Task(key=stem, fn=_train_task, labels={"arch": a, "seed": s},
+                             args=(name, files, is_dir, a, s, profile, record["train_overrides"], mts_spec, device,
+                                   threads, stem)))
+    owned = executor is None
+    if owned:
+        executor = make_executor("local", jobs=1 if str(device).startswith("cuda") else jobs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        old = {}
+        if (out / SWEEP_FILE).is_file():
+            old = json.loads((out / SWEEP_FILE).read_text(encoding="utf-8"))
+        record["archs"] = list(dict.fromkeys(list(old.get("archs", [])) + archs))
+        atomic_write_text(out / SWEEP_FILE, json.dumps(record, indent=1) + "\n")
+        with TaskProgress(len(todo), "training runs", progress) as bar:
+            for res in executor.run(todo, namespace=str(out.resolve())):
+                bar.update(res)
+                outcome.retried += res.attempts > 1
+                if res.ok:
+                    write_files(res.files, out)
+                    info = dict(res.value, attempts=res.attempts)
+                    outcome.trained.append(info)
+                else:
+                    log = out / f"{res.task.key}.log"
+                    atomic_write_text(log, f"{res.error}\n\n{res.traceback}\n{res.log}")
+                    info = dict(res.task.labels, run=res.task.key, error=res.error, log=str(log),
+                                attempts=res.attempts)
+                    outcome.failed.append(info)
+                if on_done is not None:
+                    on_done(info)
+    finally:
+        if owned:
+            executor.close()
+    return outcome
