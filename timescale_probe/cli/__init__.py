@@ -51,6 +51,7 @@ def _register() -> None:
         checkpoint_cmds,
         fit_cmds,
         lm_cmds,
+        sweep_cmds,
         analysis_cmds,
         mi_cmds,
         reproduce_cmds,
