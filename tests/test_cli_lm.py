@@ -78,7 +78,7 @@ def test_evaluate_and_compare(trained, tiny_dir, tmp_path):
     row = t[t["bin"] == "overall"].iloc[0]
     assert row["lo"] <= row["diff"] <= row["hi"] and row["n_resamples"] == 200
     md = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| overall |" in md and "95.0% order-statistic interval" in md
+    assert "| overall |" in md and "95% order-statistic interval (level 0.95)" in md
     run = json.loads((tmp_path / "cmp" / "run.json").read_text())
     assert run["seed"] == 0 and run["options"]["bootstrap"] == 200
     assert (tmp_path / "cmp" / "comparison.pdf").is_file()

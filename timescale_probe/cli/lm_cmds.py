@@ -293,7 +293,7 @@ def compare_cmd(
     write_table(boot, d / "bootstrap.csv")
     md = (f"Test perplexity per frequency bin ({split}, counts over {bins_from}); diff = {name_pair[0]} - {name_pair[1]}, "
           f"mean over {bootstrap:,} paired resamples of {chunk}-token chunks + the original order, "
-          f"{level:.1%} order-statistic interval, seed {seed}.\n\n")
+          f"{100 * level:.10g}% order-statistic interval (level {level:g}), seed {seed}.\n\n")
     atomic_write_text(d / "comparison.md", md + markdown_table(table.drop(columns=["level", "n_resamples", "seed"])))
     save_figure(plot_comparison(table, name_pair, title=f"{checkpoint_a.name} - {checkpoint_b.name} on {ca.name} "
                                 f"{split}"), d / "comparison.pdf")
