@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..pipeline import StepContext, StepSkipped
 from .config import ReproduceOptions
+from .results import SeedsResult, as_results, from_results
 from .seedruns import SeedRun, collect_seed_runs, mean_gap_by_epoch, validation_gaps
 from .verdicts import budget_check
 
@@ -256,5 +257,4 @@ def step_seeds(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
                        pd.DataFrame(res["table1"]["per_seed"]) if res["table1"] else None,
                        pd.DataFrame(res["table1"]["rows"]) if res["table1"] else None)
     files += [_rel(ctx, p) for p in save_pdf_png(fig, ctx.path("seeds.pdf"))]
-    res["_files"] = files
-    return res
+    return as_results(from_results(SeedsResult, res), files)

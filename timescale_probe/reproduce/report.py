@@ -23,6 +23,20 @@ from ..fileio import atomic_write_text, write_table
 from ..paper import PAPER
 from ..pipeline import StepContext, load_record
 from .config import ReproduceOptions, repo_root
+from .results import (
+    AppendixResult,
+    DyckResult,
+    MIResult,
+    PublishedTimescalesResult,
+    RoutingResult,
+    SeedsResult,
+    Table1Result,
+    TimescaleResult,
+    TrainResult,
+    WT2Result,
+    from_results,
+    load,
+)
 from .verdicts import (
     BEYOND,
     CODE_FAIL,
@@ -106,9 +120,9 @@ def _not_run(section, claim, paper, step, reason) -> Claim:
     return Claim(section, claim, paper, "-", "-", NOT_RUN, reason, step)
 
 
-def _seeds_results(records: dict) -> dict:
-    ok, _ = _status(records, "seeds")
-    return records["seeds"]["results"] if ok else {}
+def _seeds_results(records: dict) -> SeedsResult:
+    """The ``seeds`` step's results; an empty one when it did not finish."""
+    return load(records, "seeds", SeedsResult) or SeedsResult()
 
 
 def _union(lo, hi, t_lo, t_hi) -> tuple[Any, Any]:
@@ -126,17 +140,18 @@ def _table1_source(records: dict) -> tuple[dict[str, dict], dict[str, int], str,
     """Rows by bin, seeds per arm, the interval's label and where they come from: the combination
     over seeds when the ``seeds`` step has it, else this run's pair of models."""
     sr = _seeds_results(records)
-    t = sr.get("table1")
+    t = sr.table1
     if t:
         rows = {r["bin"]: dict(r) for r in t["rows"]}
         for r in rows.values():
             r["v_lo"], r["v_hi"] = _union(r.get("lo"), r.get("hi"), r.get("t_lo"), r.get("t_hi"))
         n = len(t["seeds"])
-        counts = sr.get("arm_counts", {})
+        counts = sr.arm_counts
         seeds = {"baseline": min(n, counts.get("ptb-baseline", n)), "mts": min(n, counts.get("ptb-mts", n))}
         return rows, seeds, (f"95%: hierarchical bootstrap over {n} seed(s) then chunks, and t across seeds "
                              "(the verdict needs both to clear 0)"), f"seeds {', '.join(map(str, t['seeds']))}"
-    rows = {r["bin"]: dict(r, v_lo=r.get("lo"), v_hi=r.get("hi")) for r in records["table1_perplexity"]["results"]["rows"]}
+    t1 = load(records, "table1_perplexity", Table1Result)
+    rows = {b: dict(r, v_lo=r.get("lo"), v_hi=r.get("hi")) for b, r in t1.by_bin().items()}
     return rows, {"baseline": 1, "mts": 1}, "99.9% paired chunk bootstrap, one seed", "this run's pair of models"
 
 
@@ -149,12 +164,12 @@ def table1_claims(records: dict, comparable: bool) -> list[Claim]:
     c_all = "MTS better than baseline overall (baseline - MTS > 0)"
     c_rare = "MTS better than baseline on rare words (<100) (baseline - MTS > 0)"
     p_all = f"yes ({PAPER['ppl_baseline']} -> {PAPER['ppl_mts']})"
-    if not ok and not _seeds_results(records).get("table1"):
+    if not ok and not _seeds_results(records).table1:
         out = [_not_run(sec, f"perplexity {name}", fmt(p), step, why) for name, p, _, _ in items]
         return out + [_not_run(sec, c_all, p_all, step, why),
                       _not_run(sec, c_rare, "yes (gain largest on rare words)", step, why)]
     rows, seeds, level, source = _table1_source(records)
-    budget = (_seeds_results(records).get("gap") or {}).get("budget")
+    budget = _seeds_results(records).gap.get("budget")
     out = []
     for name, p, model, b in items:
         r = rows.get(b, {})
@@ -178,7 +193,7 @@ def table1_full(records: dict) -> list[str]:
     difference with intervals and directions), the bin counting, the method, the validation gap."""
     ok, _ = _status(records, "table1_perplexity")
     sr = _seeds_results(records)
-    if not ok and not sr.get("table1"):
+    if not ok and not sr.table1:
         return []
     rows, seeds, level, source = _table1_source(records)
     lines = ["", "### Table 1 in full", "",
@@ -203,10 +218,11 @@ def table1_full(records: dict) -> list[str]:
                      f"{interval(r.get('ppl_baseline_lo'), r.get('ppl_baseline_hi'))} | {fmt(r.get('ppl_mts'))} "
                      f"{interval(r.get('ppl_mts_lo'), r.get('ppl_mts_hi'))} | {fmt(r.get('diff'))} {d_iv} | "
                      f"{fmt(r.get('rel_nll_pct'), 3)} {rel_iv} | {_md_escape(direction)} |")
-    bins = (records.get("table1_perplexity") or {}).get("results", {}).get("bins")
+    t1 = load(records, "table1_perplexity", Table1Result)
+    bins = t1.bins if t1 else None
     if bins:
         lines += ["", f"Bin counting: {bins['line']}."]
-    gap = sr.get("gap") or {}
+    gap = sr.gap
     if gap.get("mean_by_epoch"):
         g = ", ".join(f"{x:+.1f}" for x in gap["mean_by_epoch"])
         lines += ["", f"Validation gap MTS vs baseline per epoch (valid ppl MTS / baseline - 1, %, mean over seeds "
@@ -221,7 +237,7 @@ def wt2_claims(records: dict, comparable: bool) -> list[Claim]:
     ok, why = _status(records, step)
     if not ok:
         return [_not_run(sec, "perplexity MTS, WikiText-2 test", fmt(PAPER["ppl_wt2_mts"]), step, why)]
-    v = records[step]["results"].get("ppl_mts")
+    v = load(records, step, WT2Result).ppl_mts
     return [_claim(sec, "perplexity MTS, WikiText-2 test", fmt(PAPER["ppl_wt2_mts"]), fmt(v), "-",
                    value_verdict(v, PAPER["ppl_wt2_mts"], comparable=comparable), "", step)]
 
@@ -262,7 +278,7 @@ def timescale_claims(records: dict, comparable: bool) -> list[Claim]:
         if not ok:
             out.append(_not_run(sec, claim, ptxt, step, why))
             continue
-        r = records[step]["results"][corpus]
+        r = getattr(load(records, step, PublishedTimescalesResult), corpus)
         src = r["summary"] if key in r["summary"] else r["fit"]
         v = src.get(key)
         iv = interval(src.get(f"{key}_lo"), src.get(f"{key}_hi"), level="95% bootstrap") if key in r["fit"] else "-"
@@ -272,7 +288,7 @@ def timescale_claims(records: dict, comparable: bool) -> list[Claim]:
                           code_check(v, paper, tol=tol), note, step))
     if ok:
         for corpus in ("ptb", "wt2"):
-            fit = records[step]["results"][corpus]["fit"]
+            fit = getattr(load(records, step, PublishedTimescalesResult), corpus)["fit"]
             if "invgamma_beats_gamma_lognorm" in fit:
                 out.append(_claim(sec, f"{corpus.upper()} baseline (authors' arrays, our code): inverse gamma fits "
                                        "better than gamma and lognormal (AIC)", "yes",
@@ -297,17 +313,17 @@ def timescale_claims(records: dict, comparable: bool) -> list[Claim]:
             if not ok:
                 out.append(_not_run(sec, claim, ptxt, step, why))
                 continue
-            r = records[step]["results"]
-            src = r["summary"] if key in r["summary"] else r["fit"]
+            r = load(records, step, TimescaleResult)
+            src = r.summary if key in r.summary else (r.fit or {})
             v = src.get(key)
             lo, hi = src.get(f"{key}_lo"), src.get(f"{key}_hi")
             out.append(_claim(sec, claim, ptxt, fmt(v, 2, pct) if pct else fmt(v, 3),
                               interval(lo, hi, 3, level=f"95% {src.get('ci_method') or ''} bootstrap".replace("  ", " ")),
                               value_verdict(v, paper, comparable=comparable, lo=lo, hi=hi), "", step))
         if ok:
-            fit = records[step]["results"]["fit"]
+            fit = load(records, step, TimescaleResult).fit or {}
             claim = f"our {name} baseline: inverse gamma fits better than gamma and lognormal (AIC)"
-            per_seed = [f for f in (sr.get("fits") or []) if "best_family" in f] if corpus == "ptb" else []
+            per_seed = [f for f in sr.fits if "best_family" in f] if corpus == "ptb" else []
             if per_seed:
                 wins = [f["invgamma_beats_gamma_lognorm"] for f in per_seed]
                 n = len(wins)
@@ -337,7 +353,7 @@ def markov_claim(records: dict) -> Claim:
     claim = "Markov-PTB baseline has a narrower (lighter-tailed) timescale distribution than the PTB baseline"
     okp, whyp = _status(records, "timescales_ptb")
     okm, whym = _status(records, "timescales_markov")
-    mk = _seeds_results(records).get("markov") or {}
+    mk = _seeds_results(records).markov
     note = "larger inverse-gamma shape at scale 1 = lighter tail; difference Markov - PTB, paired by seed"
     if mk.get("pairs") and len(mk["pairs"]) >= 2:
         seeds = {"PTB": len(mk["seeds_ptb"]), "Markov-PTB": len(mk["seeds_markov"])}
@@ -348,10 +364,8 @@ def markov_claim(records: dict) -> Claim:
                       v, note, "seeds")
     if not (okp and okm):
         return _not_run(sec, claim, "yes", "timescales_markov", whym or whyp)
-    fp = records["timescales_ptb"]["results"]["fit"]
-    fm = records["timescales_markov"]["results"]["fit"]
-    p_sum = records["timescales_ptb"]["results"]["summary"]
-    m_sum = records["timescales_markov"]["results"]["summary"]
+    tp, tm = load(records, "timescales_ptb", TimescaleResult), load(records, "timescales_markov", TimescaleResult)
+    fp, fm, p_sum, m_sum = tp.fit, tm.fit, tp.summary, tm.summary
     d = fm["a_scale1"] - fp["a_scale1"]
     # one pair: the difference's interval from the two bootstrap intervals (normal approximation)
     se = math.hypot((fm["a_scale1_hi"] - fm["a_scale1_lo"]) / 3.92, (fp["a_scale1_hi"] - fp["a_scale1_lo"]) / 3.92)
@@ -369,14 +383,14 @@ def appendix_claims(records: dict) -> list[Claim]:
     claim = "layer-2 estimated timescales follow the assigned ones (Spearman rank correlation >= 0.9)"
     if not ok:
         return [_not_run(sec, claim, "yes", step, why)]
-    stats = {(s["source"], s["layer"]): s for s in records[step]["results"]["stats"]}
+    stats = {(s["source"], s["layer"]): s for s in load(records, step, AppendixResult).stats}
     pub, ours = stats.get(("published", 2)), stats.get(("ours", 2))
     out = []
     if pub:
         out.append(_claim(sec, "published MTS arrays (our code): " + claim, "yes", f"rho {fmt(pub['spearman'], 3)}", "-",
                           code_check_holds(_ok(pub["spearman"]) and pub["spearman"] >= 0.9, "rule: rho >= 0.9"),
                           "our estimator's ranks on the authors' PTB MTS arrays", step))
-    per_seed = _seeds_results(records).get("appendix") or []
+    per_seed = _seeds_results(records).appendix
     if per_seed:
         rhos = [a["spearman"] for a in per_seed]
         n = len(rhos)
@@ -407,12 +421,12 @@ def routing_claims(records: dict, comparable: bool) -> list[Claim]:
     c2 = "frequent words (>10K) never hurt (ratio never above 1)"
     p1 = f"peak {PAPER['fig3_rare_peak']} at chunk {PAPER['fig3_rare_peak_chunk']} of {PAPER['fig3_chunks']} (T about 94)"
     p2 = "max ratio <= 1.0"
-    sr = (_seeds_results(records).get("fig3") or {})
+    sr = _seeds_results(records).fig3 or {}
     if not ok and not sr:
         return [_not_run(sec, c1, p1, step, why), _not_run(sec, c2, p2, step, why)]
     out = []
-    r = records[step]["results"] if ok else {}
-    pub = r.get("published")
+    rr = load(records, step, RoutingResult)
+    pub = rr.published if rr else None
     if pub:
         rare, freq = pub.get("<100", {}), pub.get(">10K", {})
         pos_ok = rare.get("peak_position") == PAPER["fig3_rare_peak_chunk"]
@@ -430,9 +444,9 @@ def routing_claims(records: dict, comparable: bool) -> list[Claim]:
         source = f"{n} seed(s) ({', '.join(map(str, sr['seeds']))}); interval: t across seeds on log ratios (one seed: its bootstrap)"
         n_tests = sr.get("tests_total")
     else:
-        facts, tests, band, n = r["ours"], (r.get("tests") or {}).get("bins", {}), r.get("band", {}), 1
+        facts, tests, band, n = rr.ours, rr.tests.get("bins", {}), rr.band, 1
         source = "this run's MTS model; interval: 99.9% chunk bootstrap"
-        n_tests = (r.get("tests") or {}).get("tests")
+        n_tests = rr.tests.get("tests")
     rare, freq = facts.get("<100", {}), facts.get(">10K", {})
     # claim 1: the peak lies among the longest-timescale third and clears the random-group band
     pos, ng = rare.get("peak_position"), rare.get("n_groups") or 1
@@ -450,6 +464,9 @@ def routing_claims(records: dict, comparable: bool) -> list[Claim]:
             "(the paper's direction)", "(above the band)")
         v = Verdict(CONTRADICTED if v.verdict == REPRODUCED else
                     INCONCLUSIVE if v.verdict == CONTRADICTED else v.verdict, reason)
+    elif v.verdict == CONTRADICTED:  # the peak's interval lies below the band: indistinguishable from random groups
+        v = Verdict(INCONCLUSIVE, "the peak does not clear the random groups' band; " + v.reason.replace(
+            " (opposite to the paper)", ""))
     elif v.verdict == REPRODUCED and _ok(holm) and holm >= 0.05:
         v = Verdict(INCONCLUSIVE, f"not significant after Holm's correction over {n_tests} tests (p {fmt(holm, 4)}); {v.reason}")
     if _ok(holm):
@@ -498,16 +515,16 @@ def dyck_claims(records: dict, comparable: bool) -> list[Claim]:
     if not ok:
         return ([_not_run(sec, w, fmt(p, 2, True), step, why) for w, p, _ in items]
                 + [_not_run(sec, c_dir, "yes (+2.16 points)", step, why), _not_run(sec, c_tail, "+5 to +10 points", step, why)])
-    r = records[step]["results"]
+    r = load(records, step, DyckResult)
     out = []
     for what, p, arch in items:
-        o = r.get("overall", {}).get(arch, {})
+        o = r.overall.get(arch, {})
         out.append(_claim(sec, what, fmt(p, 2, True), f"{fmt(o.get('mean'), 2, True)} +- {fmt(o.get('std'), 2, True)} "
                                                       f"({o.get('seeds')} seeds)", "-",
                           value_verdict(o.get("mean"), p, comparable=comparable, seeds=o.get("seeds")),
                           "" if comparable else "smaller network and far fewer epochs than the paper", step))
     for claim, key, paper in ((c_dir, "paired_overall", "yes (+2.16 points)"), (c_tail, "paired_tail", "+5 to +10 points")):
-        pr = r.get(key) or {}
+        pr = getattr(r, key) or {}
         if not pr.get("pairs") or not _ok(pr.get("diff")):
             out.append(_not_run(sec, claim, paper, step, "no test sequences in this range for both models"))
             continue
@@ -515,7 +532,7 @@ def dyck_claims(records: dict, comparable: bool) -> list[Claim]:
         out.append(_claim(sec, claim, paper, f"{fmt(pr.get('diff'), 2, True)} ({pr.get('pairs')} seed pairs)",
                           interval(pr.get("ci_lo"), pr.get("ci_hi"), 2, True, "95% bootstrap over seeds"), v,
                           "direction of the effect", step))
-    fit = r.get("span_slope")
+    fit = r.span_slope
     if fit:
         s, se = fit["slope"], fit.get("stderr")
         out.append(_claim(sec, c_span, f"{PAPER['dyck_span_slope']} (critical branching: -1.5)", fmt(s),
@@ -544,7 +561,7 @@ def mi_claims(records: dict) -> list[Claim]:
                 Claim(BEYOND_PREFIX + sec, "Markov-PTB (our resampler): I(d) decays exponentially", "exponential", "-",
                       "-", NOT_RUN, why, step)]
     out = []
-    for name, s in records[step]["results"]["corpora"].items():
+    for name, s in load(records, step, MIResult).corpora.items():
         markov = name == "Markov-PTB"
         expected = "exponential" if markov else "power"
         tail = s.get("tail")
@@ -651,12 +668,12 @@ def seeds_lines(records: dict) -> list[str]:
         return ["", "## Seeds", "", f"Not combined: {why}."]
     lines = ["", "## Seeds", "",
              "Models combined, paired by seed (this run's and the per-seed folders"
-             + (f" in {sr['seeds_dir']}" if sr.get("seeds_dir") else "") + "):", ""]
-    for arm, seeds in sr.get("arms", {}).items():
+             + (f" in {sr.seeds_dir}" if sr.seeds_dir else "") + "):", ""]
+    for arm, seeds in sr.arms.items():
         lines.append(f"- {arm}: {len(seeds)} seed(s): {', '.join(map(str, seeds))}")
-    for name, miss in (sr.get("missing") or {}).items():
+    for name, miss in sr.missing.items():
         lines.append(f"- {name}: missing {', '.join(miss)}")
-    for why in sr.get("left_out") or []:
+    for why in sr.left_out:
         lines.append(f"- left out: {why}")
     lines += ["", "Methods: Table 1 per seed by the chunk bootstrap (100-token chunks) of the paired difference; over "
                   "seeds by a hierarchical bootstrap (seeds with replacement, then chunks shared by the seeds, which are "
@@ -702,9 +719,9 @@ def render_markdown(claims: Sequence[Claim], records: dict[str, dict], opts: Rep
     lines += ["", "## Models", "", "| step | source | checkpoint | epochs | best valid ppl | status |", "|---|---|---|---:|---:|---|"]
     for name, rec in records.items():
         if name.startswith("train_") and rec.get("status") == "done":
-            r = rec["results"]
-            card = r.get("card") or {}
-            lines.append(f"| {name} | {r.get('source', '')} | {_md_escape(r.get('checkpoint', ''))} | {card.get('epochs', '')} "
+            r = from_results(TrainResult, rec["results"])
+            card = r.card or {}
+            lines.append(f"| {name} | {r.source} | {_md_escape(r.checkpoint)} | {card.get('epochs', '')} "
                          f"| {fmt(card.get('best_valid_ppl'))} | {card.get('status', '')} |")
     lines += ["", "## Figures", ""]
     for stem, caption in figures:

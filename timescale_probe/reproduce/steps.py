@@ -1,8 +1,9 @@
 """The steps of ``tsprobe reproduce``: each a thin composition of library calls, cached by
 :func:`timescale_probe.pipeline.run_pipeline` (a finished step is not recomputed).
 
-Every step returns a JSON-able dict of results (stored in ``<out>/.steps/<name>.json``, read by
-the report) with ``_files``: the outputs it wrote, relative to ``out``. Paths of outputs inside
+Every step builds a typed result (a dataclass of :mod:`.results`) and returns it as a JSON-able
+dict (:func:`.results.as_results`; stored in ``<out>/.steps/<name>.json``, read back by the report
+with :func:`.results.load`) with ``_files``: the outputs it wrote, relative to ``out``. Paths of outputs inside
 ``out`` are stored relative to it. A step that cannot run here (missing checkpoint, corpus or
 reference data) raises :class:`~timescale_probe.pipeline.StepSkipped` with what is missing and
 where to put it; nothing is ever faked.
@@ -29,6 +30,20 @@ from ..fileio import atomic_write_text, write_table
 from ..paper import PAPER
 from ..pipeline import Step, StepContext, StepSkipped
 from .config import SHIPPED, ReproduceOptions
+from .results import (
+    AppendixResult,
+    CorporaResult,
+    DyckResult,
+    MIResult,
+    PublishedTimescalesResult,
+    RoutingResult,
+    Table1Result,
+    TimescaleResult,
+    TrainResult,
+    WT2Result,
+    as_results,
+    from_results,
+)
 
 #: every family the library fits (the report names the best of all, beside inverse gamma)
 FIT_FAMILIES = "all"
@@ -196,12 +211,10 @@ def step_corpora(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     for key, (folder, fname) in OTHER_CORPORA.items():
         p = None if opts.corpus_dir is None else opts.corpus_dir / folder / fname
         others[key] = str(p) if p is not None and p.is_file() else None
-    return {
-        "ptb": ptb_spec, "ptb_tokens": {x: int(ptb.tokens(x).numel()) for x in ("train", "valid", "test")},
-        "ptb_vocab": ptb.vocab_size, "markov": _rel(ctx, mdir), "markov_order": s["markov_order"],
-        "markov_tokens": {k: int(len(v)) for k, v in streams.items()}, "wt2": wt2_info, "others": others,
-        "_files": files,
-    }
+    return as_results(CorporaResult(
+        ptb=ptb_spec, ptb_tokens={x: int(ptb.tokens(x).numel()) for x in ("train", "valid", "test")},
+        ptb_vocab=ptb.vocab_size, markov=_rel(ctx, mdir), markov_order=s["markov_order"],
+        markov_tokens={k: int(len(v)) for k, v in streams.items()}, wt2=wt2_info, others=others), files)
 
 
 def _corpus_spec(ctx: StepContext, opts: ReproduceOptions, key: str) -> str:
@@ -259,7 +272,7 @@ def make_train_step(name: str, opts: ReproduceOptions) -> Callable[[StepContext]
                 raise StepSkipped(
                     f"shipped checkpoint {path} not found: make it with 'tsprobe train --corpus {corpus_arg} "
                     f"--arch {arch} --profile small --out {path}' (or pass --checkpoints DIR)")
-            return {"checkpoint": str(path), "source": "shipped", "card": _card_summary(read_card(path))}
+            return as_results(TrainResult(str(path), "shipped", _card_summary(read_card(path))))
         spec = _corpus_spec(ctx, opts, corpus_key)
         corpus = load_corpus(spec)
         out = ctx.path("models", f"{stem}.pt")
@@ -273,8 +286,8 @@ def make_train_step(name: str, opts: ReproduceOptions) -> Callable[[StepContext]
                 raise
             res = train_language_model(corpus, out, resume=False, **kw)  # resume state of other options
         comp = companion_paths(out)
-        return {"checkpoint": _rel(ctx, out), "source": "trained", "card": _card_summary(res.card),
-                "_files": [_rel(ctx, out), _rel(ctx, comp["card"]), _rel(ctx, comp["metrics"])]}
+        return as_results(TrainResult(_rel(ctx, out), "trained", _card_summary(res.card)),
+                          [_rel(ctx, out), _rel(ctx, comp["card"]), _rel(ctx, comp["metrics"])])
 
     return run
 
@@ -332,8 +345,7 @@ def make_timescale_step(name: str, opts: ReproduceOptions) -> Callable[[StepCont
             fit, fits = fit_summary(table["T_data"], opts.settings["fit_boot"], opts.seed)
             res["fit"] = fit
             files.append(_table(ctx, fits, f"tables/fits_{label}.csv"))
-        res["_files"] = files
-        return res
+        return as_results(from_results(TimescaleResult, res), files)
 
     return run
 
@@ -369,8 +381,7 @@ def step_published_timescales(ctx: StepContext, opts: ReproduceOptions) -> dict[
         fit, fits = fit_summary(df["T"], opts.settings["ref_fit_boot"], opts.seed)
         out[key] = {"summary": timescale_summary(df["T"]), "fit": fit}
         files.append(_table(ctx, fits, f"tables/fits_published-{key}-baseline.csv"))
-    out["_files"] = files
-    return out
+    return as_results(from_results(PublishedTimescalesResult, out), files)
 
 
 def sorted_rows(T, corpus: str, source: str, fit: dict | None) -> list[pd.DataFrame]:
@@ -462,7 +473,7 @@ def step_appendix_mts(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any
         slim[col] = [float(f"{v:.6g}") for v in slim[col]]
     files = [_table(ctx, slim, "appendix_mts.csv"), _table(ctx, pd.DataFrame(stats), "appendix_mts_stats.csv")]
     files += _save(ctx, figure_mts_layers(df), "appendix_mts.pdf")
-    return {"stats": stats, "_files": files}
+    return as_results(AppendixResult(stats), files)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -525,8 +536,7 @@ def step_table1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
         save_npy(path, np.asarray(nll, dtype=np.float64))
         files.append(_rel(ctx, path))
     bins = bin_counting_statement(corpus, "train")
-    return {"rows": table.to_dict(orient="records"), "notes": notes_b + notes_m, "bins": bins,
-            "n_targets": int(len(targets)), "_files": files}
+    return as_results(Table1Result(table.to_dict(orient="records"), notes_b + notes_m, bins, int(len(targets))), files)
 
 
 def step_wt2_perplexity(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
@@ -542,8 +552,7 @@ def step_wt2_perplexity(ctx: StepContext, opts: ReproduceOptions) -> dict[str, A
         frames.append(table.assign(model=name))
         out[f"ppl_{name}"] = float(table["ppl"].iloc[-1])
     df = pd.concat(frames, ignore_index=True)
-    out["_files"] = [_table(ctx, df, "table1_wt2_perplexity.csv")]
-    return out
+    return as_results(from_results(WT2Result, out), [_table(ctx, df, "table1_wt2_perplexity.csv")])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -614,8 +623,7 @@ def step_fig3(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
                                     title_ours=f"ours ({opts.profile}; layer 2 {s['ablation_groups']}; "
                                                f"band: {s['ablation_controls']} random groups)"),
                    "fig3_routing.pdf")
-    res["_files"] = files
-    return res
+    return as_results(from_results(RoutingResult, res), files)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -692,7 +700,7 @@ def step_dyck(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     if spans is not None:
         files.append(_table(ctx, spans, "fig2_dyck_spans.csv"))
     files += _save(ctx, figure_dyck(summary, spans, fit), "fig2_dyck.pdf")
-    res: dict[str, Any] = {"source": source, "span_slope": fit, "_files": files}
+    res: dict[str, Any] = {"source": source, "span_slope": fit}
     ov = summary[summary["kind"] == "overall"].set_index("arch")
     res["overall"] = {a: {"mean": float(ov.loc[a, "mean"]), "std": _finite(ov.loc[a, "std"]), "seeds": int(ov.loc[a, "seeds"])}
                       for a in ov.index}
@@ -704,7 +712,7 @@ def step_dyck(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
                 res[f"paired_{kind}"] = {"diff": _finite(r.get("diff")), "ci_lo": _finite(r.get("ci_lo")),
                                          "ci_hi": _finite(r.get("ci_hi")), "pairs": int(r["pairs"]),
                                          "bin": str(r["bin"]), "sign_p": _finite(r.get("sign_p"))}
-    return res
+    return as_results(from_results(DyckResult, res), files)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -762,9 +770,8 @@ def step_mi(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
              _table(ctx, pd.concat(fits, ignore_index=True), "mi_fits.csv"),
              _table(ctx, summary_df, "mi_summary.csv")]
     files += _save(ctx, figure_mi_corpora(curve_df), "mi_decay.pdf") + files_ptb
-    return {"corpora": {r["corpus"]: {k: (_finite(v) if isinstance(v, (float, np.floating)) else v)
-                                      for k, v in r.items()} for r in summaries},
-            "skipped": skipped, "_files": files}
+    return as_results(MIResult({r["corpus"]: {k: (_finite(v) if isinstance(v, (float, np.floating)) else v)
+                                               for k, v in r.items()} for r in summaries}, skipped), files)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -832,6 +839,7 @@ FIGURES = {
     "appendix_mts": ("timescales_mts", "appendix_mts"),
     "table1_perplexity": ("table1_perplexity", "wt2_perplexity", "seeds"),
     "mi_decay": ("mi_decay",),
+    "seeds": ("seeds",),
 }
 
 
