@@ -346,11 +346,11 @@ def section_speed(ctx: dict[str, Any]) -> None:
     for name, model, d, n in (("dev", m_dev, dev, n_dev), ("cpu", m_cpu, cpu, n_cpu)):
         tk = test[:n]
         token_nll(model, tk[:200], device=d)  # warm-up (cuDNN plans, allocator)
-        s = timed(lambda: token_nll(model, tk, batch_size=1, bptt=70, device=d), d)
+        s = timed(lambda model=model, tk=tk, d=d: token_nll(model, tk, batch_size=1, bptt=70, device=d), d)
         rates[("eval", name)] = n / s
         add(section="evaluation", what="evaluate, batch 1, state carried, bptt 70 (small MTS model)", device=str(d),
             value=n / s, unit="tokens/s", tokens=n, seconds=s)
-        s = timed(lambda: estimate_timescales(model, tk, batch_size=1, window=70, device=d), d)
+        s = timed(lambda model=model, tk=tk, d=d: estimate_timescales(model, tk, batch_size=1, window=70, device=d), d)
         rates[("gates", name)] = n / s
         add(section="gates", what="gates -> T_data, batch 1, window 70 (small MTS model)", device=str(d),
             value=n / s, unit="tokens/s", tokens=n, seconds=s)
@@ -368,8 +368,9 @@ def section_speed(ctx: dict[str, Any]) -> None:
                                          ("dev, one pass per group", m_dev, dev, S["abl_pergroup_tokens"], 1, False)):
         n = min(n, len(test))
         tk = test[:n]
-        s_one = timed(lambda: token_nll(model, tk, batch_size=1, bptt=70, device=d), d)
-        s = timed(lambda: ablated_nll(model, tk, groups, mode="output", group_batch=gb, device=d, fused=fused), d)
+        s_one = timed(lambda model=model, tk=tk, d=d: token_nll(model, tk, batch_size=1, bptt=70, device=d), d)
+        s = timed(lambda model=model, tk=tk, d=d, gb=gb, fused=fused: ablated_nll(
+            model, tk, groups, mode="output", group_batch=gb, device=d, fused=fused), d)
         abl[name] = (n * (G + 1)) / s
         add(section="ablation", what=f"23-group ablation (+ intact), {name}", device=str(d), value=n * (G + 1) / s,
             unit="token-copies/s", tokens=n, seconds=s, eval_pass_equivalents=s / s_one, groups=G)
@@ -393,7 +394,7 @@ def section_speed(ctx: dict[str, Any]) -> None:
     add(section="concurrency", what=f"{S['profile']}-profile training, one model in one process", device=str(dev),
         value=tps / s1, unit="tokens/s", seconds_per_step=s1)
 
-    def rr():
+    def rr(steps=steps):
         for st in steps:
             st()
 
@@ -402,7 +403,7 @@ def section_speed(ctx: dict[str, Any]) -> None:
         device=str(dev), value=3 * tps / s3, unit="tokens/s", seconds_per_step=s3 / 3)
     ctx["single_train_rate"] = tps / s1
     ctx["rr_train_rate"] = 3 * tps / s3
-    del steps
+    steps = rr = None
     if dev.type == "cuda":
         torch.cuda.empty_cache()
 
@@ -607,7 +608,6 @@ def study_jobs(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             jobs.append(dict(name=f"ptb-{arch}-seed{seed}", arch=arch, seed=seed, corpus="ptb", mts_spec=None))
     notes = []
     if "single" in ctx["extras"]:
-        _, sizes_profile = None, None
         from timescale_probe.training import resolve_profile
 
         H2 = resolve_profile(S["profile"], "ptb")[0]["layer_sizes"][1]
@@ -659,19 +659,34 @@ def start_study(ctx: dict[str, Any]) -> None:
 def wait_study(ctx: dict[str, Any]) -> None:
     st = ctx["study"]
     pending = list(st["procs"])
+    finished_at: dict[str, float] = {}
     while pending:
         for item in list(pending):
-            if item[1].poll() is not None:
+            job, p, logf = item
+            if p.poll() is None:
+                sp = Path(job["work"]) / f"{job['name']}.status.json"
+                with contextlib.suppress(Exception):
+                    if json.loads(sp.read_text()).get("state") in ("done", "failed"):
+                        finished_at.setdefault(job["name"], time.time())
+                if time.time() - finished_at.get(job["name"], time.time()) > 10:
+                    log(f"study: {job['name']} finished but has not exited after 10 s: terminating pid {p.pid}")
+                    p.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        p.wait(timeout=5)
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+            if p.poll() is not None:
                 pending.remove(item)
-                item[2].close()
-                log(f"study: {item[0]['name']} exited with {item[1].returncode}")
+                logf.close()
+                log(f"study: {job['name']} exited with {p.returncode}")
         if not pending:
             break
         if time.time() > ctx["study_hard_deadline"]:
-            for job, p, logf in pending:
+            for job, p, _logf in pending:
                 log(f"study: {job['name']} still running at the hard deadline: terminating pid {p.pid}")
                 p.terminate()
-            for job, p, logf in pending:
+            for _job, p, logf in pending:
                 try:
                     p.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -727,7 +742,6 @@ def combined_paired(pairs: list[tuple[np.ndarray, np.ndarray]], targets: np.ndar
 
 
 def analyse_study(ctx: dict[str, Any]) -> None:
-    from timescale_probe.corpora import check_vocab_compatible
     from timescale_probe.evaluation import paired_bootstrap
     from timescale_probe.seeds import read_seed_folder
 
@@ -944,6 +958,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--device", default="auto", help="auto (cuda when present), cuda or cpu")
     ap.add_argument("--extras", default="single,markov",
                     help="study extras trained beside the 6 main models: single, markov, both (default) or none")
+    ap.add_argument("--sizes", choices=("gpu", "dry"), help=argparse.SUPPRESS)  # force a size table (testing)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help="keep the scratch folder here (default: a temporary one, removed)")
     ap.add_argument("--seeds", default=",".join(map(str, STUDY_SEEDS)),
                     help="study seeds of baseline and MTS (default 141,2,3; the first also seeds the extras)")
@@ -956,8 +972,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    if a.worker:
-        return worker_main(a.worker)
+    if a.worker:  # exit at once when done (interpreter and CUDA teardown can take many seconds)
+        try:
+            rc = worker_main(a.worker)
+        except BaseException:  # noqa: BLE001 (the status file holds the traceback)
+            traceback.print_exc()
+            rc = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
     only = [s.strip() for s in a.only.split(",") if s.strip()]
     bad = [s for s in only if s not in SECTIONS]
     if bad:
@@ -973,7 +996,15 @@ def main(argv=None) -> int:
             print("error: --device cuda but no CUDA GPU is available", file=sys.stderr)
             return 2
     mode = "dry" if (a.dry_run or device.type != "cuda") else "gpu"
+    if a.sizes:
+        mode = a.sizes
     S = dict(SIZES[mode])
+    for kv in a.set:
+        k, _, v = kv.partition("=")
+        if k not in S:
+            print(f"error: --set: unknown size '{k}'", file=sys.stderr)
+            return 2
+        S[k] = json.loads(v)
     extras = set() if a.extras.strip() in ("", "none") else {e.strip() for e in a.extras.split(",")}
     if extras - {"single", "markov"}:
         print(f"error: unknown --extras {', '.join(sorted(extras - {'single', 'markov'}))}: use single, markov or none",
