@@ -299,3 +299,11 @@ def test_cli_bad_option_is_one_line_and_writes_nothing(tmp_path, cli):
     assert not out.exists()
     r = cli("theory-test", "--profile", "smoke", "--ks", "a,b", "--out", out)
     assert r.returncode == 2 and not out.exists()
+
+
+def test_parallel_jobs_give_the_same_numbers(one_thread):
+    a = theory.run_theory_study("smoke", None, jobs=1, seeds=[1], ks=[0.4], threads=1)
+    b = theory.run_theory_study("smoke", None, jobs=2, seeds=[1], ks=[0.4], threads=1)
+    assert a.results["arch"].tolist() == b.results["arch"].tolist() == list(ARMS)
+    np.testing.assert_array_equal(a.results["test_loss"], b.results["test_loss"])
+    pd.testing.assert_frame_equal(a.curves, b.curves)
