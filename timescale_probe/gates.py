@@ -332,16 +332,16 @@ class GateStatistics:
     def update(self, gates: list[LayerGates]) -> None:
         for k, lg in enumerate(gates):
             S, B, _ = lg.f.shape
-            fc = lg.f_comp.double().mean(0)  # (B, H): each stream's window mean of 1 - f
+            fc = lg.f_comp.mean(0, dtype=torch.float64)  # (B, H): each stream's window mean of 1 - f
             self.fc_sum[k] += fc.sum(0).cpu()
-            self.f_sum[k] += lg.f.double().mean(0).sum(0).cpu()
+            self.f_sum[k] += lg.f.mean(0, dtype=torch.float64).sum(0).cpu()
             self.fc_sumsq[k] += (fc * fc).sum(0).cpu()
             if lg.i is not None and lg.o is not None:
-                self.i_sum[k] += lg.i.double().mean(0).sum(0).cpu()
-                self.o_sum[k] += lg.o.double().mean(0).sum(0).cpu()
+                self.i_sum[k] += lg.i.mean(0, dtype=torch.float64).sum(0).cpu()
+                self.o_sum[k] += lg.o.mean(0, dtype=torch.float64).sum(0).cpu()
                 self.has_io = True
             if lg.c is not None:
-                self.c_abs_sum[k] += lg.c.double().abs().mean(0).sum(0).cpu()
+                self.c_abs_sum[k] += lg.c.abs().mean(0, dtype=torch.float64).sum(0).cpu()
                 self.has_cells = True
             self.n_windows[k] += B
             self.n_steps[k] += S * B
