@@ -204,7 +204,7 @@ def test_study_routing_and_controls(model, tokens):
         assert top.loc[b, "ratio"] == pytest.approx(main[main.bin == b].ratio.max())
     fig = plot_routing(st.ratios_, st.groups_, st.controls_)
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert labels[0] == "18.3\n[16.5, 20]"  # mean T and its range, not "average"
+    assert labels[0] == "18.3"  # the group's mean T, one line (readable); its range is in groups_
 
 
 # -- parts of speech (Brown) --------------------------------------------------------------------
