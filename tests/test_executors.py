@@ -265,3 +265,73 @@ def test_train_sweep_local_vs_ray_and_resume_after_a_killed_worker(corpus_dir, r
     pd.testing.assert_frame_equal(ma.drop(columns="seconds"), mb.drop(columns="seconds"))
     again = sweeps.train_sweep(str(corpus_dir), tmp_path / "ray", **kw)
     assert again.skipped == ["toy-mts-seed2"] and not again.trained
+
+
+# --------------------------------------------------------------------------- concurrent pipeline steps
+
+def _toy_a(ctx):
+    rng = np.random.default_rng(11)
+    p = ctx.path("data", "a.npy")
+    np.save(p, rng.normal(size=50))
+    return {"file": "data/a.npy", "_files": ["data/a.npy"]}
+
+
+def _toy_b(ctx):
+    x = np.load(ctx.out / ctx.results["a"]["file"])
+    p = ctx.path("b.txt")
+    p.write_text(f"{x.sum():.17g}")
+    return {"sum": float(x.sum()), "_files": ["b.txt"]}
+
+
+def _toy_c(ctx):
+    return {"c": 3, "_files": []}
+
+
+def _toy_d(ctx):
+    return {"b_plus_c": ctx.results["b"]["sum"] + ctx.results.get("c", {}).get("c", 0)}
+
+
+def _toy_e(ctx):
+    raise ValueError("step e breaks")
+
+
+def _toy_report(ctx):
+    from timescale_probe.pipeline import load_record
+
+    seen = {n: (load_record(ctx.out, n) or {}).get("status") for n in "abcdef"}
+    ctx.path("report.md").write_text(repr(sorted(seen.items())))
+    return {"seen": seen, "_files": ["report.md"]}
+
+
+def toy_steps(tag: str):
+    from timescale_probe.pipeline import Step
+
+    return [Step("a", "a", _toy_a, options={"tag": tag}), Step("c", "c", _toy_c),
+            Step("b", "b", _toy_b, needs=("a",)), Step("d", "d", _toy_d, needs=("b",), after=("c",)),
+            Step("e", "e", _toy_e), Step("f", "f", _toy_c, needs=("e",)), Step("report", "report", _toy_report)]
+
+
+@pytest.mark.parametrize("kind", ["local2", "ray"])
+def test_concurrent_steps_give_the_sequential_records(kind, ray_cluster, tmp_path):
+    from timescale_probe.pipeline import run_pipeline
+
+    def run(out, executor):
+        kw = dict(executor=executor, rebuild=(toy_steps, ("x",)), on_driver=("report",)) if executor else {}
+        return run_pipeline(toy_steps("x"), out, "smoke", **kw)
+
+    seq = run(tmp_path / "seq", None)
+    ex = LocalExecutor(jobs=2) if kind == "local2" else make_executor("ray")
+    with ex:
+        assert ex.concurrent
+        con = run(tmp_path / "con", ex)
+        again = run(tmp_path / "con", ex)  # rerun: finished steps come from the cache
+    keys = ("status", "results", "files", "reason")
+    assert {n: {k: r.get(k) for k in keys} for n, r in seq.items()} == \
+           {n: {k: r.get(k) for k in keys} for n, r in con.items()}
+    assert con["d"]["results"] == {"b_plus_c": seq["b"]["results"]["sum"] + 3}
+    assert con["e"]["status"] == "failed" and con["f"]["status"] == "skipped"
+    assert con["report"]["results"]["seen"] == {"a": "done", "b": "done", "c": "done", "d": "done", "e": "failed",
+                                                "f": "skipped"}
+    for f in ("data/a.npy", "b.txt", "report.md"):
+        assert (tmp_path / "seq" / f).read_bytes() == (tmp_path / "con" / f).read_bytes()
+    assert again["b"] == con["b"]  # same record: not rerun

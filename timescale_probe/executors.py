@@ -207,6 +207,8 @@ class Executor:
     """Base: ``run(tasks)`` yields a :class:`TaskResult` per task as tasks finish (any order)."""
 
     name = "base"
+    #: whether tasks run at the same time (callers keep a sequential path for executors that don't)
+    concurrent = False
 
     def __init__(self, *, cpus_per_task: float = 1, gpus_per_task: float = 0, max_retries: int = 3,
                  storage: str | Path | None = None, run_key: str = "") -> None:
@@ -249,6 +251,11 @@ class LocalExecutor(Executor):
         if int(jobs) < 1:
             raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
         self.jobs = int(jobs)
+        self._pool = None
+
+    @property
+    def concurrent(self) -> bool:
+        return self.jobs > 1
 
     def describe(self) -> str:
         return f"local ({self.jobs} {'process' if self.jobs == 1 else 'processes'})"
@@ -264,48 +271,64 @@ class LocalExecutor(Executor):
         yield from self._run_processes(tasks, rid)
 
     def _run_processes(self, tasks: list[Task], rid: str) -> Iterator[TaskResult]:
-        """A pool of ``jobs`` spawned worker processes (started once, reused). When a worker dies
+        """A pool of ``jobs`` spawned worker processes (started once, reused until :meth:`close`). When a worker dies
         the pool breaks and every task that was running then is charged one attempt and
         resubmitted to a fresh pool, until it has used up ``max_retries``."""
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        ctx = mp.get_context("spawn")
         pending = list(tasks)
         crashes: dict[str, int] = {}
         while pending:
-            pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(pending)), mp_context=ctx)
+            pool = self._get_pool()
+            futures = {pool.submit(execute_task, t.fn, t.args, t.kwargs, t.key, rid, self.storage): t for t in pending}
+            pending = []
+            broken: list[Task] = []
+            todo = set(futures)
             try:
-                futures = {pool.submit(execute_task, t.fn, t.args, t.kwargs, t.key, rid, self.storage): t
-                           for t in pending}
-                pending = []
-                broken: list[tuple[Task, BaseException]] = []
-                todo = set(futures)
                 while todo:
                     done, todo = wait(todo, return_when=FIRST_COMPLETED)
                     for f in done:
                         t = futures[f]
                         try:
                             raw = f.result()
-                        except BrokenProcessPool as exc:
-                            broken.append((t, exc))
+                        except BrokenProcessPool:
+                            broken.append(t)
                             continue
                         raw["attempts"] = max(raw["attempts"], crashes.get(t.key, 0) + 1)
                         yield _result(t, raw)
-                for t, exc in broken:
-                    if not _started(self.storage, rid, t.key):
-                        pending.append(t)  # never began: resubmit without charging an attempt
-                        continue
-                    crashes[t.key] = crashes.get(t.key, 0) + 1
-                    if crashes[t.key] <= self.max_retries:
-                        LOGGER.warning("task %s: a worker process died; retrying", t.describe())
-                        pending.append(t)
-                    else:
-                        yield TaskResult(t, error=f"worker process died {crashes[t.key]} times; gave up after "
-                                                  f"{self.max_retries} retries", attempts=crashes[t.key])
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException:
+                self._drop_pool()
+                raise
+            if broken:
+                self._drop_pool()
+            for t in broken:
+                if not _started(self.storage, rid, t.key):
+                    pending.append(t)  # never began: resubmit without charging an attempt
+                    continue
+                crashes[t.key] = crashes.get(t.key, 0) + 1
+                if crashes[t.key] <= self.max_retries:
+                    LOGGER.warning("task %s: a worker process died; retrying", t.describe())
+                    pending.append(t)
+                else:
+                    yield TaskResult(t, error=f"worker process died {crashes[t.key]} times; gave up after "
+                                              f"{self.max_retries} retries", attempts=crashes[t.key])
+
+    def _get_pool(self):
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"))
+        return self._pool
+
+    def _drop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        self._drop_pool()
 
 
 def _started(storage: str | None, rid: str, key: str) -> bool:
@@ -322,6 +345,7 @@ class RayExecutor(Executor):
     session is used as it is."""
 
     name = "ray"
+    concurrent = True
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, **kw: Any) -> None:
         super().__init__(**kw)

@@ -13,7 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from .errors import OptionError, TsprobeError
 from .fileio import atomic_write_text, jsonable
@@ -30,6 +30,9 @@ class Step:
     run: Callable[["StepContext"], dict[str, Any]]
     needs: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    #: steps whose results this one reads when they exist, but can do without (ordering only:
+    #: unlike ``needs``, their failure does not skip this step)
+    after: tuple[str, ...] = ()
 
 
 @dataclass
@@ -84,11 +87,23 @@ def run_pipeline(
     force: set[str] | None = None,
     only: set[str] | None = None,
     on_event: Callable[[str, str, str], None] = lambda step, status, msg: None,
+    executor: Any = None,
+    rebuild: tuple[Callable[..., list[Step]], tuple] | None = None,
+    on_driver: Iterable[str] = (),
+    threads: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run ``steps`` in order (each after its ``needs``); return every step's record by name.
 
     ``force``: step names to redo (their dependants are redone too). ``only``: run just these steps
     and what they need. ``on_event(step, status, message)`` reports progress.
+
+    ``executor`` (:mod:`timescale_probe.executors`; one with ``concurrent`` true) runs independent
+    steps at the same time: a step starts once its ``needs`` and ``after`` are settled (a step that
+    reads another's results must name it in one of them), on a worker that rebuilds the steps with
+    ``rebuild = (factory, args)`` (``factory(*args)`` returns the same list) and receives the files
+    of the steps it depends on; its outputs come back into ``out``. Steps named in ``on_driver``
+    run here, after every step listed before them. Records and the cache stay on the driver, and
+    the records hold the same results as a sequential run. ``threads``: torch threads per worker.
     """
     names = [s.name for s in steps]
     by_name = {s.name: s for s in steps}
@@ -119,38 +134,8 @@ def run_pipeline(
     records: dict[str, dict[str, Any]] = {}
     redone: set[str] = set()
     out.mkdir(parents=True, exist_ok=True)
-    for step in steps:
-        if step.name not in wanted:
-            rec = load_record(out, step.name)
-            if rec is not None:
-                records[step.name] = rec
-            continue
-        stale_dep = any(n in redone for n in step.needs)
-        rec = None if (step.name in force or stale_dep) else _is_fresh(out, step, profile)
-        if rec is not None:
-            records[step.name] = rec
-            on_event(step.name, "cached", step.title)
-            continue
-        failed_dep = [n for n in step.needs if records.get(n, {}).get("status") not in ("done",)]
-        started = time.time()
-        if failed_dep:
-            rec = {"status": "skipped", "reason": f"needs {', '.join(failed_dep)}, which did not finish", "results": {}}
-        else:
-            on_event(step.name, "running", step.title)
-            ctx = StepContext(out=out, profile=profile, options=step.options,
-                              results={k: v.get("results", {}) for k, v in records.items()},
-                              progress=lambda msg, n=step.name: on_event(n, "progress", msg))
-            try:
-                results = step.run(ctx) or {}
-                files = [str(f) for f in results.pop("_files", [])]
-                rec = {"status": "done", "results": results, "files": files}
-            except StepSkipped as exc:
-                rec = {"status": "skipped", "reason": str(exc), "results": {}}
-            except TsprobeError as exc:
-                rec = {"status": "failed", "reason": str(exc), "results": {}}
-            except Exception as exc:  # noqa: BLE001 - a failed step is reported, the pipeline goes on
-                rec = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}",
-                       "traceback": traceback.format_exc(), "results": {}}
+
+    def settle(step: Step, rec: dict[str, Any], started: float) -> None:
         rec.update({"step": step.name, "title": step.title, "hash": _options_hash(profile, step.options),
                     "profile": profile, "seconds": round(time.time() - started, 2)})
         rec.setdefault("files", [])
@@ -158,4 +143,153 @@ def run_pipeline(
         records[step.name] = rec
         redone.add(step.name)
         on_event(step.name, rec["status"], rec.get("reason", step.title))
+
+    def prepare(step: Step) -> tuple[str, dict[str, Any] | None]:
+        """``("cached" | "skip" | "run", record)`` for a step whose dependencies are settled."""
+        if step.name not in wanted:
+            rec = load_record(out, step.name)
+            if rec is not None:
+                records[step.name] = rec
+            return "unwanted", None
+        stale_dep = any(n in redone for n in step.needs)
+        rec = None if (step.name in force or stale_dep) else _is_fresh(out, step, profile)
+        if rec is not None:
+            records[step.name] = rec
+            on_event(step.name, "cached", step.title)
+            return "cached", rec
+        failed_dep = [n for n in step.needs if records.get(n, {}).get("status") not in ("done",)]
+        if failed_dep:
+            return "skip", {"status": "skipped", "reason": f"needs {', '.join(failed_dep)}, which did not finish",
+                            "results": {}}
+        return "run", None
+
+    if executor is None or not getattr(executor, "concurrent", False):
+        for step in steps:
+            started = time.time()
+            what, rec = prepare(step)
+            if what in ("unwanted", "cached"):
+                continue
+            if what == "run":
+                on_event(step.name, "running", step.title)
+                ctx = StepContext(out=out, profile=profile, options=step.options,
+                                  results={k: v.get("results", {}) for k, v in records.items()},
+                                  progress=lambda msg, n=step.name: on_event(n, "progress", msg))
+                rec = run_step(step, ctx)
+            settle(step, rec, started)
+        return records
+    _run_concurrently(steps, out, profile, executor, rebuild, set(on_driver), prepare, settle, records, on_event,
+                      threads)
     return records
+
+
+def run_step(step: Step, ctx: StepContext) -> dict[str, Any]:
+    """Run one step; its record (``status``, ``results``, ``files`` or ``reason``). Never raises
+    for the step's own errors: a failed step is reported and the pipeline goes on."""
+    try:
+        results = step.run(ctx) or {}
+        files = [str(f) for f in results.pop("_files", [])]
+        return {"status": "done", "results": results, "files": files}
+    except StepSkipped as exc:
+        return {"status": "skipped", "reason": str(exc), "results": {}}
+    except TsprobeError as exc:
+        return {"status": "failed", "reason": str(exc), "results": {}}
+    except Exception as exc:  # noqa: BLE001 - a failed step is reported, the pipeline goes on
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "results": {}}
+
+
+def _step_task(workdir: Path, rebuild: tuple[Callable[..., list[Step]], tuple], name: str, profile: str,
+               results: dict[str, dict[str, Any]], inputs: dict[str, bytes], threads: int | None) -> dict[str, Any]:
+    """One step as an executor task: rebuild the steps (closures do not travel), unpack the files
+    of the steps it reads into ``workdir``, run it there; its outputs travel back."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    for rel, blob in inputs.items():
+        p = workdir / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(blob)
+    factory, args = rebuild
+    step = next(s for s in factory(*args) if s.name == name)
+    ctx = StepContext(out=workdir, profile=profile, options=step.options, results=results)
+    rec = run_step(step, ctx)
+    local = [f for f in rec.get("files", []) if not Path(f).is_absolute() and (workdir / f).is_file()]
+    return {"record": rec, "_files": local}
+
+
+def _closure(step: Step, by_name: dict[str, Step]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(step.needs) + list(step.after)
+    while todo:
+        n = todo.pop()
+        if n in seen or n not in by_name:
+            continue
+        seen.add(n)
+        todo += list(by_name[n].needs) + list(by_name[n].after)
+    return seen
+
+
+def _run_concurrently(steps, out, profile, executor, rebuild, on_driver, prepare, settle, records, on_event,
+                      threads) -> None:
+    """Waves: every step whose dependencies are settled starts; steps in ``on_driver`` run here,
+    after every step listed before them (they read many records: drawing, the report); the others
+    go to the executor with the files of the steps they depend on, and their outputs come back
+    into ``out``. The cache (``out/.steps``) lives here, on the driver."""
+    from .executors import Task, write_files
+
+    if rebuild is None:
+        raise OptionError("running steps on an executor needs rebuild=(factory, args) to rebuild them on workers")
+    by_name = {s.name: s for s in steps}
+    order = {s.name: i for i, s in enumerate(steps)}
+    deps = {s.name: {x.name for x in steps[:order[s.name]]} if s.name in on_driver
+            else {n for n in (*s.needs, *s.after) if n in by_name} for s in steps}
+    pending = [s.name for s in steps]
+    settled: set[str] = set()
+    while pending:
+        ready = [n for n in pending if deps[n] <= settled]
+        if not ready:
+            raise OptionError(f"steps {', '.join(pending)} wait on each other (a dependency cycle)")
+        remote: list[Task] = []
+        started: dict[str, float] = {}
+        for n in ready:
+            pending.remove(n)
+            step = by_name[n]
+            started[n] = time.time()
+            what, rec = prepare(step)
+            if what in ("unwanted", "cached"):
+                settled.add(n)
+                continue
+            if what == "skip":
+                settle(step, rec, started[n])
+                settled.add(n)
+                continue
+            on_event(n, "running", step.title)
+            if n in on_driver:
+                ctx = StepContext(out=out, profile=profile, options=step.options,
+                                  results={k: v.get("results", {}) for k, v in records.items()},
+                                  progress=lambda msg, n=n: on_event(n, "progress", msg))
+                settle(step, run_step(step, ctx), started[n])
+                settled.add(n)
+                continue
+            inputs: dict[str, bytes] = {}
+            for d in sorted(_closure(step, by_name)):
+                for f in (records.get(d) or {}).get("files", []):
+                    p = out / f
+                    if not Path(f).is_absolute() and p.is_file():
+                        inputs[f] = p.read_bytes()
+            results = {k: v.get("results", {}) for k, v in records.items()}
+            remote.append(Task(key=n, fn=_step_task, args=(rebuild, n, profile, results, inputs, threads),
+                               labels={"step": n}))
+        for res in executor.run(remote, namespace=str(out.resolve())):
+            n = res.task.key
+            if res.ok:
+                write_files(res.files, out)
+                rec = res.value["record"]
+            else:
+                rec = {"status": "failed", "reason": f"worker: {res.error}", "traceback": res.traceback,
+                       "log": res.log[-4000:], "results": {}}
+            if res.attempts > 1:
+                rec["attempts"] = res.attempts
+            settle(by_name[n], rec, started[n])
+            settled.add(n)

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from . import _executor as _ex
 from . import app
 from ._common import console, device_option, example, out_option
 
@@ -19,6 +20,7 @@ _STYLE = {"done": "green", "cached": "cyan", "skipped": "yellow", "failed": "red
     "tsprobe reproduce --profile paper --device cuda --corpus-dir data/ --out repro-paper/",
     "tsprobe reproduce --profile small --out figures/ --force fig3_routing",
     "tsprobe reproduce --list",
+    "tsprobe reproduce --profile paper --device cuda --executor ray --address auto --gpus-per-task 1 --out repro-paper/",
 ))
 def reproduce_cmd(
     profile: str = typer.Option("smoke", "--profile", help="smoke (tiny models, minutes), small (shipped CPU "
@@ -39,6 +41,10 @@ def reproduce_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: 1 for smoke, "
                                           "torch's default otherwise)."),
     list_steps: bool = typer.Option(False, "--list", help="List the steps and exit."),
+    jobs: int = typer.Option(1, "--jobs", help="Steps at a time with the local executor (1: one after another, "
+                             "in this process)."),
+    executor: str = _ex.EXECUTOR, address: Optional[str] = _ex.ADDRESS, cpus_per_task: float = _ex.CPUS_PER_TASK,
+    gpus_per_task: float = _ex.GPUS_PER_TASK, storage: Optional[Path] = _ex.STORAGE, max_retries: int = _ex.MAX_RETRIES,
     device: str = device_option(),
 ) -> None:
     """Regenerate every paper figure and table (PDF + PNG + CSV) and a report.md / report.html that
@@ -60,6 +66,7 @@ def reproduce_cmd(
                             reference_dir=reference_dir if reference_dir is not None else default_reference_dir(),
                             device=str(resolve_device(device)), seed=seed, threads=threads, **kw)
     steps = build_steps(opts)
+    _ex.validate(executor, jobs, address, cpus_per_task, gpus_per_task, max_retries)
     if list_steps:
         tab = Table(title=f"steps of tsprobe reproduce ({profile})", show_edge=False)
         tab.add_column("step")
@@ -75,7 +82,10 @@ def reproduce_cmd(
     def render():
         return Spinner("dots", text=f"[bold]{state['current']}[/bold] {state['msg']}") if state["current"] else ""
 
-    with Live(render(), console=console, refresh_per_second=4, transient=True) as live:
+    ex = _ex.make(executor, jobs, address, cpus_per_task, gpus_per_task, storage, max_retries)
+    if ex.concurrent:
+        console.print(f"independent steps run at the same time: {ex.describe()}")
+    with ex, Live(render(), console=console, refresh_per_second=4, transient=True) as live:
         def on_event(step: str, status: str, msg: str) -> None:
             if status in ("running", "progress"):
                 state["current"], state["msg"] = step, msg
@@ -87,7 +97,7 @@ def reproduce_cmd(
             i = names.index(step) + 1 if step in names else 0
             live.console.print(f"[{color}]{status:>7}[/{color}] {i:2d}/{len(names)} {step}: {msg}")
 
-        records = run_reproduce(out, opts, force=force, only=only, on_event=on_event)
+        records = run_reproduce(out, opts, force=force, only=only, on_event=on_event, executor=ex)
 
     verdicts = (records.get("report") or {}).get("results", {}).get("verdicts") or {}
     tab = Table(title=f"tsprobe reproduce --profile {profile}: {out}", show_edge=False)

@@ -30,10 +30,20 @@ def step_names(opts: ReproduceOptions | None = None) -> list[str]:
     return [s.name for s in build_steps(opts or ReproduceOptions())]
 
 
+#: steps that run on the driver even with an executor: they draw from cached tables or read every
+#: record (cheap, and they need the whole output folder); each runs after every step before it
+DRIVER_STEPS = (*CHEAP_STEPS, "seeds")
+
+
 def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[str] = (), only: Iterable[str] = (),
-                  on_event: Callable[[str, str, str], None] = lambda step, status, msg: None) -> dict[str, dict[str, Any]]:
+                  on_event: Callable[[str, str, str], None] = lambda step, status, msg: None,
+                  executor: Any = None) -> dict[str, dict[str, Any]]:
     """Run the pipeline into ``out``; return every step's record (status, results, files, seconds).
 
+    ``executor`` (:func:`timescale_probe.executors.make_executor`): with a concurrent one (local
+    with ``jobs > 1``, or Ray) independent steps run at the same time on its workers, each with
+    ``threads`` torch threads (the profile's default when None), while the step cache and the
+    drawing/report steps stay here; same records as a sequential run.
     Writes ``run.json`` (options, profile, seed, step statuses) beside the outputs."""
     out = prepare_out_dir(out)
     steps = build_steps(opts)
@@ -49,7 +59,9 @@ def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[st
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        records = run_pipeline(steps, out, opts.profile, force=force, only=only or None, on_event=on_event)
+        records = run_pipeline(steps, out, opts.profile, force=force, only=only or None, on_event=on_event,
+                               executor=executor, rebuild=(build_steps, (opts,)), on_driver=DRIVER_STEPS,
+                               threads=int(threads) if threads else None)
     finally:
         torch.set_num_threads(prev)
     inputs = [opts.checkpoints_dir / f for f in ("ptb-baseline-small.pt", "ptb-mts-small.pt",

@@ -880,7 +880,7 @@ def build_steps(opts: ReproduceOptions) -> list[Step]:
         Step("table1_perplexity", "Table 1: perplexity per bin, paired bootstrap", bind(step_table1),
              needs=("train_ptb_baseline", "train_ptb_mts"), options=base | {"n_resamples": s["n_resamples"]}),
         Step("wt2_perplexity", "Table 1: WikiText-2 perplexity", bind(step_wt2_perplexity),
-             needs=("train_wt2_mts",), options=base),
+             needs=("train_wt2_mts",), after=("train_wt2_baseline",), options=base),
         Step("fig3_routing", "Fig. 3: routing by unit ablation", bind(step_fig3), needs=("train_ptb_mts",),
              options=base | ref_fp | {k: s[k] for k in ("ablation_groups", "n_resamples", "group_batch")}),
         Step("dyck", "Fig. 2: Dyck-2 accuracy vs timescale", bind(step_dyck),
