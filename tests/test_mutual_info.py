@@ -10,11 +10,28 @@ from scipy.special import digamma
 
 from timescale_probe.errors import CorpusError, OptionError
 from timescale_probe.mutual_info import (
-    distance_stats, entropy_from_counts, fit_decay_laws, fits_table, grassberger_g, log_distances, markov_decay_length,
-    markov_exact_mi, mi_curve, mi_decay, pair_counts, parse_distances, random_reversible_matrix, read_token_stream,
-    sample_markov_chain, sample_tree_grammar, second_eigenvalue_modulus, shuffle_null, tree_exact_mi, tree_exponent,
+    distance_stats,
+    entropy_from_counts,
+    fit_decay_laws,
+    fits_table,
+    grassberger_g,
+    log_distances,
+    markov_decay_length,
+    markov_exact_mi,
+    mi_curve,
+    mi_decay,
+    pair_counts,
+    parse_distances,
+    random_reversible_matrix,
+    read_token_stream,
+    sample_markov_chain,
+    sample_tree_grammar,
+    second_eigenvalue_modulus,
+    shuffle_null,
+    tree_exact_mi,
+    tree_exponent,
 )
-from timescale_probe.mutual_info.estimate import _counts_with_blocks, mi_from_counts
+from timescale_probe.mutual_info.estimate import mi_from_counts
 
 
 def direct_mi(x, d, seg=None):
@@ -233,7 +250,7 @@ def test_block_shuffle_and_paired_jackknife_of_the_excess():
 
     rng = np.random.default_rng(0)
     parts = []
-    for g in range(20):  # 20 "genres", each its own slice of a 4000-type vocabulary, with a lag-1 copy
+    for _g in range(20):  # 20 "genres", each its own slice of a 4000-type vocabulary, with a lag-1 copy
         v = rng.integers(0, 4000, size=300) + 0
         p = rng.choice(v, size=6000, p=rng.dirichlet(np.full(300, 0.3)))
         p[1:] = np.where(rng.random(5999) < 0.2, p[:-1], p[1:])
@@ -287,3 +304,48 @@ def test_jackknife_wide_keys_with_boundaries_equal_the_generic_path():
     assert fast["plugin"] == pytest.approx(mi, rel=1e-12)
     assert fast["se_delta"] == pytest.approx(math.sqrt(var), rel=1e-9)
     assert fast["loo"].shape == (20, 3) and np.isfinite(fast["se_plugin"]) and fast["se_plugin"] > 0
+
+
+def test_line_laws_equal_closed_form_weighted_least_squares():
+    """The exponential and power laws come from statsmodels WLS: the same estimates, t intervals,
+    log-likelihood and AICc as the closed-form weighted least squares written out here."""
+    from scipy import stats as st
+
+    rng = np.random.default_rng(0)
+    d = np.unique(np.geomspace(1, 1000, 40).round())
+    mi = 0.5 * d ** -0.6 * np.exp(rng.normal(0, 0.05, d.size))
+    sigma = 0.05 * mi * (1 + rng.random(d.size))
+    fits = {f.model: f for f in fit_decay_laws(d, mi, sigma)}
+    z, s = np.log(mi), sigma / mi
+    n = d.size
+    for model, x in (("exponential", d), ("power", np.log(d))):
+        W = 1 / s ** 2
+        X = np.column_stack([np.ones(n), x])
+        coef = np.linalg.solve(X.T @ (W[:, None] * X), X.T @ (W * z))
+        r = (z - X @ coef) / s
+        chi2 = float(r @ r)
+        se = np.sqrt(np.diag(np.linalg.inv(X.T @ (W[:, None] * X))) * chi2 / (n - 2))
+        t = st.t.ppf(0.975, n - 2)
+        loglik = -n / 2 * (np.log(2 * np.pi * chi2 / n) + 1) - np.log(s).sum()
+        p = 3  # two curve parameters and the error scale
+        aicc = -2 * loglik + 2 * p + 2 * p * (p + 1) / (n - p - 1)
+        f = fits[model]
+        assert f.chi2 == pytest.approx(chi2, rel=1e-10)
+        assert f.log_likelihood == pytest.approx(loglik, rel=1e-10) and f.aicc == pytest.approx(aicc, rel=1e-10)
+        assert f.params["A"] == pytest.approx(np.exp(coef[0]), rel=1e-10)
+        if model == "power":
+            assert f.params["k"] == pytest.approx(-coef[1], rel=1e-12)
+            np.testing.assert_allclose(f.intervals["k"], [-coef[1] - t * se[1], -coef[1] + t * se[1]], rtol=1e-10)
+        else:
+            assert f.params["xi"] == pytest.approx(-1 / coef[1], rel=1e-12)
+            np.testing.assert_allclose(f.intervals["xi"], [-1 / (coef[1] - t * se[1]), -1 / (coef[1] + t * se[1])],
+                                       rtol=1e-10)
+        assert f.pointwise_loglik.sum() == pytest.approx(loglik, rel=1e-10)  # the Vuong test's inputs
+    # the decay laws' Vuong test is the package's one likelihood-ratio test (ddof 0)
+    from timescale_probe.mutual_info import vuong_test
+
+    v = vuong_test(fits["power"], fits["exponential"])
+    diff = fits["power"].pointwise_loglik - fits["exponential"].pointwise_loglik
+    assert v.test == "vuong" and v.R == pytest.approx(diff.sum())
+    assert v.z == pytest.approx(diff.sum() / (np.sqrt(n) * diff.std(ddof=0)))
+    assert v.R > 0 and v.p < 1e-3  # a power law, recognised
