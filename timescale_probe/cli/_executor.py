@@ -33,3 +33,22 @@ def validate(executor: str, jobs: int, address: Optional[str], cpus_per_task: fl
 
     validate_executor_options(executor, jobs=jobs, address=address, cpus_per_task=cpus_per_task,
                               gpus_per_task=gpus_per_task, max_retries=max_retries)
+
+
+def task_device(device: str, executor: str, gpus_per_task: float):
+    """The torch device tasks use. Local: checked here (``auto`` -> a GPU when present). Ray: the
+    workers' machines decide, not the driver's (a head node often has no GPU): ``auto`` means
+    ``cuda`` when tasks reserve GPUs, else ``cpu``; an explicit device is passed on unchecked."""
+    import torch
+
+    from ..fileio import resolve_device
+
+    if executor != "ray":
+        return resolve_device(device)
+    d = (device or "auto").lower()
+    if d == "auto":
+        return torch.device("cuda" if gpus_per_task > 0 else "cpu")
+    try:
+        return torch.device(d)
+    except RuntimeError:
+        return resolve_device(d)  # its one-line error for a device name torch does not know

@@ -58,10 +58,9 @@ def generate_cmd(
     Every option is checked before any work; a failed run writes nothing."""
     from ..dyck.data import check_generate_options, generate_dataset, save_dataset, span_slope, span_table
     from ..dyck.grammar import DyckGrammar
+    from ..errors import OptionError
     from ..fileio import save_figure, staged_output, write_run_json
     from ..plots.dyck import figure_spans
-
-    from ..errors import OptionError
 
     if types is not None and n_alias is not None and types != n_alias:
         raise OptionError(f"--types {types} and --n {n_alias} (its old name) disagree: give one")
@@ -197,10 +196,10 @@ def sweep_cmd(
     from ..dyck.analysis import paired_comparison, summarize
     from ..dyck.runs import parse_archs, parse_seeds, sweep, validate_sweep
     from ..dyck.train import PROFILES, profile_config
-    from ..fileio import resolve_device, write_run_json
+    from ..fileio import write_run_json
     from ..progress import RichProgress
 
-    dev = resolve_device(device)
+    dev = _ex.task_device(device, executor, gpus_per_task)
     prof = _resolve_profile(profile, dev)
     archs = parse_archs(arch)
     cfg = profile_config(prof, arch=archs[0], seed=1, **_train_options(

@@ -53,7 +53,6 @@ def reproduce_cmd(
     from rich.spinner import Spinner
     from rich.table import Table
 
-    from ..fileio import resolve_device
     from ..reproduce import ReproduceOptions, build_steps, run_reproduce
     from ..reproduce.config import default_reference_dir
 
@@ -64,7 +63,7 @@ def reproduce_cmd(
         kw["dyck_results"] = dyck_results
     opts = ReproduceOptions(profile=profile, corpus_dir=corpus_dir,
                             reference_dir=reference_dir if reference_dir is not None else default_reference_dir(),
-                            device=str(resolve_device(device)), seed=seed, threads=threads, **kw)
+                            device=str(_ex.task_device(device, executor, gpus_per_task)), seed=seed, threads=threads, **kw)
     steps = build_steps(opts)
     _ex.validate(executor, jobs, address, cpus_per_task, gpus_per_task, max_retries)
     if list_steps:

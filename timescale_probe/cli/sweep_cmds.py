@@ -40,11 +40,10 @@ def train_sweep_cmd(
     others finish; the command then exits with status 1."""
     from ..dyck.runs import parse_seeds
     from ..errors import OptionError
-    from ..fileio import resolve_device
     from ..progress import RichProgress
     from ..sweeps import train_sweep, validate_train_sweep
 
-    dev = resolve_device(device)
+    dev = _ex.task_device(device, executor, gpus_per_task)
     seed_list = parse_seeds(seeds)
     overrides = {"epochs": epochs, "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "bptt": bptt}
     if threads is not None and threads < 1:
