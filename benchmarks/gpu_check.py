@@ -82,7 +82,7 @@ SIZES = {
                 abl_pergroup_tokens=4000, probe_steps=20, profile="small", epochs=10, n_resamples=10000,
                 controls=20, table_tokens=0, tables_reserve_s=80.0, worker_threads=1, subset=None,
                 tests_timeout_s=120),
-    "dry": dict(parity_tokens=250, parity_abl_tokens=220, parity_controls=2, speed_steps=2, speed_warm=1,
+    "dry": dict(parity_tokens=250, parity_abl_tokens=201, parity_controls=2, speed_steps=2, speed_warm=1,
                 paper_vocab=500, paper_emb=16, paper_layers=(24, 24, 16), paper_batch=4, paper_bptt=12,
                 eval_dev_tokens=400, eval_cpu_tokens=300, abl_dev_tokens=300, abl_cpu_tokens=250,
                 abl_pergroup_tokens=250, probe_steps=3, profile="tiny", epochs=2, n_resamples=100,
@@ -480,7 +480,7 @@ def section_parity(ctx: dict[str, Any]) -> None:
             for d, m in ((cpu, m_cpu), (dev, m_dev)):
                 st = run_ablation_study(m, abl_tokens, T2, layer=2, groups="quantiles:23", mode=mode,
                                         binnings=[("frequency", *corp.bins("train"))], controls=S["parity_controls"],
-                                        seed=0, n_resamples=50, group_batch=8, device=d)
+                                        seed=0, n_resamples=50, group_batch=24 + S["parity_controls"], device=d)
                 res[d.type] = st.ratios_
             a, b = res[dev.type]["ratio"].to_numpy(), res["cpu"]["ratio"].to_numpy()
             fin = np.isfinite(a) & np.isfinite(b)

