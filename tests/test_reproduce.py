@@ -45,6 +45,7 @@ TABLES = {
     "table1_seeds.csv": ["bin", "seeds", "diff", "lo", "hi", "t_lo", "t_hi", "rel_nll_pct", "rel_lo", "rel_hi"],
     "validation_gap.csv": ["seed", "epoch", "gap_pct"],
     "fig3_control_band.csv": ["bin", "n_controls", "control_lo", "control_hi"],
+    "fig3_tests.csv": ["group", "bin", "ratio", "ratio_lo", "ratio_hi", "p", "p_holm", "p_bh"],
     "fig3_seeds.csv": ["group", "bin", "seeds", "ratio", "lo", "hi", "p", "p_holm", "p_bh"],
     "mi_decay.csv": ["corpus", "distance", "mi_bits", "excess_bits", "retained"],
     "mi_summary.csv": ["corpus", "verdict", "tail", "k_tail"],

@@ -269,3 +269,38 @@ def test_mi_rows_are_beyond_the_paper_and_markov_is_a_code_check():
     assert c["PTB"].verdict == BEYOND and c["PTB"].outcome == "holds" and c["PTB"].section.startswith("Beyond the paper")
     assert c["KJV"].outcome == INCONCLUSIVE
     assert c["Markov-PTB (our resampler)"].verdict == "code check: pass"
+
+
+def test_routing_tests_of_one_run_count_raw_holm_and_bh():
+    from timescale_probe.reproduce.steps import routing_table, routing_tests
+
+    r = _ablation(11)  # p_not_above_1 = 0 for the peak (<100, group 2), 0.4 elsewhere; 1000 resamples
+    tab = routing_table(r)
+    assert len(tab) == 6 * 4 and set(tab["bin"]) == set(LABELS)
+    peak = tab[(tab.group == "2") & (tab.bin == "<100")].iloc[0]
+    assert peak["p"] == pytest.approx(1 / 1001) and peak["p_holm"] == pytest.approx(24 / 1001)
+    other = tab[(tab.group == "1") & (tab.bin == "<100")].iloc[0]
+    assert other["p"] == pytest.approx(401 / 1001)
+    t = routing_tests(r)
+    assert t["tests"] == 24 and t["significant_raw"] == 1 and t["significant_holm"] == 1 and t["significant_bh"] == 1
+    assert t["bins"]["<100"]["peak_p_holm"] == pytest.approx(24 / 1001)
+
+
+def test_seeds_figure_draws_the_tables_values():
+    from timescale_probe.plots.reproduce import figure_seeds
+
+    res, band = combine_seed_ratios({s: _ablation(s) for s in (1, 2, 3)})
+    a, b = _metrics([10.0, 4.0, 1.0])
+    gaps = pd.DataFrame({"seed": 1, "epoch": a["epoch"], "gap_pct": [10.0, 4.0, 1.0]})
+    per = pd.DataFrame({"seed": [1, 2], "bin": ["overall", "overall"], "rel_nll_pct": [0.5, 0.7]})
+    comb = pd.DataFrame({"bin": ["overall"], "rel_nll_pct": [0.6], "rel_lo": [0.4], "rel_hi": [0.8]})
+    fig = figure_seeds(gaps, res, band, per, comb)
+    ax_gap, ax_t1, ax_f3 = fig.axes[:3]
+    assert any(np.allclose(line.get_ydata(), [10.0, 4.0, 1.0]) for line in ax_gap.lines)
+    rare = res[res.bin == "<100"].sort_values("position")["ratio"].to_numpy()
+    assert any(len(line.get_ydata()) == len(rare) and np.allclose(line.get_ydata(), rare) for line in ax_f3.lines)
+    strip = ax_t1.collections[0].get_offsets()[:, 1]  # the per-seed dots (stripplot)
+    assert sorted(np.round(strip, 6).tolist()) == [0.5, 0.7]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -262,8 +262,8 @@ def figure_seeds(gaps: pd.DataFrame | None, fig3: pd.DataFrame | None, band: pd.
     ax = axes[0, 1]
     if per_seed is not None and not per_seed.empty:
         order = list(dict.fromkeys(per_seed["bin"]))
-        sns.stripplot(data=per_seed, x="bin", y="rel_nll_pct", order=order, size=4, jitter=0.08, color="0.35",
-                      ax=ax, label=f"{per_seed['seed'].nunique()} seed(s)")
+        sns.stripplot(data=per_seed, x="bin", y="rel_nll_pct", order=order, size=4, jitter=0.08, color="0.35", ax=ax)
+        ax.scatter([], [], color="0.35", s=12, label=f"per seed ({per_seed['seed'].nunique()})")
         if combined is not None and not combined.empty:
             c = combined.set_index("bin").reindex(order)
             x = np.arange(len(order))

@@ -559,17 +559,28 @@ def step_wt2_perplexity(ctx: StepContext, opts: ReproduceOptions) -> dict[str, A
 # Fig. 3: routing by unit ablation
 # ----------------------------------------------------------------------------------------------
 
-def routing_tests(ratios: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
-    """Multiple comparisons over every quantile group x bin of one ablation table (bootstrap
-    one-sided p that the ratio exceeds 1; Holm and Benjamini-Hochberg): how many cells are
-    significant raw / Holm / BH, and per bin the adjusted p of the peak group."""
+def routing_table(ratios: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Every quantile group x bin of one ablation table with its raw interval beside the bootstrap
+    one-sided p that the ratio exceeds 1 and its Holm and Benjamini-Hochberg adjustments:
+    ``group, bin, ratio, ratio_lo, ratio_hi, p, p_holm, p_bh, sig_raw, sig_holm, sig_bh``."""
     from ..ablation import adjust_p_values, bootstrap_p_values
 
     r = ratios[(ratios["bin"] != "all") & (ratios["kind"] == "group")].reset_index(drop=True)
     if r.empty or "p_not_above_1" not in r:
-        return {"tests": 0}
+        return pd.DataFrame(columns=["group", "bin", "ratio", "ratio_lo", "ratio_hi", "p", "p_holm", "p_bh",
+                                     "sig_raw", "sig_holm", "sig_bh"])
     adj = adjust_p_values(bootstrap_p_values(r), alpha=alpha)
-    r = pd.concat([r, adj], axis=1)
+    return pd.concat([r[["group", "bin", "ratio", "ratio_lo", "ratio_hi"]], adj], axis=1)
+
+
+def routing_tests(ratios: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
+    """Multiple comparisons over every quantile group x bin of one ablation table
+    (:func:`routing_table`): how many cells are significant raw / Holm / BH, and per bin the
+    adjusted p of the peak group."""
+    r = routing_table(ratios, alpha)
+    if r.empty:
+        return {"tests": 0}
+    adj = r
     out: dict[str, Any] = {"tests": int(adj["p"].notna().sum()), "alpha": alpha,
                            "significant_raw": int(adj["sig_raw"].sum()), "significant_holm": int(adj["sig_holm"].sum()),
                            "significant_bh": int(adj["sig_bh"].sum()), "bins": {}}
@@ -605,7 +616,7 @@ def step_fig3(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
                                device=resolve_device(opts.device))
     band = control_band(study.ratios_)
     files = [_table(ctx, study.ratios_, "fig3_routing.csv"), _table(ctx, study.groups_, "fig3_groups.csv"),
-             _table(ctx, band, "fig3_control_band.csv")]
+             _table(ctx, band, "fig3_control_band.csv"), _table(ctx, routing_table(study.ratios_), "fig3_tests.csv")]
     res: dict[str, Any] = {"ours": routing_facts(study.ratios_, study.groups_), "groups": s["ablation_groups"],
                            "controls": int(s["ablation_controls"]), "control_size": study.options["control_size"],
                            "band": {str(r["bin"]): {"lo": _finite(r["control_lo"]), "hi": _finite(r["control_hi"]),
