@@ -6,8 +6,14 @@ import torch
 
 from timescale_probe.errors import OptionError
 from timescale_probe.evaluation import (
-    batchify, comparison_table, markdown_table, order_statistic_ranks, paired_bootstrap, perplexity_by_bin,
-    resample_counts, token_nll,
+    batchify,
+    comparison_table,
+    markdown_table,
+    order_statistic_ranks,
+    paired_bootstrap,
+    perplexity_by_bin,
+    resample_counts,
+    token_nll,
 )
 from timescale_probe.models import LanguageModel, LMConfig
 
