@@ -43,3 +43,24 @@ def test_user_errors_are_one_line_and_exit_2(argv, fragment, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("tsprobe: error:") and fragment in err
+
+
+def test_library_warnings_reach_the_terminal_as_one_line(capsys):
+    """The library logs to ``timescale_probe`` (silent by itself); the command line shows warnings."""
+    import logging
+
+    from timescale_probe.progress import LOGGER
+
+    def ours():
+        return [h for h in logging.getLogger("timescale_probe").handlers if type(h).__name__ == "_WarningsToStderr"]
+
+    for _ in range(2):  # installed once, however often main runs
+        try:
+            main(["--version"])
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+    capsys.readouterr()
+    LOGGER.warning("a worker process died; retrying")
+    LOGGER.info("not shown")
+    assert capsys.readouterr().err == "tsprobe: warning: a worker process died; retrying\n"
+    assert len(ours()) == 1

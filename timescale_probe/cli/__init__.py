@@ -6,6 +6,7 @@ Python parameter; the line printed names its flag (``cli._common.option_error_li
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -81,7 +82,25 @@ def _split_debug(args: list[str]) -> tuple[list[str], bool]:
     return head + args[cut:], len(head) != cut
 
 
+class _WarningsToStderr(logging.Handler):
+    """The library's warnings (logger ``timescale_probe``) as ``tsprobe: warning: ...`` lines on the
+    current stderr (the library itself only attaches a NullHandler, as libraries should)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"tsprobe: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break a command
+            self.handleError(record)
+
+
+def _show_library_warnings() -> None:
+    logger = logging.getLogger("timescale_probe")
+    if not any(isinstance(h, _WarningsToStderr) for h in logger.handlers):
+        logger.addHandler(_WarningsToStderr(logging.WARNING))
+
+
 def main(argv: list[str] | None = None) -> None:
+    _show_library_warnings()
     args = sys.argv[1:] if argv is None else list(argv)
     args, debug = _split_debug(args)
     _STATE["debug"] = debug
