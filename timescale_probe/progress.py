@@ -11,7 +11,8 @@ A long-running library function takes ``progress=`` and reports through a :class
 
 Messages (what a step is doing, notes) go to the standard logger ``logging.getLogger("timescale_probe")``
 (``LOGGER`` here), silent unless the application configures logging; e.g.
-``logging.basicConfig(level=logging.INFO)`` shows them.
+``logging.basicConfig(level=logging.INFO)`` shows them. The ``tsprobe`` command shows warnings as
+``tsprobe: warning: ...`` lines on stderr.
 """
 from __future__ import annotations
 
