@@ -44,7 +44,7 @@ def fit_distribution(
     layers: str = typer.Option("all", "--layers", help="pooled | each | all (each layer and pooled) | layer labels, "
                                "e.g. 1,2 or 2,pooled."),
     families: str = typer.Option("all", "--families", help="Comma-separated scipy names or aliases: invgamma, gamma, "
-                                 "lognorm, weibull_min, expon, fisk (log-logistic), invweibull (Frechet), lomax."),
+                                 "lognorm, weibull_min, expon, fisk (log-logistic), invweibull (Fréchet), lomax."),
     fix_scale: Optional[float] = typer.Option(None, "--fix-scale", help="Fit shapes only with this scale "
                                               "(1 reproduces the reference's shape-only fit)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates (KS p-value, intervals); 0: none."),
