@@ -352,7 +352,7 @@ def test_layer_timescales_in_unit_order(tmp_path):
 # ---------------------------------------------------------------------------------------------- the whole truth
 
 def test_reference_ptb_all_families_regression(reference_results):
-    """SPEC §10 / issue 12: on the authors' pooled PTB baseline arrays Fréchet, not inverse gamma,
+    """docs/methods.md §8 / issue 12: on the authors' pooled PTB baseline arrays Fréchet, not inverse gamma,
     fits best; inverse gamma beats only gamma and lognormal among the paper's families."""
     T = _reference(reference_results, "PTB")
     rep = fit_timescales(T, ["invgamma", "gamma", "lognorm", "invweibull"], n_boot=0)
