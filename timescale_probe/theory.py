@@ -125,7 +125,7 @@ PROFILES: dict[str, TheoryProfile] = {
     # 1-2 min per run on one busy core (--threads 1), so about an hour in all
     "small": TheoryProfile("small", ks=(0.3, 0.8, 1.5), seeds=(1, 2, 3), n_symbols=8, depth=14, train_trees=4,
                            valid_trees=1, test_trees=2, mi_trees=16, mi_max_distance=4000, mi_distances=40,
-                           mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=60, patience=5, min_epochs=5,
+                           mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=60, patience=6, min_epochs=20,
                            batch_size=16, eval_batch_size=16, bptt=50, lr=5e-3),
 }
 
