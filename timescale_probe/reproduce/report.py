@@ -281,7 +281,9 @@ def timescale_claims(records: dict, comparable: bool) -> list[Claim]:
         r = getattr(load(records, step, PublishedTimescalesResult), corpus)
         src = r["summary"] if key in r["summary"] else r["fit"]
         v = src.get(key)
-        iv = interval(src.get(f"{key}_lo"), src.get(f"{key}_hi"), level="95% bootstrap") if key in r["fit"] else "-"
+        method = r["fit"].get(f"{key}_ci_method") or r["fit"].get("ci_method") or ""  # nonparametric where KS rejects
+        iv = (interval(src.get(f"{key}_lo"), src.get(f"{key}_hi"), level=f"95% {method} bootstrap".replace("  ", " "))
+              if key in r["fit"] else "-")
         # the inverse-gamma parameters are printed with two decimals (1.40 reads as 1.4 here)
         tol = 0.01 if key in ("a", "b", "a_scale1") else None
         out.append(_claim(sec, claim, ptxt, fmt(v, 3, pct) if not pct else fmt(v, 2, True), iv,
@@ -318,7 +320,8 @@ def timescale_claims(records: dict, comparable: bool) -> list[Claim]:
             v = src.get(key)
             lo, hi = src.get(f"{key}_lo"), src.get(f"{key}_hi")
             out.append(_claim(sec, claim, ptxt, fmt(v, 2, pct) if pct else fmt(v, 3),
-                              interval(lo, hi, 3, level=f"95% {src.get('ci_method') or ''} bootstrap".replace("  ", " ")),
+                              interval(lo, hi, 3, level=f"95% {src.get(f'{key}_ci_method') or src.get('ci_method') or ''} "
+                                                          "bootstrap".replace("  ", " ")),
                               value_verdict(v, paper, comparable=comparable, lo=lo, hi=hi), "", step))
         if ok:
             fit = load(records, step, TimescaleResult).fit or {}

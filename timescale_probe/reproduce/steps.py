@@ -141,6 +141,7 @@ def fit_summary(T, n_boot: int, seed: int) -> tuple[dict[str, Any], pd.DataFrame
            "b": float(f["scale"]), "b_lo": float(f["scale_lo"]), "b_hi": float(f["scale_hi"]),
            "ci_method": str(f.get("ci_method", "")),
            "a_scale1": float(g["shape"]), "a_scale1_lo": float(g["shape_lo"]), "a_scale1_hi": float(g["shape_hi"]),
+           "a_scale1_ci_method": str(g.get("ci_method", "")),
            "best_family": v["best_family"], "best_label": v["best_label"], "families": len(v["families"]),
            "delta_aic_invgamma": v["delta_aic_invgamma"], "best_ks": v["best_ks_stat"], "best_ks_p": v["best_ks_p"],
            "invgamma_ks": v["ks_stat"], "invgamma_ks_p": v["ks_p"], "invgamma_ks_rejected": bool(v["ks_rejected"]),
