@@ -374,3 +374,33 @@ def test_chunk_bootstrap_interval_covers_the_perplexity():
     assert row["ppl_lo"] < overall < row["ppl_hi"]
     iv2 = ppl_intervals(nll, targets, bin_of, [">10K", "1K-10K", "100-1K", "<100"], n_resamples=500, seed=1)
     pd.testing.assert_frame_equal(iv, iv2)  # seeded
+
+
+def _toy_study(ctx, opts):
+    """A registered study's step: rows of (claim, verdict, evidence) and a table it wrote."""
+    path = ctx.path("toy_study.csv")
+    pd.DataFrame({"k": [0.5, 1.0], "a_fit": [0.26, 0.49]}).to_csv(path, index=False)
+    return {"rows": [{"claim": "learned shape tracks k/2", "verdict": "holds", "evidence": "a = 0.26, 0.49 at k = 0.5, 1.0"},
+                     {"claim": "matching the shape beats single timescales", "verdict": "inconclusive",
+                      "evidence": "interval [-0.1, 0.3]", "expected": "yes"}],
+            "_files": ["toy_study.csv"]}
+
+
+def test_a_registered_study_becomes_a_beyond_the_paper_section(tmp_path, monkeypatch):
+    from timescale_probe.reproduce import steps as S
+
+    monkeypatch.setattr(S, "STUDIES", [])
+    S.register_study("toy", "toy theory study", "toy theory test", "tests.test_reproduce:_toy_study")
+    S.register_study("toy", "toy theory study", "toy theory test", _toy_study)  # the same name replaces it
+    assert len(S.STUDIES) == 1
+    opts = ReproduceOptions(profile="smoke", reference_dir=None)
+    names = [s.name for s in S.build_steps(opts)]
+    assert names[-2:] == ["toy", "report"]
+    recs = run_reproduce(tmp_path / "out", opts, only=["toy"])
+    assert recs["toy"]["status"] == "done" and (tmp_path / "out" / "toy_study.csv").is_file()
+    claims = pd.read_csv(tmp_path / "out" / "claims.csv")
+    toy = claims[claims["step"] == "toy"]
+    assert list(toy["outcome"]) == ["holds", "inconclusive"] and set(toy["verdict"]) == {BEYOND}
+    assert set(toy["section"]) == {"Beyond the paper: toy theory test"}
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## toy theory test" in md and "learned shape tracks k/2" in md and "(1 holds, 1 inconclusive" in md
