@@ -186,6 +186,8 @@ def execute_task(fn: Callable[..., dict[str, Any]], args: tuple, kwargs: dict[st
     out["seconds"] = time.perf_counter() - t0
     if out["error"] is None:
         shutil.rmtree(work, ignore_errors=True)
+    else:  # failed for good: a later rerun starts counting afresh (it is not a retry of a dead worker)
+        counter.unlink(missing_ok=True)
     return out
 
 
