@@ -108,6 +108,9 @@ def reproduce_cmd(
             st = r.get("status", "")
             tab.add_row(n, f"[{_STYLE.get(st, 'white')}]{st}[/]", f"{r.get('seconds', 0):.1f}")
     console.print(tab)
-    if verdicts:
+    summary = (records.get("report") or {}).get("results", {}).get("summary")
+    if summary:  # the report's own line: every kind of verdict counted separately
+        console.print(summary, soft_wrap=True)
+    elif verdicts:
         console.print("verdicts: " + ", ".join(f"{v} {k}" for k, v in verdicts.items()))
     console.print(f"report: {Path(out) / 'report.md'} (and report.html)")
