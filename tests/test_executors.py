@@ -382,3 +382,12 @@ def test_reproduce_cli_runs_steps_on_ray(ray_cluster, tmp_path, capsys):
     for f in rec["files"]:  # the step ran on a worker; its outputs came back into --out
         assert (out / f).is_file(), f
     assert (out / "report.md").is_file()
+
+
+def test_core_does_not_import_ray():
+    import subprocess
+
+    code = ("import sys, timescale_probe.cli, timescale_probe.executors, timescale_probe.sweeps, "
+            "timescale_probe.pipeline, timescale_probe.dyck.runs; print('ray' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
