@@ -34,8 +34,8 @@ puts its traceback into the report and the run goes on):
 Files under ``--out`` (at most 8, all small; partial results are written as soon as they exist):
 ``report.md``, ``parity.csv``, ``speed.csv``, ``study.csv`` (paired comparison per bin, per seed and
 combined), ``study.zip`` (per-seed folders, study tables, validation curves, the study figure),
-``ptb-baseline-seed141.fp16.pt`` and ``ptb-mts-seed141.fp16.pt`` (fp16 analysis copies, readable by
-``tsprobe``), plus ``log.txt`` from ``tee``.
+``ptb-mts-seed141.fp16.pt`` (fp16 analysis copy, readable by ``tsprobe``),
+``markov-ptb-baseline-seed141.pt`` (float32, whole), plus ``log.txt`` from ``tee``.
 """
 from __future__ import annotations
 
@@ -864,13 +864,19 @@ def analyse_study(ctx: dict[str, Any]) -> None:
     os.replace(tmpz, zpath)
     # fp16 analysis copies of the seed-141 checkpoints
     copies = []
-    for name in (f"ptb-baseline-seed{ctx['seeds'][0]}", f"ptb-mts-seed{ctx['seeds'][0]}"):
+    for name in (f"ptb-mts-seed{ctx['seeds'][0]}",):
         src = work / "ckpt" / f"{name}.pt"
         if src.is_file():
             try:
                 copies.append(fp16_copy(src, out / f"{name}.fp16.pt"))
             except Exception as exc:  # noqa: BLE001
                 copies.append(f"{name}: fp16 copy failed ({exc})")
+    # the Markov-PTB baseline comes back whole (float32, 15 MB): it replaces the shipped 3-epoch one
+    markov = work / "ckpt" / f"markov-ptb-baseline-seed{ctx['seeds'][0]}.pt"
+    if markov.is_file() and markov.stat().st_size < 16 * 2**20:
+        shutil.copyfile(markov, out / f".{markov.name}.part")
+        os.replace(out / f".{markov.name}.part", out / markov.name)
+        copies.append(f"{markov.name} (float32)")
     text = [f"## 4. Study ({S['profile']} profile, up to {S['epochs']} epochs, seeds {', '.join(map(str, ctx['seeds']))})\n",
             "One process per model sharing the device; each trains epoch by epoch (resumed from its own state, so "
             "the same weights as one run) until its epoch budget or the training deadline, keeps the best-validation "
