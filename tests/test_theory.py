@@ -307,3 +307,29 @@ def test_parallel_jobs_give_the_same_numbers(one_thread):
     assert a.results["arch"].tolist() == b.results["arch"].tolist() == list(ARMS)
     np.testing.assert_array_equal(a.results["test_loss"], b.results["test_loss"])
     pd.testing.assert_frame_equal(a.curves, b.curves)
+
+
+def test_cache_resumes_with_the_same_numbers(tmp_path, one_thread, monkeypatch):
+    cache = tmp_path / "cache"
+    a = theory.run_theory_study("smoke", None, seeds=[1], ks=[0.4], threads=1, cache_dir=cache)
+    files = sorted(p.name for p in cache.iterdir())
+    assert files == sorted(f"k0.4-{arch}-seed1.json" for arch in ARMS)
+
+    def no_training(job):
+        raise AssertionError("a cached run was trained again")
+
+    monkeypatch.setattr(theory, "run_arm", no_training)
+    b = theory.run_theory_study("smoke", None, seeds=[1], ks=[0.4], threads=1, cache_dir=cache)
+    pd.testing.assert_frame_equal(a.results, b.results, check_dtype=False)
+    pd.testing.assert_frame_equal(a.curves, b.curves, check_dtype=False)
+    pd.testing.assert_frame_equal(a.verdicts, b.verdicts)
+    # a cache made with other settings is refused, in one line
+    path = cache / "k0.4-baseline-seed1.json"
+    payload = json.loads(path.read_text())
+    payload["profile"]["hidden"] = 99
+    path.write_text(json.dumps(payload))
+    with pytest.raises(OptionError, match="other settings"):
+        theory.run_theory_study("smoke", None, seeds=[1], ks=[0.4], cache_dir=cache)
+    path.write_text("not json")
+    with pytest.raises(OptionError):
+        theory.run_theory_study("smoke", None, seeds=[1], ks=[0.4], cache_dir=cache)

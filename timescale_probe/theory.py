@@ -48,6 +48,7 @@ when an arm hit ``max_epochs`` without stopping early.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -121,12 +122,12 @@ PROFILES: dict[str, TheoryProfile] = {
                            valid_trees=1, test_trees=1, mi_trees=2, mi_max_distance=200, mi_distances=12,
                            mi_shuffles=2, emb_size=8, hidden=12, dropout=0.0, max_epochs=3, patience=1, min_epochs=0,
                            batch_size=8, eval_batch_size=4, bptt=20, lr=1e-2, n_boot=200),
-    # 3 k x 3 seeds x 4 arms of a 64/64/32 LSTM on 65k training tokens (4 trees of 16k) per source:
+    # 3 k x 3 seeds x 4 arms of a 64/64/32 LSTM on 98k training tokens (6 trees of 16k) per source:
     # 1-2 min per run on one busy core (--threads 1), so about an hour in all
-    "small": TheoryProfile("small", ks=(0.3, 0.8, 1.5), seeds=(1, 2, 3), n_symbols=8, depth=14, train_trees=4,
+    "small": TheoryProfile("small", ks=(0.3, 0.8, 1.5), seeds=(1, 2, 3), n_symbols=8, depth=14, train_trees=6,
                            valid_trees=1, test_trees=2, mi_trees=16, mi_max_distance=4000, mi_distances=40,
-                           mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=60, patience=6, min_epochs=20,
-                           batch_size=16, eval_batch_size=16, bptt=50, lr=5e-3),
+                           mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=40, patience=5, min_epochs=12,
+                           batch_size=32, eval_batch_size=16, bptt=50, lr=5e-3),
 }
 
 
@@ -372,14 +373,57 @@ def _speed_columns(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Profile fields that must match for a cached run to be reused (not the list of seeds or ks).
+_CACHE_FIELDS_IGNORED = ("seeds", "ks", "name")
+
+
+def _cache_key(k: float, arch: str, seed: int) -> str:
+    return f"k{k:g}-{arch}-seed{seed}.json"
+
+
+def _cache_write(cache_dir: str | os.PathLike, prof: TheoryProfile, result: dict[str, Any]) -> None:
+    from .fileio import atomic_write_text
+
+    row = result["row"]
+    payload = {"profile": {k: v for k, v in prof.to_dict().items() if k not in _CACHE_FIELDS_IGNORED},
+               "row": row, "curve": result["curve"].to_dict(orient="list"),
+               "timescales": None if result["timescales"] is None else result["timescales"].to_dict(orient="list")}
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(cache_dir) / _cache_key(row["k"], row["arch"], row["seed"]), json.dumps(payload) + "\n")
+
+
+def _cache_read(cache_dir: str | os.PathLike, prof: TheoryProfile, k: float, arch: str, seed: int) -> dict | None:
+    """A finished run from the cache (plain JSON, never executed), or None. A run cached with
+    other settings is an error (use another cache folder)."""
+    path = Path(cache_dir) / _cache_key(k, arch, seed)
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        want = {k2: v for k2, v in prof.to_dict().items() if k2 not in _CACHE_FIELDS_IGNORED}
+        if json.loads(json.dumps(want)) != payload["profile"]:
+            raise OptionError(f"cache_dir {cache_dir} holds {path.name} made with other settings; use another "
+                              "cache folder", param="cache_dir")
+        ts = payload["timescales"]
+        return {"row": payload["row"], "curve": pd.DataFrame(payload["curve"]),
+                "timescales": None if ts is None else pd.DataFrame(ts)}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise OptionError(f"cache_dir: {path} is not a theory-run cache file ({exc})", param="cache_dir") from None
+
+
 def run_theory_study(profile: str = "small", out_dir: str | os.PathLike | None = None, *, jobs: int = 1,
                      seeds: Sequence[int] | None = None, ks: Sequence[float] | None = None, device: str = "cpu",
-                     threads: int | None = None, progress: Any = False,
+                     threads: int | None = None, progress: Any = False, cache_dir: str | os.PathLike | None = None,
                      log: Callable[[str], None] | None = None) -> TheoryResult:
     """Run the theory study (module docstring) and, when ``out_dir`` is given, write its outputs
     there (:func:`write_theory_outputs`, only after everything succeeded). ``jobs``: training runs
-    in parallel processes; ``threads``: torch threads per run."""
+    in parallel processes; ``threads``: torch threads per run. ``cache_dir``: every finished run is
+    stored there (one JSON file per k, arm and seed) and reused by a later call with the same
+    settings, so an interrupted study resumes where it stopped. Runs go seed by seed (all k and
+    arms of seed 1 first), so a partial cache holds whole seeds."""
     prof = check_options(profile, jobs=jobs, seeds=seeds, ks=ks, device=device, threads=threads)
+    if cache_dir is not None and Path(cache_dir).exists() and not Path(cache_dir).is_dir():
+        raise OptionError(f"cache_dir must be a directory, but {cache_dir} is a file", param="cache_dir")
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise OptionError(f"out_dir must be a directory, but {out_dir} is a file", param="out_dir")
     if str(device) == "auto":
@@ -399,16 +443,23 @@ def run_theory_study(profile: str = "small", out_dir: str | os.PathLike | None =
 
     rows, curves, tss = [], [], []
     with tempfile.TemporaryDirectory(prefix="tsprobe-theory-") as work:
-        jobs_list = []
-        for k in prof.ks:
-            specs = arm_specs(k, prof.hidden)
-            for seed in prof.seeds:
+        jobs_list, cached = [], []
+        for seed in prof.seeds:
+            for k in prof.ks:
+                specs = arm_specs(k, prof.hidden)
                 for arch in ARMS:
+                    hit = _cache_read(cache_dir, prof, k, arch, seed) if cache_dir is not None else None
+                    if hit is not None:
+                        cached.append(hit)
+                        continue
                     jobs_list.append({"k": k, "seed": seed, "arch": arch, "spec": specs[arch], "profile": prof.to_dict(),
                                       "workdir": work, "device": str(device), "threads": threads})
-        bar.start(len(jobs_list), f"theory study: {len(jobs_list)} training runs")
+        bar.start(len(jobs_list) + len(cached), f"theory study: {len(jobs_list)} training runs"
+                  f"{f' ({len(cached)} more from the cache)' if cached else ''}")
         try:
-            def collect(r):
+            def collect(r, fresh=True):
+                if fresh and cache_dir is not None:
+                    _cache_write(cache_dir, prof, r)
                 rows.append(r["row"])
                 curves.append(r["curve"])
                 if r["timescales"] is not None:
@@ -418,6 +469,8 @@ def run_theory_study(profile: str = "small", out_dir: str | os.PathLike | None =
                     f"(best epoch {rr['best_epoch']}/{rr['epochs_run']}, {rr['train_seconds']:.0f} s)")
                 bar.advance(1)
 
+            for r in cached:
+                collect(r, fresh=False)
             if int(jobs) == 1:
                 for j in jobs_list:
                     collect(run_arm(j))
@@ -432,14 +485,16 @@ def run_theory_study(profile: str = "small", out_dir: str | os.PathLike | None =
             bar.done()
 
     results = pd.DataFrame(rows)
+    order = {a: i for i, a in enumerate(ARMS)}
     curves_df = pd.concat(curves, ignore_index=True)
+    curves_df = curves_df.sort_values(["k", "seed", "arch", "epoch"],
+                                      key=lambda s: s.map(order) if s.name == "arch" else s).reset_index(drop=True)
     results = results.merge(sources_df[["k", "k_measured", "k_measured_low", "k_measured_high", "k_tail"]]
                             .rename(columns={"k_tail": "k_tail_measured"}), on="k", how="left")
     results["a_imposed"] = results.apply(lambda r: {"mts-half": r["k"] / 2, "mts-k": r["k"]}.get(r["arch"], np.nan), axis=1)
     results["T_single"] = results.apply(
         lambda r: float(r["mts_spec"].split("single:")[1].split(";")[0]) if r["arch"] == "single" else np.nan, axis=1)
     results = _speed_columns(results, curves_df)
-    order = {a: i for i, a in enumerate(ARMS)}
     results = results.sort_values(["k", "seed", "arch"], key=lambda s: s.map(order) if s.name == "arch" else s)
     results = results.reset_index(drop=True)
     ts_df = pd.concat(tss, ignore_index=True) if tss else pd.DataFrame(columns=["k", "seed", "layer", "unit", "T_data"])

@@ -24,7 +24,7 @@ def _numbers(text: Optional[str], kind, param: str):
 
 @app.command("theory-test", epilog=example(
     "tsprobe theory-test --profile smoke --out out/theory-smoke",
-    "tsprobe theory-test --profile small --jobs 1 --threads 1 --out figures/theory",
+    "tsprobe theory-test --profile small --jobs 1 --threads 1 --cache theory-cache/ --out figures/theory",
     "tsprobe theory-test --profile small --ks 0.3,0.8,1.5 --seeds 1,2,3,4 --jobs 2 --out theory/"))
 def theory_test_cmd(
     profile: str = typer.Option("small", "--profile", help="smoke (seconds, a check only) or small (~35-45 min, one core)."),
@@ -34,6 +34,8 @@ def theory_test_cmd(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, comma-separated (default: the profile's)."),
     ks: Optional[str] = typer.Option(None, "--ks", help="Nominal MI exponents k, comma-separated (default: the profile's)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder keeping every finished run (JSON); a rerun "
+                                                               "with the same settings reuses them (resume)."),
 ) -> None:
     """Does a baseline LSTM's learned timescale shape track the MI exponent k of its source, and
     does imposing inverse-gamma timescales of shape a = k/2 or a = k (or one single timescale)
@@ -56,7 +58,7 @@ def theory_test_cmd(
     if threads is not None:
         torch.set_num_threads(threads)
     result = run_theory_study(profile, out, jobs=jobs, seeds=seed_list, ks=k_list, device=device, threads=threads,
-                              progress=as_progress(True), log=lambda msg: console.print(msg))
+                              progress=as_progress(True), cache_dir=cache, log=lambda msg: console.print(msg))
     s = result.sources
     table = Table(title="sources: nominal vs measured k (mi-decay, 95%)", show_edge=False)
     for c in ("k", "measured k", "k_tail"):
