@@ -41,8 +41,9 @@ def _ptb_available() -> bool:
         return False
 
 
-def _run(out: Path, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env_cmd = [sys.executable, str(SCRIPT), "--dry-run", "--out", str(out), *extra]
+def _run(out: Path, *extra: str, timeout: float = 1500) -> subprocess.CompletedProcess:
+    # a generous budget: on a loaded CI machine the tiny epochs must not run into the deadlines
+    env_cmd = [sys.executable, str(SCRIPT), "--dry-run", "--budget-s", "1500", "--out", str(out), *extra]
     p = subprocess.run(env_cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
