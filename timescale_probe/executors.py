@@ -46,7 +46,6 @@ import logging
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 import traceback
@@ -123,27 +122,13 @@ def run_id(*parts: Any) -> str:
 # the worker side: the same wrapper runs the task in-process, in a local process or on Ray
 # ------------------------------------------------------------------------------------------------
 
-class _Tee(io.TextIOBase):
-    def __init__(self, *streams):
-        self._streams = streams
-
-    def write(self, s: str) -> int:
-        for st in self._streams:
-            st.write(s)
-        return len(s)
-
-    def flush(self) -> None:
-        for st in self._streams:
-            st.flush()
-
-
 def _workdir(storage: str | None, rid: str, key: str) -> Path:
     root = Path(storage) if storage else Path(tempfile.gettempdir()) / "tsprobe-tasks"
     return root / rid / key
 
 
 def execute_task(fn: Callable[..., dict[str, Any]], args: tuple, kwargs: dict[str, Any], key: str, rid: str,
-                 storage: str | None, echo: bool = False) -> dict[str, Any]:
+                 storage: str | None) -> dict[str, Any]:
     """Run one task in its work folder (see the module docstring); never raises for the task's own errors.
 
     Returns ``{"value", "files", "error", "traceback", "log", "attempts", "seconds"}``."""
@@ -165,9 +150,7 @@ def execute_task(fn: Callable[..., dict[str, Any]], args: tuple, kwargs: dict[st
         LOGGER.setLevel(logging.INFO)
     out = {"value": None, "files": {}, "error": None, "traceback": "", "log": "", "attempts": attempts}
     try:
-        out_stream = _Tee(buf, sys.stdout) if echo else buf
-        err_stream = _Tee(buf, sys.stderr) if echo else buf
-        with contextlib.redirect_stdout(out_stream), contextlib.redirect_stderr(err_stream):
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             value = dict(fn(work, *args, **kwargs) or {})
         rels = [str(r) for r in value.pop("_files", [])]
         files = {}
