@@ -470,7 +470,7 @@ def section_parity(ctx: dict[str, Any]) -> None:
         nll_c, tg_c = token_nll(m_cpu, tokens, device=cpu)
         nll_d, tg_d = token_nll(m_dev, tokens, device=dev)
         assert np.array_equal(tg_c, tg_d)
-        add(name, "token NLL: max |diff| (nats)", float(np.max(np.abs(nll_c - nll_d))), TOLERANCES["token_nll_max_abs"])
+        add(name, "token NLL: max abs diff (nats)", float(np.max(np.abs(nll_c - nll_d))), TOLERANCES["token_nll_max_abs"])
         add(name, "perplexity: relative diff", abs(math.exp(nll_d.mean()) / math.exp(nll_c.mean()) - 1.0), TOLERANCES["ppl_rel"])
         est_c = estimate_timescales(m_cpu, tokens, device=cpu).table_
         est_d = estimate_timescales(m_dev, tokens, device=dev).table_
@@ -686,6 +686,8 @@ def wait_study(ctx: dict[str, Any]) -> None:
                 pending.remove(item)
                 logf.close()
                 log(f"study: {job['name']} exited with {p.returncode}")
+                with contextlib.suppress(Exception):
+                    write_study_zip(ctx)
         if not pending:
             break
         if time.time() > ctx["study_hard_deadline"]:
@@ -707,6 +709,25 @@ def wait_study(ctx: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------------------------
 # study: analysis
 # ----------------------------------------------------------------------------------------------
+
+def write_study_zip(ctx: dict[str, Any]) -> None:
+    """``study.zip``: the per-seed folders finished so far, the study tables, the figure and the
+    worker logs (rewritten as workers finish, so a killed run still brings back what was done)."""
+    work, seeds_dir = ctx["work"], ctx["study"]["seeds_dir"]
+    zpath = ctx["out"] / "study.zip"
+    tmpz = zpath.with_name(".study.zip.tmp")
+    with zipfile.ZipFile(tmpz, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(seeds_dir.rglob("*")):
+            rel = p.relative_to(seeds_dir)
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+                z.write(p, Path("seeds") / rel)
+        for name in ("study_models.csv", "study_curves.csv", "study_paired.csv", "study_routing.csv", "study.png"):
+            if (work / name).is_file():
+                z.write(work / name, name)
+        for p in sorted(work.glob("*.log")):
+            z.write(p, Path("logs") / p.name)
+    os.replace(tmpz, zpath)
+
 
 def combined_paired(pairs: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray, bin_of: np.ndarray,
                     labels: list[str], *, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999,
@@ -849,19 +870,7 @@ def analyse_study(ctx: dict[str, Any]) -> None:
                         f"3 models round-robin in one process: {ctx['rr_train_rate']:,.0f} tokens/s. Faster: "
                         f"{'processes' if agg_rate > ctx['rr_train_rate'] else 'round-robin in one process'}")
             agg += ".\n"
-    # zip
-    zpath = out / "study.zip"
-    tmpz = zpath.with_name(".study.zip.tmp")
-    with zipfile.ZipFile(tmpz, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in sorted(seeds_dir.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                z.write(p, Path("seeds") / p.relative_to(seeds_dir))
-        for name in ("study_models.csv", "study_curves.csv", "study_paired.csv", "study_routing.csv", "study.png"):
-            if (work / name).is_file():
-                z.write(work / name, name)
-        for p in sorted(work.glob("*.log")):
-            z.write(p, Path("logs") / p.name)
-    os.replace(tmpz, zpath)
+    write_study_zip(ctx)
     # fp16 analysis copies of the seed-141 checkpoints
     copies = []
     for name in (f"ptb-mts-seed{ctx['seeds'][0]}",):
