@@ -81,7 +81,7 @@ SIZES = {
                 eval_dev_tokens=20000, eval_cpu_tokens=4000, abl_dev_tokens=10000, abl_cpu_tokens=2000,
                 abl_pergroup_tokens=4000, probe_steps=20, profile="small", epochs=10, n_resamples=10000,
                 controls=20, table_tokens=0, tables_reserve_s=80.0, worker_threads=1, subset=None,
-                tests_timeout_s=120),
+                tests_timeout_s=150),
     "dry": dict(parity_tokens=250, parity_abl_tokens=201, parity_controls=2, speed_steps=2, speed_warm=1,
                 paper_vocab=500, paper_emb=16, paper_layers=(24, 24, 16), paper_batch=4, paper_bptt=12,
                 eval_dev_tokens=400, eval_cpu_tokens=300, abl_dev_tokens=300, abl_cpu_tokens=250,
@@ -159,9 +159,13 @@ def environment(device: torch.device) -> dict[str, Any]:
             smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
                                  capture_output=True, text=True, timeout=20)
             env["nvidia_smi"] = smi.stdout.strip()
+    import hashlib
+
+    env["gpu_check_sha256"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        env["git_commit"] = out.stdout.strip() or "unknown (no git)"
+        env["git_commit"] = (out.stdout.strip() + " (HEAD of the copy; uncommitted edits not shown)") if out.stdout.strip() \
+            else "unknown (no git)"
     except Exception:  # noqa: BLE001
         env["git_commit"] = "unknown (no git)"
     return env
@@ -508,7 +512,10 @@ def section_tests(ctx: dict[str, Any]) -> None:
     report.set("tests", "## 3. CUDA tests\n\n(running...)\n")
     t = time.time()
     try:
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=ctx["S"]["tests_timeout_s"])
+        # few CPU threads: while the study trains, every core is busy, and 16 OpenMP threads on busy
+        # cores stall (the first device run timed out here with 6 of 7 tests passed)
+        env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=ctx["S"]["tests_timeout_s"], env=env)
         out, rc = (p.stdout + p.stderr).strip(), p.returncode
     except subprocess.TimeoutExpired as exc:
         out, rc = f"timed out after {exc.timeout} s\n{exc.stdout or ''}", "timeout"
@@ -1064,7 +1071,7 @@ def main(argv=None) -> int:
         if "study" in only:
             started = guarded(report, "study", lambda: start_study(ctx))
         if started and mode == "gpu":  # leave CPU cores to the workers (they launch kernels from the CPU)
-            torch.set_num_threads(max(2, (os.cpu_count() or 4) - len(ctx["study"]["jobs"]) * S["worker_threads"] - 1))
+            torch.set_num_threads(max(2, min(4, (os.cpu_count() or 4) - len(ctx["study"]["jobs"]) * S["worker_threads"] - 3)))
         if "tests" in only:
             if time.time() < T_START + a.budget_s - 60 - S["tests_timeout_s"] / 2:
                 guarded(report, "tests", lambda: section_tests(ctx))
