@@ -349,3 +349,67 @@ def test_line_laws_equal_closed_form_weighted_least_squares():
     assert v.test == "vuong" and v.R == pytest.approx(diff.sum())
     assert v.z == pytest.approx(diff.sum() / (np.sqrt(n) * diff.std(ddof=0)))
     assert v.R > 0 and v.p < 1e-3  # a power law, recognised
+
+
+def _direct_from_pairs(pairs):
+    """Plug-in, Miller-Madow and Grassberger MI (nats) of an explicit list of pairs (Counters)."""
+    n = len(pairs)
+    joint, first, second = Counter(pairs), Counter(p[0] for p in pairs), Counter(p[1] for p in pairs)
+    plug = sum(c / n * math.log(c * n / (first[a] * second[b])) for (a, b), c in joint.items())
+    mm = plug + (len(first) + len(second) - len(joint) - 1) / (2 * n)
+
+    def g(k):
+        return digamma(k) + 0.5 * (-1) ** k * (digamma((k + 1) / 2) - digamma(k / 2))
+
+    def hg(counter):
+        return math.log(n) - sum(c * g(c) for c in counter.values()) / n
+
+    return np.array([plug, mm, hg(first) + hg(second) - hg(joint)])
+
+
+@pytest.mark.parametrize("d", [1, 3, 40, 90])
+@pytest.mark.parametrize("use_seg", [False, True])
+def test_leave_one_block_out_equals_recomputation_without_the_block(small_stream, d, use_seg):
+    """Every leave-one-block-out estimate of the one-sort jackknife (all three estimators) equals
+    the estimator rerun from scratch on the pairs that remain when the block is removed, and the
+    jackknife SEs follow from them; also through mi_curve's shared per-stream work."""
+    x, seg = small_stream
+    seg = seg if use_seg else None
+    B = 7
+    r = distance_stats(x, d, 40, boundaries=seg, se="jackknife", n_blocks=B)
+    n_pos = len(x) - d
+    edges = np.linspace(0, n_pos, B + 1).round().astype(int)
+    loo = []
+    for k in range(B):
+        keep = np.ones(n_pos, bool)
+        keep[edges[k]:edges[k + 1]] = False
+        if seg is not None:
+            keep &= seg[:n_pos] == seg[d:]
+        loo.append(_direct_from_pairs(list(zip(x[:n_pos][keep].tolist(), x[d:][keep].tolist()))))
+    loo = np.array(loo)
+    np.testing.assert_allclose(r["loo"], loo, rtol=1e-12, atol=1e-13)
+    se = np.sqrt((B - 1) / B * ((loo - loo.mean(0)) ** 2).sum(0))
+    np.testing.assert_allclose([r["se_plugin"], r["se_miller-madow"], r["se_grassberger"]], se, rtol=1e-9)
+    full = _direct_from_pairs([(x[i], x[i + d]) for i in range(n_pos) if seg is None or seg[i] == seg[i + d]])
+    np.testing.assert_allclose([r["plugin"], r["miller-madow"], r["grassberger"]], full, rtol=1e-12, atol=1e-14)
+    curve = mi_curve(x, [2, d], n_types=40, boundaries=seg, se="jackknife", n_blocks=B)
+    np.testing.assert_allclose(curve.attrs["loo_bits"][1] * math.log(2), loo, rtol=1e-12, atol=1e-13)
+
+
+def test_leave_one_block_out_at_far_distances_and_without_pairs(small_stream):
+    """Distances so far that every block edge moves past its neighbour's (the block ids and
+    marginals are rebuilt rather than patched) still equal the recomputation; a distance with no
+    pair left gives NaN estimates, not an error."""
+    x, seg = small_stream
+    B, d = 6, 1700
+    n_pos = len(x) - d
+    edges = np.linspace(0, n_pos, B + 1).round().astype(int)
+    curve = mi_curve(x, [1, d], n_types=40, se="jackknife", n_blocks=B)
+    loo = []
+    for k in range(B):
+        keep = np.ones(n_pos, bool)
+        keep[edges[k]:edges[k + 1]] = False
+        loo.append(_direct_from_pairs(list(zip(x[:n_pos][keep].tolist(), x[d:][keep].tolist()))))
+    np.testing.assert_allclose(curve.attrs["loo_bits"][1] * math.log(2), np.array(loo), rtol=1e-12, atol=1e-13)
+    empty = distance_stats(x, 150, 40, boundaries=seg, se="jackknife", n_blocks=B)  # segments are 100 long
+    assert empty["n_pairs"] == 0 and np.isnan(empty["plugin"]) and np.isnan(empty["loo"]).all()

@@ -266,10 +266,13 @@ def _terms(counts: np.ndarray) -> np.ndarray:
     return TermTables(int(counts.max()) if counts.size else 1).terms(counts)
 
 
-def _entropies(n: float, terms: np.ndarray) -> np.ndarray:
-    """Entropies (nats) by plug-in, Miller-Madow, Grassberger from :func:`_terms`."""
-    plugin = np.log(n) - terms[0] / n
-    return np.array([plugin, plugin + (terms[2] - 1) / (2.0 * n), np.log(n) - terms[1] / n])
+def _entropies(n, terms: np.ndarray) -> np.ndarray:
+    """Entropies (nats) by plug-in, Miller-Madow, Grassberger from :func:`_terms` (last axis);
+    ``n`` and ``terms`` may carry leading axes (one row per leave-one-out sample)."""
+    terms = np.asarray(terms, dtype=np.float64)
+    log_n = np.log(n)
+    plugin = log_n - terms[..., 0] / n
+    return np.stack([plugin, plugin + (terms[..., 2] - 1) / (2.0 * n), log_n - terms[..., 1] / n], axis=-1)
 
 
 def entropy_from_counts(counts: np.ndarray, estimator: str = "plugin") -> float:
@@ -282,23 +285,35 @@ def entropy_from_counts(counts: np.ndarray, estimator: str = "plugin") -> float:
     return float(_entropies(n, _terms(counts))[ESTIMATORS.index(est)])
 
 
-def _mi_all(n: float, t_first: np.ndarray, t_second: np.ndarray, t_joint: np.ndarray) -> np.ndarray:
-    if n <= 0:
-        return np.full(3, np.nan)
-    return _entropies(n, t_first) + _entropies(n, t_second) - _entropies(n, t_joint)
+def _mi_all(n, t_first: np.ndarray, t_second: np.ndarray, t_joint: np.ndarray) -> np.ndarray:
+    """MI (nats) by every estimator; with an array ``n`` (rows of terms), one row per entry,
+    NaN where ``n <= 0``."""
+    if np.ndim(n) == 0:
+        if n <= 0:
+            return np.full(3, np.nan)
+        return _entropies(n, t_first) + _entropies(n, t_second) - _entropies(n, t_joint)
+    n = np.asarray(n, dtype=np.float64)
+    ok = n > 0
+    safe = np.where(ok, n, 1.0)[:, None]
+    mi = _entropies(safe[:, 0], t_first) + _entropies(safe[:, 0], t_second) - _entropies(safe[:, 0], t_joint)
+    mi[~ok] = np.nan
+    return mi
 
 
 def delta_se(pc: PairCounts) -> float:
     """Delta-method SE (nats) of the plug-in MI: sqrt((sum p pmi^2 - I^2) / n)."""
-    n = pc.n_pairs
+    return _delta_se_cells(pc.cells, pc.joint, pc.first, pc.second, pc.n_types, pc.n_pairs)
+
+
+def _delta_se_cells(cells, joint, first, second, n_types: int, n: int) -> float:
     if n == 0:
         return float("nan")
-    a = pc.cells // pc.n_types
-    b = pc.cells - a * pc.n_types
+    a = cells // cells.dtype.type(n_types)
+    b = cells - a * cells.dtype.type(n_types)
     with np.errstate(divide="ignore"):  # tokens absent from one side never index these tables
-        log_first = np.log(pc.first.astype(np.float64))
-        log_second = np.log(pc.second.astype(np.float64))
-    joint = pc.joint.astype(np.float64)
+        log_first = np.log(first.astype(np.float64))
+        log_second = np.log(second.astype(np.float64))
+    joint = joint.astype(np.float64)
     pmi = np.log(joint)
     pmi += np.log(float(n))
     pmi -= log_first[a]
@@ -325,7 +340,7 @@ SE_METHODS = ("jackknife", "delta")
 def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None, *,
                    boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
                    chunk_size: int = DEFAULT_CHUNK, tables: TermTables | None = None,
-                   totals: np.ndarray | None = None) -> dict[str, float]:
+                   totals: np.ndarray | None = None, _work: "_JackknifeWork | None" = None) -> dict[str, float]:
     """MI (nats) at one distance by every estimator, with standard errors.
 
     ``se='jackknife'``: delete-one-block jackknife over ``n_blocks`` contiguous blocks of pair
@@ -341,7 +356,7 @@ def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None
     x = np.asarray(tokens)
     jack = se == "jackknife" and n_blocks >= 2
     if jack and x.size - int(distance) <= chunk_size:
-        return _jackknife_in_memory(x, int(distance), n_types, boundaries, int(n_blocks), tables)
+        return _jackknife_in_memory(x, int(distance), n_types, boundaries, int(n_blocks), tables, _work)
     pc, blocks = _counts_with_blocks(x, distance, n_types, boundaries, n_blocks if jack else 1, chunk_size,
                                      keep_blocks=jack, totals=totals)
     tables = tables or TermTables(int(max(pc.first.max(initial=1), pc.second.max(initial=1))))
@@ -390,96 +405,190 @@ def jackknife_se(loo: np.ndarray) -> np.ndarray:
     return np.sqrt((m - 1) / m * np.sum((v - v.mean(axis=0)) ** 2, axis=0))
 
 
-def _run_starts(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start index and length of each run of equal values in a sorted array."""
-    n = s.size
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    flag = np.empty(n, dtype=bool)
-    flag[0] = True
-    np.not_equal(s[1:], s[:-1], out=flag[1:])
-    starts = np.flatnonzero(flag)
-    lengths = np.empty(starts.size, dtype=np.int64)
-    lengths[:-1] = starts[1:] - starts[:-1]
-    lengths[-1] = n - starts[-1]
-    return starts, lengths
+class _JackknifeWork:
+    """What every distance of one stream shares in the one-sort jackknife (built once by
+    :func:`mi_curve`, or per call by :func:`distance_stats`).
+
+    Sort key of the pair at position i: ``(x[i]*V + x[i+d]) << shift | block(i)``, i.e.
+    ``high[i] + low[i+d]`` with ``high = x*V << shift | block0`` and ``low = x << shift``;
+    ``block0`` are the blocks of the longest pair range (``edges0``, distance 0). At distance d the
+    block edges move left by at most about ``d``, so only the few positions between an edge and
+    its ``edges0`` counterpart need their block id raised. The key is unsigned 32-bit when
+    ``V^2 << shift`` fits (PTB: V = 10,000 and 20 blocks), else int64. ``first0``: the token
+    counts of each ``edges0`` block (B, V), from which the per-block marginals of any distance
+    follow by a few edge windows."""
+
+    def __init__(self, x: np.ndarray, V: int, B: int):
+        self.x, self.V, self.B = x, int(V), int(B)
+        self.shift = max(1, (self.B - 1).bit_length())
+        self.kd = np.uint32 if (self.V * self.V) << self.shift <= 2**32 else np.int64
+        kd = self.kd
+        self.edges0 = _block_edges(x.size, self.B, x.size + 1)
+        self.high = x.astype(kd)
+        self.high *= kd(self.V << self.shift)
+        self.low = x.astype(kd)
+        self.low <<= kd(self.shift)
+        self.first0 = np.empty((self.B, self.V), dtype=np.int64)
+        for k in range(self.B):
+            lo, hi = self.edges0[k], self.edges0[k + 1]
+            self.high[lo:hi] |= kd(k)
+            self.first0[k] = np.bincount(x[lo:hi], minlength=self.V)
+
+    def serves(self, x: np.ndarray, V: int, B: int) -> bool:
+        return x is self.x and V == self.V and B == self.B
+
+    def keys(self, d: int, edges: np.ndarray) -> np.ndarray:
+        """The (unsorted) keys of the pairs at distance d, blocks ``edges``."""
+        n = int(edges[-1])
+        key = np.add(self.high[:n], self.low[d:d + n])
+        moved = [(int(edges[k]), min(int(self.edges0[k]), n)) for k in range(1, self.B)]
+        if sum(hi - lo for lo, hi in moved) <= n // 4:
+            one = self.kd(1)
+            for lo, hi in moved:  # these positions belong to one block later than in edges0
+                if hi > lo:
+                    key[lo:hi] += one
+        else:  # far distances: rewrite every block id
+            key >>= self.kd(self.shift)
+            key <<= self.kd(self.shift)
+            for k in range(1, self.B):
+                key[edges[k]:edges[k + 1]] |= self.kd(k)
+        return key
+
+    def block_marginals(self, d: int, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Counts (B, V) of the first and second tokens of the pairs starting in each block, from
+        ``first0`` and the windows between each edge of ``edges`` (or ``edges + d``) and of ``edges0``."""
+        e, e0, V = edges, self.edges0, self.V
+        windows = []  # (row, lo, hi, sign): add sign * counts of x[lo:hi] to row
+        for k in range(self.B):
+            windows.append((k, e[k], e0[k], 1))  # first: counts of x[e[k]:e[k+1]]
+            windows.append((k, e[k + 1], e0[k + 1], -1))
+            windows.append((self.B + k, e0[k + 1], e[k + 1] + d, 1))  # second: x[e[k]+d:e[k+1]+d]
+            windows.append((self.B + k, e0[k], e[k] + d, -1))
+        total = sum(abs(int(hi) - int(lo)) for _, lo, hi, _ in windows)
+        if total > int(e[-1]):  # far distances: count the blocks directly
+            return _block_marginals(self.x, d, V, e, None)
+        out = np.concatenate([self.first0, self.first0])
+        idx, sign = [], []
+        for row, lo, hi, s in windows:
+            lo, hi = int(lo), int(hi)
+            if hi < lo:
+                lo, hi, s = hi, lo, -s
+            if hi > lo:
+                idx.append(self.x[lo:hi] + row * V)
+                sign.append(np.full(hi - lo, s, dtype=np.int64))
+        if idx:
+            np.add.at(out.reshape(-1), np.concatenate(idx), np.concatenate(sign))
+        return out[:self.B], out[self.B:]
 
 
-def _jackknife_in_memory(x, d, n_types, boundaries, B, tables):
-    """One sort of ``cell << shift | block`` gives full counts, per-(cell, block) counts and so every
-    leave-one-block-out estimate at once (same numbers as the chunked path in :func:`distance_stats`).
+def _block_marginals(x, d, V, edges, keep):
+    """Marginal counts (B, V) of the first and second tokens of the pairs starting in each block
+    (``keep``: which pairs count)."""
+    B = len(edges) - 1
+    first = np.empty((B, V), dtype=np.int64)
+    second = np.empty((B, V), dtype=np.int64)
+    a, b = x[:edges[-1]], x[d:d + edges[-1]]
+    for k in range(B):
+        lo, hi = int(edges[k]), int(edges[k + 1])
+        ak, bk = a[lo:hi], b[lo:hi]
+        if keep is not None:
+            mk = keep[lo:hi]
+            ak, bk = ak[mk], bk[mk]
+        first[k] = np.bincount(ak, minlength=V)
+        second[k] = np.bincount(bk, minlength=V)
+    return first, second
 
-    The key is unsigned 32-bit when ``V^2 << shift`` fits (PTB: V = 10,000 and 20 blocks), else
-    int64; the block id sits in the low ``shift`` bits, so cell and block come back by a shift
-    and a mask. Per-block marginals are bincounts of contiguous slices."""
+
+def _loo_terms(total: np.ndarray, per_block: np.ndarray, tables: TermTables) -> np.ndarray:
+    """:meth:`TermTables.terms` of ``total - per_block[k]`` for every block k, shape (B, 3)."""
+    rest = total - per_block
+    return np.stack([tables.n_log_n[rest].sum(axis=1), tables.n_g_n[rest].sum(axis=1),
+                     np.count_nonzero(rest, axis=1).astype(np.float64)], axis=1)
+
+
+def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
+    """One sort of ``cell << shift | block`` gives the full counts, the per-(cell, block) counts
+    and so every leave-one-block-out estimate at once (same numbers as the chunked path in
+    :func:`distance_stats`).
+
+    Leaving block k out lowers the count of each cell c present in k from ``N_c`` to
+    ``N_c - m_ck``, so the joint terms (``sum T(count)`` for T = ``n ln n``, ``n G(n)``,
+    ``[n > 0]``) drop by ``sum over the runs (c, k) of T(N_c) - T(N_c - m_ck)``. Rather than
+    looking T up per run, two bincounts histogram the runs by (value, block), for the values
+    ``N_c`` and ``N_c - m_ck``, and one product with the tables gives every block's drop: no loop
+    over blocks and no second sort. The point estimate's joint terms come from the histogram of
+    the cell counts the same way."""
     if d < 1:
         raise OptionError(f"distance must be >= 1, got {d}", param="distance")
     V = int(n_types if n_types is not None else int(x.max()) + 1)
     n_pos = max(x.size - d, 0)
     edges = _block_edges(n_pos, B, n_pos + 1)
     B = len(edges) - 1
-    shift = max(1, (B - 1).bit_length())
-    kd = np.uint32 if (V * V) << shift <= 2**32 else np.int64
-    a, b = x[:n_pos], x[d:d + n_pos]
-    keep = None if boundaries is None else boundaries[:n_pos] == boundaries[d:d + n_pos]
-    first_kb = np.empty((B, V), dtype=np.int64)
-    second_kb = np.empty((B, V), dtype=np.int64)
-    for k in range(B):
-        ak, bk = a[edges[k]:edges[k + 1]], b[edges[k]:edges[k + 1]]
-        if keep is not None:
-            mk = keep[edges[k]:edges[k + 1]]
-            ak, bk = ak[mk], bk[mk]
-        first_kb[k] = np.bincount(ak, minlength=V)
-        second_kb[k] = np.bincount(bk, minlength=V)
-    key = a.astype(kd)
-    key *= kd(V)
-    key += b.astype(kd, copy=False)
-    key <<= kd(shift)
-    for k in range(1, B):
-        key[edges[k]:edges[k + 1]] |= kd(k)
-    if keep is not None:
-        key = key[keep]
-    key.sort()
-    starts, run_count = _run_starts(key)
-    run_key = key[starts]
-    run_cell = run_key >> kd(shift)
-    run_block = (run_key & kd((1 << shift) - 1)).astype(np.intp)
-    new_cell = np.empty(run_cell.size, dtype=bool)
-    new_cell[:1] = True
-    np.not_equal(run_cell[1:], run_cell[:-1], out=new_cell[1:])
-    cell_of_run = np.cumsum(new_cell)
-    cell_of_run -= 1
-    cells = run_cell[new_cell].astype(np.int64)
-    # joint count of each cell: differences of the running total of run counts at each cell's last run
-    last_run = np.flatnonzero(np.append(new_cell[1:], True))
-    total = np.cumsum(run_count)[last_run]
-    joint = np.empty(cells.size, dtype=np.int64)
-    joint[:1] = total[:1]
-    np.subtract(total[1:], total[:-1], out=joint[1:])
+    if work is None or not work.serves(x, V, B):
+        work = _JackknifeWork(x, V, B)
+    kd, shift = work.kd, work.shift
+    if boundaries is None:
+        first_kb, second_kb = work.block_marginals(d, edges)
+        key = work.keys(d, edges)
+    else:
+        keep = boundaries[:n_pos] == boundaries[d:d + n_pos]
+        first_kb, second_kb = _block_marginals(x, d, V, edges, keep)
+        key = work.keys(d, edges)[keep]
     first, second = first_kb.sum(0), second_kb.sum(0)
-    tables = tables or TermTables(int(max(first.max(initial=1), second.max(initial=1))))
-    pc = PairCounts(d, V, cells, joint, first, second)
-    out = mi_from_counts(pc, tables)
-    n = pc.n_pairs
-    t_joint = tables.terms(joint)
-    nc = joint[cell_of_run]
-    rest = nc - run_count
-    w = tables.n_log_n[nc]
-    w -= tables.n_log_n[rest]
-    drop_nlogn = np.bincount(run_block, weights=w, minlength=B)
-    w = tables.n_g_n[nc]
-    w -= tables.n_g_n[rest]
-    drop_ng = np.bincount(run_block, weights=w, minlength=B)
-    drop_cells = np.bincount(run_block[rest == 0], minlength=B).astype(np.float64)
-    drop = np.stack([drop_nlogn, drop_ng, drop_cells], axis=1)
     n_k = first_kb.sum(1)
-    loo = []
-    for k in range(B):
-        if n_k[k] == 0 or n_k[k] == n:
-            loo.append(np.full(3, np.nan))
-            continue
-        loo.append(_mi_all(n - n_k[k], tables.terms(first - first_kb[k]), tables.terms(second - second_kb[k]),
-                           t_joint - drop[k]))
+    tables = tables or TermTables(int(max(first.max(initial=1), second.max(initial=1))))
+    key.sort()
+    n = key.size
+    if n == 0:
+        pc = PairCounts(d, V, np.zeros(0, np.int64), np.zeros(0, np.int64), first, second)
+        return _with_jackknife(mi_from_counts(pc, tables), np.full((B, 3), np.nan))
+    # runs of equal keys = (cell, block) pairs; runs of equal cells = occupied cells
+    flag = np.empty(n, dtype=bool)
+    flag[0] = True
+    np.not_equal(key[1:], key[:-1], out=flag[1:])
+    run_start = np.flatnonzero(flag)
+    del flag
+    R = run_start.size
+    run_key = key[run_start]
+    del key
+    run_count = np.empty(R, dtype=np.int64)
+    np.subtract(run_start[1:], run_start[:-1], out=run_count[:-1])
+    run_count[-1] = n - run_start[-1]
+    run_cell = run_key >> kd(shift)
+    new_cell = np.empty(R + 1, dtype=bool)
+    new_cell[0] = new_cell[R] = True
+    np.not_equal(run_cell[1:], run_cell[:-1], out=new_cell[1:R])
+    first_run = np.flatnonzero(new_cell)  # C + 1 entries, the last = R
+    del new_cell
+    cells = run_cell[first_run[:-1]]
+    del run_cell
+    cell_pos = run_start[first_run[:-1]]
+    C = cells.size
+    joint = np.empty(C, dtype=np.int64)
+    np.subtract(cell_pos[1:], cell_pos[:-1], out=joint[:-1])
+    joint[-1] = n - cell_pos[-1]
+    del cell_pos, run_start
+    # the tables over the values that occur: rows n ln n, n G(n), [n > 0]
+    top = int(joint.max())
+    T = np.stack([tables.n_log_n[:top + 1], tables.n_g_n[:top + 1], (np.arange(top + 1) > 0).astype(np.float64)])
+    t_joint = T @ np.bincount(joint, minlength=top + 1).astype(np.float64)
+    mi = _mi_all(n, tables.terms(first), tables.terms(second), t_joint)
+    out = {"distance": d, "n_pairs": n, "occupied_cells": int(C)}
+    out.update(dict(zip(ESTIMATORS, map(float, mi))))
+    out["se_delta"] = _delta_se_cells(cells, joint, first, second, V, n)
+    del cells
+    # histogram of the runs by (N_c, block) and by (N_c - m_ck, block)
+    slots = 1 << shift
+    idx = np.repeat(joint << shift, np.diff(first_run))
+    idx |= run_key & kd(slots - 1)
+    hist = np.bincount(idx, minlength=(top + 1) * slots)
+    run_count <<= shift
+    idx -= run_count
+    hist -= np.bincount(idx, minlength=(top + 1) * slots)
+    drop = T @ hist.reshape(top + 1, slots)[:, :B].astype(np.float64)  # (3, B)
+    t_joint_loo = t_joint - drop.T
+    loo = _mi_all(n - n_k, _loo_terms(first, first_kb, tables), _loo_terms(second, second_kb, tables), t_joint_loo)
+    loo[(n_k == 0) | (n_k == n)] = np.nan
     return _with_jackknife(out, loo)
 
 
@@ -511,9 +620,13 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
     loos = []
     totals = np.bincount(x, minlength=V)
     tables = TermTables(int(totals.max()) if x.size else 1)
+    distances = [int(d) for d in distances]
+    work = None
+    if se == "jackknife" and n_blocks >= 2 and any(0 < x.size - d <= chunk_size for d in distances):
+        work = _JackknifeWork(x, V, int(n_blocks))  # shared by the distances of the one-sort path
     for d in distances:
-        r = distance_stats(x, int(d), V, boundaries=boundaries, se=se, n_blocks=n_blocks,
-                           chunk_size=chunk_size, tables=tables, totals=totals)
+        r = distance_stats(x, d, V, boundaries=boundaries, se=se, n_blocks=n_blocks,
+                           chunk_size=chunk_size, tables=tables, totals=totals, _work=work)
         row = {"distance": int(d), "n_pairs": r["n_pairs"], "occupied_cells": r["occupied_cells"]}
         for est in ESTIMATORS:
             row[f"mi_{est.replace('-', '_')}_bits"] = r[est] / LN2
