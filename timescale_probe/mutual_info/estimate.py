@@ -305,21 +305,32 @@ def delta_se(pc: PairCounts) -> float:
     return _delta_se_cells(pc.cells, pc.joint, pc.first, pc.second, pc.n_types, pc.n_pairs)
 
 
-def _delta_se_cells(cells, joint, first, second, n_types: int, n: int) -> float:
+def _delta_se_cells(cells, joint, first, second, n_types: int, n: int, work=None) -> float:
     if n == 0:
         return float("nan")
-    a = cells // cells.dtype.type(n_types)
-    b = cells - a * cells.dtype.type(n_types)
+    C = cells.size
+
+    def buf(name, dtype):
+        return None if work is None else work.buffer(name, C, dtype)
+
+    a = np.floor_divide(cells, cells.dtype.type(n_types), out=buf("delta_a", np.int64))
+    b = np.multiply(a, n_types, out=buf("delta_b", np.int64))
+    np.subtract(cells, b, out=b)
     with np.errstate(divide="ignore"):  # tokens absent from one side never index these tables
         log_first = np.log(first.astype(np.float64))
         log_second = np.log(second.astype(np.float64))
-    joint = joint.astype(np.float64)
-    pmi = np.log(joint)
+    if work is None:
+        jf = joint.astype(np.float64)
+    else:
+        jf = work.buffer("delta_j", C, np.float64)
+        np.copyto(jf, joint)
+    pmi = np.log(jf, out=buf("delta_pmi", np.float64))
     pmi += np.log(float(n))
-    pmi -= log_first[a]
-    pmi -= log_second[b]
-    mi = float(joint @ pmi) / n
-    var = (float((joint * pmi) @ pmi) / n - mi * mi) / n
+    tmp = buf("delta_tmp", np.float64)
+    pmi -= np.take(log_first, a, out=tmp, mode="clip")
+    pmi -= np.take(log_second, b, out=tmp, mode="clip")
+    mi = float(jf @ pmi) / n
+    var = (float(np.multiply(jf, pmi, out=jf) @ pmi) / n - mi * mi) / n
     return float(np.sqrt(max(var, 0.0)))
 
 
@@ -420,6 +431,7 @@ class _JackknifeWork:
 
     def __init__(self, x: np.ndarray, V: int, B: int):
         self.x, self.V, self.B = x, int(V), int(B)
+        self._buffers: dict[str, np.ndarray] = {}
         self.shift = max(1, (self.B - 1).bit_length())
         self.kd = np.uint32 if (self.V * self.V) << self.shift <= 2**32 else np.int64
         kd = self.kd
@@ -437,10 +449,20 @@ class _JackknifeWork:
     def serves(self, x: np.ndarray, V: int, B: int) -> bool:
         return x is self.x and V == self.V and B == self.B
 
+    def buffer(self, name: str, size: int, dtype) -> np.ndarray:
+        """A reusable array of at least ``size`` items (its first ``size``): the large temporaries
+        of every distance live in the same memory, not in fresh allocations that the kernel has to
+        map again for each distance (page faults cost as much CPU time as the counting)."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != np.dtype(dtype):
+            buf = np.empty(max(int(size), self.x.size + 1), dtype=dtype)
+            self._buffers[name] = buf
+        return buf[:size]
+
     def keys(self, d: int, edges: np.ndarray) -> np.ndarray:
         """The (unsorted) keys of the pairs at distance d, blocks ``edges``."""
         n = int(edges[-1])
-        key = np.add(self.high[:n], self.low[d:d + n])
+        key = np.add(self.high[:n], self.low[d:d + n], out=self.buffer("key", n, self.kd))
         moved = [(int(edges[k]), min(int(self.edges0[k]), n)) for k in range(1, self.B)]
         if sum(hi - lo for lo, hi in moved) <= n // 4:
             one = self.kd(1)
@@ -543,31 +565,27 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
         pc = PairCounts(d, V, np.zeros(0, np.int64), np.zeros(0, np.int64), first, second)
         return _with_jackknife(mi_from_counts(pc, tables), np.full((B, 3), np.nan))
     # runs of equal keys = (cell, block) pairs; runs of equal cells = occupied cells
-    flag = np.empty(n, dtype=bool)
+    flag = work.buffer("flag", n + 1, bool)
     flag[0] = True
-    np.not_equal(key[1:], key[:-1], out=flag[1:])
-    run_start = np.flatnonzero(flag)
-    del flag
+    np.not_equal(key[1:], key[:-1], out=flag[1:n])
+    run_start = np.flatnonzero(flag[:n])
     R = run_start.size
-    run_key = key[run_start]
-    del key
-    run_count = np.empty(R, dtype=np.int64)
+    run_key = np.take(key, run_start, out=work.buffer("run_key", R, kd), mode="clip")
+    run_count = work.buffer("run_count", R, np.int64)
     np.subtract(run_start[1:], run_start[:-1], out=run_count[:-1])
     run_count[-1] = n - run_start[-1]
-    run_cell = run_key >> kd(shift)
-    new_cell = np.empty(R + 1, dtype=bool)
+    run_cell = np.right_shift(run_key, kd(shift), out=work.buffer("run_cell", R, kd))
+    new_cell = flag[:R + 1]
     new_cell[0] = new_cell[R] = True
     np.not_equal(run_cell[1:], run_cell[:-1], out=new_cell[1:R])
-    first_run = np.flatnonzero(new_cell)  # C + 1 entries, the last = R
-    del new_cell
-    cells = run_cell[first_run[:-1]]
-    del run_cell
-    cell_pos = run_start[first_run[:-1]]
-    C = cells.size
-    joint = np.empty(C, dtype=np.int64)
+    first_run = np.flatnonzero(new_cell)[:-1]
+    C = first_run.size
+    cells = np.take(run_cell, first_run, out=work.buffer("cells", C, kd), mode="clip")
+    cell_pos = np.take(run_start, first_run, out=work.buffer("i8a", C, np.int64), mode="clip")
+    del run_start, first_run
+    joint = work.buffer("joint", C, np.int64)
     np.subtract(cell_pos[1:], cell_pos[:-1], out=joint[:-1])
     joint[-1] = n - cell_pos[-1]
-    del cell_pos, run_start
     # the tables over the values that occur: rows n ln n, n G(n), [n > 0]
     top = int(joint.max())
     T = np.stack([tables.n_log_n[:top + 1], tables.n_g_n[:top + 1], (np.arange(top + 1) > 0).astype(np.float64)])
@@ -575,12 +593,15 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
     mi = _mi_all(n, tables.terms(first), tables.terms(second), t_joint)
     out = {"distance": d, "n_pairs": n, "occupied_cells": int(C)}
     out.update(dict(zip(ESTIMATORS, map(float, mi))))
-    out["se_delta"] = _delta_se_cells(cells, joint, first, second, V, n)
-    del cells
+    out["se_delta"] = _delta_se_cells(cells, joint, first, second, V, n, work)
     # histogram of the runs by (N_c, block) and by (N_c - m_ck, block)
     slots = 1 << shift
-    idx = np.repeat(joint << shift, np.diff(first_run))
-    idx |= run_key & kd(slots - 1)
+    cell_of_run = np.cumsum(new_cell[:R], out=work.buffer("i8a", R, np.int64))
+    cell_of_run -= 1
+    joint <<= shift
+    idx = np.take(joint, cell_of_run, out=work.buffer("i8b", R, np.int64), mode="clip")
+    np.bitwise_and(run_key, kd(slots - 1), out=run_key)
+    idx |= run_key
     hist = np.bincount(idx, minlength=(top + 1) * slots)
     run_count <<= shift
     idx -= run_count
