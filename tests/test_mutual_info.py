@@ -413,3 +413,21 @@ def test_leave_one_block_out_at_far_distances_and_without_pairs(small_stream):
     np.testing.assert_allclose(curve.attrs["loo_bits"][1] * math.log(2), np.array(loo), rtol=1e-12, atol=1e-13)
     empty = distance_stats(x, 150, 40, boundaries=seg, se="jackknife", n_blocks=B)  # segments are 100 long
     assert empty["n_pairs"] == 0 and np.isnan(empty["plugin"]) and np.isnan(empty["loo"]).all()
+
+
+def test_leave_one_block_out_with_a_tiny_vocabulary():
+    """Two token types: a handful of cells with very large counts (the per-run table path instead
+    of the (value, block) histograms) still equal the recomputation without each block."""
+    rng = np.random.default_rng(5)
+    x = (rng.random(40_000) < 0.3).astype(np.int64)
+    x[1:] = np.where(rng.random(39_999) < 0.4, x[:-1], x[1:])
+    B, d = 7, 5
+    r = distance_stats(x, d, 2, se="jackknife", n_blocks=B)
+    n_pos = len(x) - d
+    edges = np.linspace(0, n_pos, B + 1).round().astype(int)
+    loo = []
+    for k in range(B):
+        keep = np.ones(n_pos, bool)
+        keep[edges[k]:edges[k + 1]] = False
+        loo.append(_direct_from_pairs(list(zip(x[:n_pos][keep].tolist(), x[d:][keep].tolist()))))
+    np.testing.assert_allclose(r["loo"], np.array(loo), rtol=1e-12, atol=1e-13)

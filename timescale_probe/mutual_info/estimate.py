@@ -594,19 +594,27 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
     out = {"distance": d, "n_pairs": n, "occupied_cells": int(C)}
     out.update(dict(zip(ESTIMATORS, map(float, mi))))
     out["se_delta"] = _delta_se_cells(cells, joint, first, second, V, n, work)
-    # histogram of the runs by (N_c, block) and by (N_c - m_ck, block)
     slots = 1 << shift
+    blk = np.bitwise_and(run_key, kd(slots - 1), out=run_key)
     cell_of_run = np.cumsum(new_cell[:R], out=work.buffer("i8a", R, np.int64))
     cell_of_run -= 1
-    joint <<= shift
-    idx = np.take(joint, cell_of_run, out=work.buffer("i8b", R, np.int64), mode="clip")
-    np.bitwise_and(run_key, kd(slots - 1), out=run_key)
-    idx |= run_key
-    hist = np.bincount(idx, minlength=(top + 1) * slots)
-    run_count <<= shift
-    idx -= run_count
-    hist -= np.bincount(idx, minlength=(top + 1) * slots)
-    drop = T @ hist.reshape(top + 1, slots)[:, :B].astype(np.float64)  # (3, B)
+    if (top + 1) * slots <= 4 * R + (1 << 16):
+        # histogram of the runs by (N_c, block) and by (N_c - m_ck, block)
+        joint <<= shift
+        idx = np.take(joint, cell_of_run, out=work.buffer("i8b", R, np.int64), mode="clip")
+        idx |= blk
+        hist = np.bincount(idx, minlength=(top + 1) * slots)
+        run_count <<= shift
+        idx -= run_count
+        hist -= np.bincount(idx, minlength=(top + 1) * slots)
+        drop = T @ hist.reshape(top + 1, slots)[:, :B].astype(np.float64)  # (3, B)
+    else:  # few, very frequent cells (tiny vocabularies): look the tables up per run instead
+        nc = np.take(joint, cell_of_run, out=work.buffer("i8b", R, np.int64), mode="clip")
+        rest = np.subtract(nc, run_count, out=run_count)
+        blk = blk.astype(np.intp)
+        drop = np.stack([np.bincount(blk, weights=tab[nc] - tab[rest], minlength=B)
+                         for tab in (tables.n_log_n, tables.n_g_n)]
+                        + [np.bincount(blk[rest == 0], minlength=B).astype(np.float64)])
     t_joint_loo = t_joint - drop.T
     loo = _mi_all(n - n_k, _loo_terms(first, first_kb, tables), _loo_terms(second, second_kb, tables), t_joint_loo)
     loo[(n_k == 0) | (n_k == n)] = np.nan
