@@ -1,5 +1,5 @@
 """Evaluating language models: token log-losses, perplexity overall and per word-frequency bin,
-and the paired chunk bootstrap that compares two models on the same text (SPEC §4).
+and the paired chunk bootstrap that compares two models on the same text (paper Table 1; docs/methods.md §4).
 
 Units and conventions:
 
@@ -154,7 +154,7 @@ def check_eval_options(*, split: str = "test", batch_size: int = 1, bptt: int = 
 def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, targets: np.ndarray, bin_of_vocab: np.ndarray,
                      labels: Sequence[str], *, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999,
                      seed: int = 0) -> pd.DataFrame:
-    """Paired chunk bootstrap of the perplexity difference ``a - b`` (SPEC §4).
+    """Paired chunk bootstrap of the perplexity difference ``a - b`` (paper Table 1; docs/methods.md §4).
 
     The scored stream is cut into consecutive ``chunk``-token chunks (the incomplete tail is
     dropped: 824 chunks for PTB test); each resample draws as many chunks with replacement, the
