@@ -7,10 +7,24 @@ import pytest
 import torch
 
 from timescale_probe.ablation import (
-    POS_LABELS, UnitGroup, ablated_nll, bootstrap_chunk_counts, brown_tag_class, control_band, control_groups,
-    load_reference_ablation, make_groups, masked_stream_nll, normalize_brown_tag, pos_classes_for_vocab,
-    pos_lexicon, read_brown_tagged, read_tagged_sentences, ratio_table, reference_chunk_timescales,
-    routing_summary, run_ablation_study, timescale_order,
+    POS_LABELS,
+    UnitGroup,
+    ablated_nll,
+    bootstrap_chunk_counts,
+    brown_tag_class,
+    control_groups,
+    load_reference_ablation,
+    make_groups,
+    masked_stream_nll,
+    normalize_brown_tag,
+    pos_classes_for_vocab,
+    pos_lexicon,
+    ratio_table,
+    read_brown_tagged,
+    read_tagged_sentences,
+    reference_chunk_timescales,
+    run_ablation_study,
+    timescale_order,
 )
 from timescale_probe.errors import InputError, OptionError
 from timescale_probe.gates import stack_gates

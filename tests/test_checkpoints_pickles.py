@@ -2,7 +2,6 @@
 serialisations, read without their source code through the restricted unpickler."""
 from __future__ import annotations
 
-import io
 import pickle
 import sys
 import zipfile
@@ -11,14 +10,16 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import invgamma
+from test_checkpoints_fixtures import FOREIGN_MODULES, hand_timescales, save_awd, save_wlm
 
 from timescale_probe.checkpoints import load_checkpoint
 from timescale_probe.checkpoints.safe_unpickle import (
-    InertAttribute, InertObject, load_torch_file_restricted, resolve_global,
+    InertAttribute,
+    InertObject,
+    load_torch_file_restricted,
+    resolve_global,
 )
 from timescale_probe.errors import CheckpointError
-
-from test_checkpoints_fixtures import FOREIGN_MODULES, hand_timescales, save_awd, save_wlm
 
 SERIALISATIONS = [pytest.param(False, id="zip"), pytest.param(True, id="legacy")]
 

@@ -12,12 +12,31 @@ from scipy.stats import chi2_contingency
 
 from timescale_probe.checkpoints import load_checkpoint
 from timescale_probe.dyck import (
-    DyckDataError, DyckGrammar, annotate, accuracy_table, evaluate, generate_dataset, generate_pool,
-    load_dataset, model_from_stack, paired_comparison, parse_seeds, profile_config, results_table, run_sweep,
-    sample_derivations, save_dataset, save_run, span_slope, span_table, summarize, timescale_bins, train_dyck,
+    DyckDataError,
+    DyckGrammar,
+    accuracy_table,
+    annotate,
+    evaluate,
+    generate_dataset,
+    generate_pool,
+    load_dataset,
+    model_from_stack,
+    paired_comparison,
+    parse_seeds,
+    profile_config,
+    results_table,
+    run_sweep,
+    sample_derivations,
+    save_dataset,
+    save_run,
+    span_slope,
+    span_table,
+    summarize,
+    timescale_bins,
+    train_dyck,
 )
 from timescale_probe.dyck.grammar import codes_to_string, strings_to_codes
-from timescale_probe.dyck.train import TrainConfig, build_model, _Tensors
+from timescale_probe.dyck.train import TrainConfig, _Tensors, build_model
 from timescale_probe.errors import OptionError
 from timescale_probe.timescales import forget_bias_to_timescale
 

@@ -2,15 +2,21 @@
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from timescale_probe.errors import OptionError
 from timescale_probe.gates import (
-    GateStatistics, batchify, estimate_stack_timescales, gate_complement_to_timescale, gate_to_timescale,
-    iter_stack_gates, layer_gates, linear_scan, split_lstm, stack_gates, timescales_table,
+    batchify,
+    estimate_stack_timescales,
+    gate_complement_to_timescale,
+    gate_to_timescale,
+    iter_stack_gates,
+    linear_scan,
+    split_lstm,
+    stack_gates,
+    timescales_table,
 )
 from timescale_probe.stack import LSTMLayer, LSTMStack
 from timescale_probe.timescales import MTSSpec, apply_mts_spec, paper_lm_spec, parse_mts_spec

@@ -44,7 +44,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,8 +52,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, OptionError
-from .validation import check_choice, check_int
 from .progress import ProgressLike, progress_bar
+from .validation import check_choice, check_int
 
 MODES = ("output", "silence")
 ORDER_BY = ("bias", "data")
@@ -626,10 +626,14 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
 
 # parts of speech (Brown tags) live in corpora.py; names kept here for existing imports
 from .corpora import (  # noqa: E402,F401
-    POS_LABELS, brown_tag_class, normalize_brown_tag, pos_classes_for_vocab, pos_lexicon, read_brown_tagged,
+    POS_LABELS,
+    brown_tag_class,
+    normalize_brown_tag,
+    pos_classes_for_vocab,
+    pos_lexicon,
+    read_brown_tagged,
     read_tagged_sentences,
 )
-
 
 # ----------------------------------------------------------------------------------------------
 # reference data (paper Fig. 3)

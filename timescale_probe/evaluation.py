@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import OptionError
-from .validation import check_choice, check_fraction, check_int
 from .progress import ProgressLike, progress_bar
-
+from .validation import check_choice, check_fraction, check_int
 
 # ----------------------------------------------------------------------------------------------
 # token losses

@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from .errors import OptionError
-from .progress import ProgressLike, track
 from .evaluation import batchify  # noqa: F401  (re-exported: parallel streams of embedded inputs)
+from .progress import ProgressLike, track
 from .stack import LSTMLayer, LSTMStack
 from .timescales import _check_convention, gate_complement_to_timescale, gate_to_timescale  # noqa: F401 (re-exported)
 from .timescales import mean_gate_timescale as _timescale_of_mean

@@ -7,13 +7,33 @@ power-law and combined decay, AICc, the a = k/2 mapping), ``analysis`` (the whol
 (order-n Markov resampling of a corpus into a PTB-form directory).
 """
 from .analysis import MIDecayResult, mi_decay
-from .estimate import (ESTIMATORS, PairCounts, distance_stats, entropy_from_counts, grassberger_g, log_distances,
-                       mi_curve, mi_from_counts, pair_counts, parse_distances, shuffle_null)
+from .estimate import (
+                       ESTIMATORS,
+                       PairCounts,
+                       distance_stats,
+                       entropy_from_counts,
+                       grassberger_g,
+                       log_distances,
+                       mi_curve,
+                       mi_from_counts,
+                       pair_counts,
+                       parse_distances,
+                       shuffle_null,
+)
 from .fits import MODELS, DecayFit, decay_law, fit_decay_laws, fits_table, suggested_shape, vuong_test
 from .streams import EOS, TokenStream, load_token_stream, read_token_stream
-from .synthetic import (markov_decay_length, markov_exact_mi, mi_of_joint, random_reversible_matrix,
-                        sample_markov_chain, sample_tree_grammar, second_eigenvalue_modulus, stationary_distribution,
-                        tree_exact_mi, tree_exponent)
+from .synthetic import (
+                       markov_decay_length,
+                       markov_exact_mi,
+                       mi_of_joint,
+                       random_reversible_matrix,
+                       sample_markov_chain,
+                       sample_tree_grammar,
+                       second_eigenvalue_modulus,
+                       stationary_distribution,
+                       tree_exact_mi,
+                       tree_exponent,
+)
 
 __all__ = [
     "MIDecayResult", "mi_decay", "ESTIMATORS", "PairCounts", "distance_stats", "entropy_from_counts",

@@ -34,8 +34,18 @@ import pandas as pd
 
 from ..errors import OptionError
 from ..validation import check_choice, check_int, check_positive
-from .estimate import (DEFAULT_CHUNK, ESTIMATORS, SE_METHODS, block_shuffle, check_estimator, estimator_column,
-                       jackknife_se, log_distances, mi_curve, shuffle_null)
+from .estimate import (
+    DEFAULT_CHUNK,
+    ESTIMATORS,
+    SE_METHODS,
+    block_shuffle,
+    check_estimator,
+    estimator_column,
+    jackknife_se,
+    log_distances,
+    mi_curve,
+    shuffle_null,
+)
 from .fits import DecayFit, fit_decay_laws, fits_table, suggested_shape, vuong_test
 
 BANDS = ("max", "p95")
