@@ -78,6 +78,7 @@ def test_trend_verdict_branches(lo, hi, power, expected):
     (0.8, 1.3, 0.5, 1.0, None, DOES_NOT_HOLD),   # excludes k/2
     (0.8, 1.3, 1.0, 0.5, None, HOLDS),           # the a = k claim on the same interval
     (0.3, 1.2, 0.5, 1.0, None, INCONCLUSIVE),    # covers both
+    (-0.2, 0.7, 0.5, 1.0, None, INCONCLUSIVE),   # covers 0: no tracking shown
     (0.4, 0.7, 0.5, 1.0, "fewer than 3 seeds", INCONCLUSIVE),
 ])
 def test_mapping_verdict_branches(lo, hi, claimed, other, power, expected):

@@ -604,17 +604,18 @@ def trend_verdict(slope_low: float, slope_high: float, *, power_issue: str | Non
     return INCONCLUSIVE
 
 
-def mapping_verdict(ratio_low: float, ratio_high: float, claimed: float, other: float, *,
+def mapping_verdict(slope_low: float, slope_high: float, claimed: float, other: float, *,
                     power_issue: str | None = None) -> str:
     """Outcome of "the learned shape is a = claimed * k" against the alternative ``other * k``, from
-    the interval of the ratio a/k: holds if it covers ``claimed`` and excludes ``other``; does not
-    hold if it excludes ``claimed``; inconclusive if it covers both (or underpowered)."""
-    if power_issue or not (np.isfinite(ratio_low) and np.isfinite(ratio_high)):
+    the interval of the slope of a on k: does not hold if it excludes ``claimed``; holds if it covers
+    ``claimed`` and excludes both ``other`` and 0 (the shape must track k at all); else (or when
+    underpowered) inconclusive. A pooled ratio a/k would "cover" a mapping even with no trend."""
+    if power_issue or not (np.isfinite(slope_low) and np.isfinite(slope_high)):
         return INCONCLUSIVE
-    covers = lambda v: ratio_low <= v <= ratio_high  # noqa: E731
+    covers = lambda v: slope_low <= v <= slope_high  # noqa: E731
     if not covers(claimed):
         return DOES_NOT_HOLD
-    if covers(other):
+    if covers(other) or covers(0.0):
         return INCONCLUSIVE
     return HOLDS
 
@@ -672,13 +673,14 @@ def theory_verdicts(result: TheoryResult | pd.DataFrame) -> pd.DataFrame:
         ratio = base["a_tail"] / base["k"]
         m, rlo, rhi, rn = t_interval(ratio)
         for claim, c, o in (("learned shape follows a = k/2", 0.5, 1.0), ("learned shape follows a = k", 1.0, 0.5)):
-            v = mapping_verdict(rlo, rhi, c, o, power_issue=shape_issue)
-            ev = (f"mean a/k = {_fmt(m, 3)} [{_fmt(rlo, 3)}, {_fmt(rhi, 3)}] (t 95% over {rn} baseline runs); "
-                  f"covers {c:g}: {bool(np.isfinite(rlo) and rlo <= c <= rhi)}, covers {o:g}: "
-                  f"{bool(np.isfinite(rlo) and rlo <= o <= rhi)}")
+            v = mapping_verdict(lo, hi, c, o, power_issue=shape_issue)
+            ev = (f"slope of a on k {_fmt(b, 3)} [{_fmt(lo, 3)}, {_fmt(hi, 3)}] (t 95%, n={n}); covers {c:g}: "
+                  f"{bool(np.isfinite(lo) and lo <= c <= hi)}, covers {o:g}: {bool(np.isfinite(lo) and lo <= o <= hi)}, "
+                  f"covers 0: {bool(np.isfinite(lo) and lo <= 0 <= hi)}; mean a/k = {_fmt(m, 3)} "
+                  f"[{_fmt(rlo, 3)}, {_fmt(rhi, 3)}] over {rn} runs")
             if shape_issue:
                 ev += f"; inconclusive: {shape_issue}"
-            rows.append({"claim": claim, "verdict": v, "evidence": ev, "estimate": m, "low": rlo, "high": rhi, "n": rn})
+            rows.append({"claim": claim, "verdict": v, "evidence": ev, "estimate": b, "low": lo, "high": hi, "n": n})
     for claim, better, worse, col, at_conv in PAIRED_CLAIMS:
         pairs = paired_differences(res, better, worse, col) if col in res else pd.DataFrame(columns=["k", "diff_pct"])
         power = _power_issue(res, [better, worse])
