@@ -814,3 +814,19 @@ def write_theory_outputs(result: TheoryResult, out_dir: str | os.PathLike) -> Pa
                    seed=None, results={"seconds": result.seconds, "verdicts": verdicts,
                                        "sources": result.sources.to_dict(orient="records")})
     return out
+
+
+def reproduce_step(ctx, opts) -> dict[str, Any]:
+    """The ``theory`` step of ``tsprobe reproduce`` (a *beyond the paper* section): the study at the
+    reproduce profile's size (``smoke`` -> smoke, otherwise small), outputs in ``<out>/theory/``,
+    finished runs cached in ``<out>/models/theory-cache/`` so an interrupted reproduce resumes."""
+    profile = "smoke" if opts.profile == "smoke" else "small"
+    threads = getattr(opts, "threads", None) or 1
+    result = run_theory_study(profile, ctx.path("theory"), jobs=1, threads=threads,
+                              cache_dir=ctx.path("models", "theory-cache"))
+    rows = []
+    for r in result.verdicts.itertuples():
+        lo, hi = getattr(r, "low", float("nan")), getattr(r, "high", float("nan"))
+        interval = f"[{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) and np.isfinite(hi) else "-"
+        rows.append({"claim": r.claim, "verdict": r.verdict, "evidence": r.evidence, "interval": interval})
+    return {"rows": rows, "_files": [f"theory/{name}" for name in OUTPUT_FILES]}
