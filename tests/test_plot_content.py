@@ -70,3 +70,20 @@ def test_comparison_figure_draws_the_table():
         np.testing.assert_allclose([s[:, 1].max() for s in segments], table["hi"])
     finally:
         plt.close(fig)
+
+
+def test_fig1_draws_only_panels_with_data():
+    """Issue 11: Fig. 1 drew empty placeholder panels (no WikiText-2 model, no published Markov-PTB)."""
+    import pandas as pd
+
+    from timescale_probe.plots.reproduce import figure_fig1
+
+    rows = []
+    for source, corpus in (("ours", "ptb"), ("ours", "markov"), ("published", "ptb"), ("published", "wt2")):
+        for r in range(5):
+            rows.append(dict(source=source, corpus=corpus, series="units", label="units", rank=r, T=10.0 / (r + 1)))
+    fig = figure_fig1(pd.DataFrame(rows), ["ptb", "wt2", "markov"], titles={"ptb": "PTB", "wt2": "WikiText-2", "markov": "Markov-PTB"})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["PTB, ours", "Markov-PTB, ours", "PTB, published", "WikiText-2, published"]
+    for ax in fig.axes:  # every panel drew its 5 units
+        assert len(ax.lines) == 1 and len(ax.lines[0].get_xdata()) == 5

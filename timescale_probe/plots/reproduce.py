@@ -37,33 +37,37 @@ def _no_data(ax, text: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def figure_fig1(sorted_df: pd.DataFrame, corpora: list[str], titles: dict[str, str] | None = None):
-    """Grid: one column per corpus, row 1 ours, row 2 the published arrays.
+    """One panel per (corpus, source) that has data: ours first, then the published arrays, in
+    ``corpora`` order, at most 3 panels a row (no empty placeholder panels).
 
     ``sorted_df``: ``source`` (ours|published), ``corpus``, ``series`` (units|fit|reference),
     ``label``, ``rank`` (0 = longest), ``T`` (steps). Units are dots, curves lines (log y).
     """
-    fig, axes = new_figure(ncols=len(corpora), nrows=2, width=3.3, height=2.7)
+    panels = [(corpus, source) for source in ("ours", "published") for corpus in corpora
+              if not sorted_df[(sorted_df["source"] == source) & (sorted_df["corpus"] == corpus)].empty]
+    ncols = max(1, min(3, len(panels)))
+    nrows = max(1, -(-len(panels) // ncols))
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.3, height=2.7)
+    flat = list(axes.ravel())
     styles = {"units": dict(color=PALETTE["baseline"], marker=".", ls="none", ms=2.0, alpha=0.7),
               "fit": dict(color="#C44E52", lw=1.4),
               "reference": dict(color=PALETTE["reference"], lw=1.2, ls="--")}
-    for j, corpus in enumerate(corpora):
-        for i, source in enumerate(("ours", "published")):
-            ax = axes[i, j]
-            d = sorted_df[(sorted_df["source"] == source) & (sorted_df["corpus"] == corpus)]
-            name = (titles or {}).get(corpus, corpus)
-            if d.empty:
-                _no_data(ax, f"{name}: no {'published data' if source == 'published' else 'model here'}")
-                ax.set_title(f"{name}, {source}", fontsize=8)
-                continue
-            for series in ("units", "fit", "reference"):
-                for label, s in d[d["series"] == series].groupby("label", sort=False):
-                    ok = s["T"].to_numpy(float) > 0
-                    ax.plot(s["rank"].to_numpy()[ok], s["T"].to_numpy()[ok], label=label, **styles[series])
-            ax.set_yscale("log")
-            ax.set_title(f"{name}, {source}", fontsize=8)
-            ax.set_xlabel("unit (sorted, longest T first)", fontsize=7)
-            ax.set_ylabel("T_data (steps)", fontsize=7)
-            ax.legend(frameon=False, fontsize=5.5)
+    if not panels:
+        _no_data(flat[0], "no timescales to draw")
+    for ax, (corpus, source) in zip(flat, panels):
+        d = sorted_df[(sorted_df["source"] == source) & (sorted_df["corpus"] == corpus)]
+        name = (titles or {}).get(corpus, corpus)
+        for series in ("units", "fit", "reference"):
+            for label, s in d[d["series"] == series].groupby("label", sort=False):
+                ok = s["T"].to_numpy(float) > 0
+                ax.plot(s["rank"].to_numpy()[ok], s["T"].to_numpy()[ok], label=label, **styles[series])
+        ax.set_yscale("log")
+        ax.set_title(f"{name}, {source}", fontsize=8)
+        ax.set_xlabel("unit (sorted, longest T first)", fontsize=7)
+        ax.set_ylabel("T_data (steps)", fontsize=7)
+        ax.legend(frameon=False, fontsize=5.5)
+    for ax in flat[max(1, len(panels)):]:
+        fig.delaxes(ax)
     fig.tight_layout()
     return fig
 
