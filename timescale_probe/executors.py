@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .errors import OptionError
+from .fileio import atomic_write_text
 
 EXECUTORS = ("local", "ray")
 LOGGER = logging.getLogger("timescale_probe")
@@ -490,3 +491,30 @@ class TaskProgress:
 
     def summary(self) -> str:
         return f"{self.finished} finished, {self.failed} failed, {self.retried} retried"
+
+
+def collect_results(executor: Executor, tasks: list[Task], out: Path, outcome: Any, *, label: str, progress: Any,
+                    failed_info: Callable[[TaskResult], dict[str, Any]],
+                    on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Run ``tasks`` on ``executor`` under one :class:`TaskProgress` bar and gather what comes back.
+
+    A finished task's files are written under ``out`` and ``dict(result.value, attempts=...)`` goes
+    to ``outcome.trained``; a failed one's error, traceback and log go to ``out/<key>.log`` and
+    ``dict(failed_info(result), error=..., log=..., attempts=...)`` goes to ``outcome.failed``;
+    ``outcome.retried`` counts tasks run more than once. ``on_done(info)`` is called per task.
+    """
+    with TaskProgress(len(tasks), label, progress) as bar:
+        for res in executor.run(tasks, namespace=str(out.resolve())):
+            bar.update(res)
+            outcome.retried += res.attempts > 1
+            if res.ok:
+                write_files(res.files, out)
+                info = dict(res.value, attempts=res.attempts)
+                outcome.trained.append(info)
+            else:
+                log = out / f"{res.task.key}.log"
+                atomic_write_text(log, f"{res.error}\n\n{res.traceback}\n{res.log}")
+                info = dict(failed_info(res), error=res.error, log=str(log), attempts=res.attempts)
+                outcome.failed.append(info)
+            if on_done is not None:
+                on_done(info)

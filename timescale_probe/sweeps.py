@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError, OptionError
-from .executors import Task, TaskProgress, make_executor, write_files
+from .executors import Task, collect_results, make_executor
 from .fileio import atomic_write_text, check_out_dir
 
 SWEEP_FILE = "train-sweep.json"
@@ -157,22 +157,8 @@ def train_sweep(corpus: str, out: str | Path, *, seeds: list[int], archs=("basel
             old = json.loads((out / SWEEP_FILE).read_text(encoding="utf-8"))
         record["archs"] = list(dict.fromkeys(list(old.get("archs", [])) + archs))
         atomic_write_text(out / SWEEP_FILE, json.dumps(record, indent=1) + "\n")
-        with TaskProgress(len(todo), "training runs", progress) as bar:
-            for res in executor.run(todo, namespace=str(out.resolve())):
-                bar.update(res)
-                outcome.retried += res.attempts > 1
-                if res.ok:
-                    write_files(res.files, out)
-                    info = dict(res.value, attempts=res.attempts)
-                    outcome.trained.append(info)
-                else:
-                    log = out / f"{res.task.key}.log"
-                    atomic_write_text(log, f"{res.error}\n\n{res.traceback}\n{res.log}")
-                    info = dict(res.task.labels, run=res.task.key, error=res.error, log=str(log),
-                                attempts=res.attempts)
-                    outcome.failed.append(info)
-                if on_done is not None:
-                    on_done(info)
+        collect_results(executor, todo, out, outcome, label="training runs", progress=progress,
+                        failed_info=lambda res: dict(res.task.labels, run=res.task.key), on_done=on_done)
     finally:
         if owned:
             executor.close()

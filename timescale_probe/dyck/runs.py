@@ -227,7 +227,7 @@ def sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[i
     ``on_done(info)`` is called per finished or failed run (``info['error']`` set when failed);
     ``progress``: one bar over runs (see :mod:`timescale_probe.progress`).
     """
-    from ..executors import Task, TaskProgress, make_executor, write_files
+    from ..executors import Task, collect_results, make_executor
 
     data_dir, out = Path(data_dir), Path(out)
     data, record = validate_sweep(data_dir, out, archs, seeds, cfg, profile)
@@ -251,22 +251,8 @@ def sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[i
         tasks = [Task(key=f"{a}-{s}", fn=_sweep_task,
                       args=(data_files, asdict(cfg) | {"arch": a, "seed": s}, device, threads, profile, str(data_dir)),
                       labels={"arch": a, "seed": s}) for a, s in todo]
-        with TaskProgress(len(tasks), "runs", progress) as bar:
-            for res in executor.run(tasks, namespace=str(out.resolve())):
-                bar.update(res)
-                outcome.retried += res.attempts > 1
-                a, s = res.task.labels["arch"], res.task.labels["seed"]
-                if res.ok:
-                    write_files(res.files, out)
-                    info = dict(res.value, attempts=res.attempts)
-                    outcome.trained.append(info)
-                else:
-                    log_path = out / f"{a}-{s}.log"
-                    atomic_write_text(log_path, f"{res.error}\n\n{res.traceback}\n{res.log}")
-                    info = {"arch": a, "seed": s, "error": res.error, "log": str(log_path), "attempts": res.attempts}
-                    outcome.failed.append(info)
-                if on_done is not None:
-                    on_done(info)
+        collect_results(executor, tasks, out, outcome, label="runs", progress=progress,
+                        failed_info=lambda res: dict(res.task.labels), on_done=on_done)
     finally:
         if owned:
             executor.close()
