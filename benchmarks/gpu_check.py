@@ -251,6 +251,7 @@ def train_step_fn(model, data: torch.Tensor, bptt: int, ours: bool, alpha=2.0, b
     """One AWD-recipe optimiser step per call over consecutive windows of ``data (N, B)``: what
     ``training.train_language_model`` does per batch (CE + AR + TAR for ours; CE for the bare stack)."""
     from timescale_probe.models import repackage_hidden
+    from timescale_probe.training import awd_loss
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, weight_decay=1.2e-6)
@@ -267,10 +268,7 @@ def train_step_fn(model, data: torch.Tensor, bptt: int, ours: bool, alpha=2.0, b
         opt.zero_grad(set_to_none=True)
         if ours:
             logits, hidden, ex = model(x, hidden)
-            loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))
-            loss = loss + alpha * ex["dropped_outputs"][-1].pow(2).mean()
-            h = ex["raw_outputs"][-1]
-            loss = loss + beta * (h[1:] - h[:-1]).pow(2).mean()
+            loss, _ = awd_loss(logits, y, ex, alpha=alpha, beta=beta)
         else:
             logits, hidden = model(x, hidden)
             loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))

@@ -21,7 +21,7 @@ from torch import nn
 
 from timescale_probe.models import LanguageModel, LMConfig, repackage_hidden
 from timescale_probe.timescales import paper_lm_spec
-from timescale_probe.training import resolve_profile
+from timescale_probe.training import awd_loss, resolve_profile
 
 
 class BareLM(nn.Module):
@@ -56,10 +56,7 @@ def make_step(model, ours: bool, V: int, alpha=2.0, beta=1.0, clip=0.25, lr=30.0
         opt.zero_grad(set_to_none=True)
         if ours:
             logits, hidden, ex = model(x, hidden)
-            loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))
-            loss = loss + alpha * ex["dropped_outputs"][-1].pow(2).mean()
-            h = ex["raw_outputs"][-1]
-            loss = loss + beta * (h[1:] - h[:-1]).pow(2).mean()
+            loss, _ = awd_loss(logits, y, ex, alpha=alpha, beta=beta)
         else:
             logits, hidden = model(x, hidden)
             loss = F.cross_entropy(logits.view(-1, V), y.reshape(-1))
