@@ -129,3 +129,66 @@ def test_training_reports_each_epoch_and_logs(tmp_path, caplog):
         assert lp["total"] - 1 <= lp["advanced"] <= lp["total"]
     logged = [r.getMessage() for r in caplog.records if r.name == LOGGER.name]
     assert sum(m.startswith("epoch ") and "valid ppl" in m for m in logged) == 2
+
+
+def _mi_stream(n: int = 3000, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 5, n)
+    x[np.arange(0, n, 7)] = 0  # an <eos>-like token, so lines exist
+    return x
+
+
+@pytest.mark.parametrize("se, shuffles", [("jackknife", 2), ("delta", 2), ("jackknife", 0)])
+def test_mi_decay_reports_one_loop_over_distances_and_streams(se, shuffles):
+    from timescale_probe.mutual_info import mi_decay
+
+    rec = Recorder()
+    mi_decay(_mi_stream(), distances=[1, 2, 3, 5, 8], shuffles=shuffles, se=se, n_blocks=4, progress=rec)
+    loops = rec.loops()
+    streams = 1 + shuffles + (se == "jackknife" and shuffles > 0)
+    assert len(loops) == 1 and loops[0]["total"] == 5 * streams
+    assert loops[0]["advanced"] == loops[0]["total"] and loops[0]["done"]
+
+
+def test_mi_curve_and_shuffle_null_report_their_own_loops():
+    from timescale_probe.mutual_info.estimate import mi_curve, shuffle_null
+
+    x = _mi_stream()
+    for fn in (lambda p: mi_curve(x, [1, 2, 4], progress=p), lambda p: shuffle_null(x, [1, 2, 4], 3, progress=p)):
+        rec = Recorder()
+        fn(rec)
+        loops = rec.loops()
+        assert len(loops) == 1 and loops[0]["advanced"] == loops[0]["total"] > 0 and loops[0]["done"]
+    assert rec.loops()[0]["total"] == 9
+
+
+def test_mi_old_zero_argument_callback_still_works():
+    from timescale_probe.mutual_info.estimate import mi_curve
+
+    ticks = []
+    mi_curve(_mi_stream(), [1, 2, 4], progress=lambda: ticks.append(1))
+    assert len(ticks) == 3
+
+
+def test_markov_sampling_reports_tokens_that_add_up():
+    import numpy as np
+
+    from timescale_probe.mutual_info.resample import fit_ngram, markov_resample, sample_stream
+
+    x = _mi_stream(4000)
+    rec = Recorder()
+    out = sample_stream(fit_ngram(x, 2, 5, eos_id=0), 1500, n_chains=10, progress=rec)
+    assert out.size == 1500
+    loop, = rec.loops()
+    assert loop["total"] == loop["advanced"] == 1500 and loop["done"]
+    splits = {"train": x[:3000], "valid": x[3000:3500], "test": x[3500:]}
+    splits["valid"][-1] = splits["test"][-1] = 0
+    rec = Recorder()
+    seen = []
+    markov_resample(splits, ["<eos>", "a", "b", "c", "d"], 0, n_chains=10, progress=rec)
+    markov_resample(splits, ["<eos>", "a", "b", "c", "d"], 0, n_chains=10, progress=seen.append)  # f(n) style
+    loop, = rec.loops()
+    assert loop["total"] == loop["advanced"] == 4000 and loop["done"]
+    assert int(np.sum(seen)) == 4000

@@ -7,7 +7,8 @@ A long-running library function takes ``progress=`` and reports through a :class
 - ``False`` / ``None``: nothing is shown (:class:`NullProgress`);
 - ``True``: a transient rich bar on stderr (:class:`RichProgress`), as the command line shows;
 - any object with ``start``, ``advance`` and ``done`` (your own bar, a logger, a test recorder);
-- a plain callable ``f(n)``: called with each ``advance`` step (the older callback style).
+- a plain callable ``f(n)``: called with each ``advance`` step (the older callback style; a callable
+  taking no argument, ``f()``, is called once per ``advance`` call).
 
 Messages (what a step is doing, notes) go to the standard logger ``logging.getLogger("timescale_probe")``
 (``LOGGER`` here), silent unless the application configures logging; e.g.
@@ -24,7 +25,7 @@ LOGGER = logging.getLogger("timescale_probe")
 LOGGER.addHandler(logging.NullHandler())
 
 __all__ = ["LOGGER", "Progress", "ProgressLike", "NullProgress", "RichProgress", "CallbackProgress", "as_progress",
-           "progress_bar", "track"]
+           "progress_bar", "track", "advance_only", "log_messages"]
 
 
 @runtime_checkable
@@ -60,15 +61,38 @@ class CallbackProgress:
 
     def __init__(self, fn: Callable[[int], Any]) -> None:
         self._fn = fn
+        self._zero_arg = _takes_no_argument(fn)
 
     def start(self, total: int | None, label: str) -> None:
         pass
 
     def advance(self, n: int = 1) -> None:
-        self._fn(n)
+        if self._zero_arg:
+            self._fn()
+        else:
+            self._fn(n)
 
     def done(self) -> None:
         pass
+
+
+def _takes_no_argument(fn: Callable) -> bool:
+    """Whether ``fn`` cannot be called with one positional argument (an older ``f()`` callback)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind(0)
+    except TypeError:
+        try:
+            sig.bind()
+        except TypeError:
+            return False
+        return True
+    return False
 
 
 class RichProgress:
@@ -78,7 +102,8 @@ class RichProgress:
     ``console`` prints lines above the live bar without tearing it (``None`` when no bar is shown).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
+        self._console = console
         self._live: Any = None
         self._tasks: list[Any] = []
 
@@ -92,7 +117,7 @@ class RichProgress:
 
             self._live = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                  transient=True)
+                                  console=self._console, transient=True)
             self._live.start()
         self._tasks.append(self._live.add_task(label, total=total, info=""))
 
@@ -148,3 +173,55 @@ def track(items: Iterable, total: int | None, description: str,
         for item in items:
             yield item
             bar.advance()
+
+
+class _AdvanceOnly:
+    """Passes ``advance`` through to ``inner``; ``start``/``done`` do nothing (see :func:`advance_only`)."""
+
+    def __init__(self, inner: Progress) -> None:
+        self._inner = inner
+
+    def start(self, total: int | None, label: str) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        self._inner.advance(n)
+
+    def done(self) -> None:
+        pass
+
+
+def advance_only(progress: Progress) -> Progress:
+    """A view of ``progress`` for a sub-loop whose steps are already counted in the caller's total:
+    its ``advance`` reaches ``progress``, its ``start``/``done`` are ignored (one bar, not nested ones)."""
+    return _AdvanceOnly(progress)
+
+
+class _CallHandler(logging.Handler):
+    def __init__(self, fn: Callable[[str], Any], level: int) -> None:
+        super().__init__(level)
+        self._fn = fn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._fn(record.getMessage())
+        except Exception:  # noqa: BLE001 - logging must never break the caller
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def log_messages(fn: Callable[[str], Any], name: str = "timescale_probe",
+                 level: int = logging.INFO) -> Iterator[logging.Logger]:
+    """Context manager: pass each message of logger ``name`` (and its children) at ``level`` or
+    above to ``fn(text)`` while inside; lowers the logger's level to ``level`` if needed, restores it."""
+    logger = logging.getLogger(name)
+    handler = _CallHandler(fn, level)
+    old_level = logger.level
+    if logger.getEffectiveLevel() > level:
+        logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import app
@@ -16,9 +15,11 @@ CORPUS_HELP = ("'ptb' (embedded), a corpus directory (train.txt/valid.txt/test.t
                "for mi-decay) or a plain text file.")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=True)
+def _progress():
+    """The transient bar the commands show (the library starts and advances it)."""
+    from ..progress import RichProgress
+
+    return RichProgress(console=console)
 
 
 def _fmt(x, nd=3) -> str:
@@ -87,13 +88,9 @@ def mi_decay_cmd(
     bounds = stream.boundaries(within)
     if within == "none" and stream.doc_ids is not None and splits and len(splits) > 1:
         bounds = stream.doc_ids  # never pair tokens of two different splits
-    with _progress() as prog:
-        total = len(grid) * (1 + shuffles + (se == "jackknife" and shuffles > 0))
-        task = prog.add_task(f"I(d) of {len(stream):,} tokens", total=total)
-        result = mi_decay(stream.tokens, distances=grid, estimator=est, shuffles=shuffles, seed=seed,
-                          n_types=stream.n_types, boundaries=bounds, se=se, band=band, min_z=min_z,
-                          fit_min_distance=fit_min_distance, max_gap=max_gap,
-                          progress=lambda: prog.advance(task))
+    result = mi_decay(stream.tokens, distances=grid, estimator=est, shuffles=shuffles, seed=seed,
+                      n_types=stream.n_types, boundaries=bounds, se=se, band=band, min_z=min_z,
+                      fit_min_distance=fit_min_distance, max_gap=max_gap, progress=_progress())
     d = stage.path
     write_table(result.curve, d / "mi_curve.csv")
     write_table(result.null, d / "mi_null.csv")
@@ -144,10 +141,8 @@ def markov_corpus_cmd(
 
     check_markov_options(order=order, n_chains=chains)
     stage = OutputStage(out)
-    with _progress() as prog:
-        task = prog.add_task(f"sampling an order-{order} Markov corpus", total=None)
-        streams, vocab, eos_id, summary = markov_corpus(corpus, order=order, seed=seed, n_chains=chains,
-                                                        progress=lambda n: prog.advance(task, n))
+    streams, vocab, eos_id, summary = markov_corpus(corpus, order=order, seed=seed, n_chains=chains,
+                                                    progress=_progress())
     paths = write_ptb_dir(stage.path, streams, vocab, eos_id)
     sources = [p for p in summary.get("sources", {}).values() if Path(p).is_file()]
     write_run_json(stage.path, "tsprobe markov-corpus", dict(corpus=corpus, order=order, chains=chains), seed=seed,

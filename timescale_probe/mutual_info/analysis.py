@@ -27,12 +27,12 @@ should not end it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from ..errors import OptionError
+from ..progress import ProgressLike, advance_only, as_progress
 from ..validation import check_choice, check_int, check_positive
 from .estimate import (
     DEFAULT_CHUNK,
@@ -106,14 +106,15 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
              estimator: str = "grassberger", shuffles: int = 10, seed: int = 0, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20, band: str = "max",
              min_z: float = 2.0, fit_min_distance: int = 1, max_gap: int = 1,
-             chunk_size: int = DEFAULT_CHUNK, progress: Callable[[], None] | None = None) -> MIDecayResult:
+             chunk_size: int = DEFAULT_CHUNK, progress: ProgressLike = None) -> MIDecayResult:
     """Measure I(d) of an id stream, its shuffle band, and fit the decay laws (module docstring).
 
     ``distances``: integers (default: ~``n_distances`` log-spaced in 1..``max_distance``).
     ``estimator``: plugin | miller-madow | grassberger. ``shuffles``: K permutations for the band
     (seeded by ``seed``). ``boundaries``: segment id per token (pairs never cross segments).
-    ``se``: jackknife (``n_blocks`` blocks) | delta. ``progress``: called once per distance and
-    stream (1 + K streams, + 1 block-shuffled reference with the jackknife).
+    ``se``: jackknife (``n_blocks`` blocks) | delta. ``progress``
+    (:mod:`timescale_probe.progress`): started once with distances x streams (1 + K streams, + 1
+    block-shuffled reference with the jackknife and K > 0), advanced once per distance and stream.
     """
     est = check_mi_options(distances=distances, max_distance=max_distance, n_distances=n_distances,
                            estimator=estimator, shuffles=shuffles, se=se, n_blocks=n_blocks, band=band, min_z=min_z,
@@ -127,51 +128,60 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
     if d.max() >= x.size:
         raise OptionError(f"the largest distance ({int(d.max())}) must be below the stream length ({x.size} tokens)")
     V = int(n_types if n_types is not None else int(x.max()) + 1)
-    curve = mi_curve(x, d, n_types=V, boundaries=boundaries, se=se, n_blocks=n_blocks, chunk_size=chunk_size,
-                     progress=progress)
-    col = estimator_column(est)
-    curve["mi_bits"] = curve[col]
-    curve["se_bits"] = curve[col.replace("mi_", "se_")]
-    null = shuffle_null(x, d, shuffles, seed=seed, n_types=V, boundaries=boundaries, chunk_size=chunk_size,
-                        progress=progress)
-    loo = curve.attrs.get("loo_bits")
-    curve = curve.merge(_band(null, col, d), on="distance", how="left")
-    if shuffles > 0:
-        curve["band_bits"] = curve["null_max_bits"] if band == "max" else curve["null_p95_bits"]
-        curve["excess_bits"] = curve["mi_bits"] - curve["null_mean_bits"]
-        sd = curve["null_sd_bits"].fillna(0.0)
-        se_excess = curve["se_bits"].to_numpy(float)
-        if se == "jackknife" and loo is not None:
-            # paired jackknife of the excess against a block-preserving shuffle (module docstring)
-            xb = block_shuffle(x, n_blocks, seed=int(np.random.SeedSequence([int(seed), 2**31]).generate_state(1)[0]))
-            ref = mi_curve(xb, d, n_types=V, boundaries=boundaries, se="jackknife", n_blocks=n_blocks,
-                           chunk_size=chunk_size, progress=progress)
-            loo_ref = ref.attrs.get("loo_bits")
-            if loo_ref is not None and loo_ref.shape == loo.shape:
-                e = ESTIMATORS.index(est)
-                se_excess = np.array([jackknife_se((loo[i, :, e] - loo_ref[i, :, e])[:, None])[0]
-                                      for i in range(len(d))])
-        curve["excess_se_bits"] = np.sqrt(se_excess ** 2 + sd ** 2 / shuffles)
-    else:
-        curve["band_bits"] = 0.0
-        curve["excess_bits"] = curve["mi_bits"]
-        curve["excess_se_bits"] = curve["se_bits"]
-    with np.errstate(invalid="ignore"):
-        clears = ((curve["mi_bits"] > curve["band_bits"]).to_numpy(bool)
-                  & (curve["excess_bits"] > 0).to_numpy(bool)
-                  & (curve["excess_bits"] >= min_z * curve["excess_se_bits"].fillna(np.inf)).to_numpy(bool))
-    curve["clears_band"] = clears
-    curve["retained"] = retained_range(clears, max_gap) & (curve["distance"] >= fit_min_distance).to_numpy()
-    kept = curve[curve["retained"]]
-    fit_objs = fit_decay_laws(kept["distance"], kept["excess_bits"], kept["excess_se_bits"])
-    table = fits_table(fit_objs)
-    for f in fit_objs:
-        curve[f"fit_{f.model}_bits"] = f.predict(curve["distance"]) if np.isfinite(f.aicc) else np.nan
-    summary = summarize(table, fit_objs, curve)
-    summary.update({"estimator": est, "shuffles": int(shuffles), "seed": int(seed), "band": band, "se": se,
-                    "min_z": float(min_z), "fit_min_distance": int(fit_min_distance), "max_gap": int(max_gap),
-                    "n_tokens": int(x.size), "n_types": V, "n_distances": int(d.size)})
-    return MIDecayResult(curve=curve, null=null, fits=table, summary=summary, fit_objects=fit_objs)
+    bar = as_progress(progress)
+    n_streams = 1 + int(shuffles) + int(se == "jackknife" and shuffles > 0)
+    bar.start(int(d.size) * n_streams, f"I(d) of {x.size:,} tokens")
+    try:
+        curve = mi_curve(x, d, n_types=V, boundaries=boundaries, se=se, n_blocks=n_blocks, chunk_size=chunk_size,
+                         progress=advance_only(bar))
+        col = estimator_column(est)
+        curve["mi_bits"] = curve[col]
+        curve["se_bits"] = curve[col.replace("mi_", "se_")]
+        null = shuffle_null(x, d, shuffles, seed=seed, n_types=V, boundaries=boundaries, chunk_size=chunk_size,
+                            progress=advance_only(bar))
+        loo = curve.attrs.get("loo_bits")
+        curve = curve.merge(_band(null, col, d), on="distance", how="left")
+        if shuffles > 0:
+            curve["band_bits"] = curve["null_max_bits"] if band == "max" else curve["null_p95_bits"]
+            curve["excess_bits"] = curve["mi_bits"] - curve["null_mean_bits"]
+            sd = curve["null_sd_bits"].fillna(0.0)
+            se_excess = curve["se_bits"].to_numpy(float)
+            if se == "jackknife" and loo is not None:
+                # paired jackknife of the excess against a block-preserving shuffle (module docstring)
+                ref_seed = int(np.random.SeedSequence([int(seed), 2**31]).generate_state(1)[0])
+                xb = block_shuffle(x, n_blocks, seed=ref_seed)
+                ref = mi_curve(xb, d, n_types=V, boundaries=boundaries, se="jackknife", n_blocks=n_blocks,
+                               chunk_size=chunk_size, progress=advance_only(bar))
+                loo_ref = ref.attrs.get("loo_bits")
+                if loo_ref is not None and loo_ref.shape == loo.shape:
+                    e = ESTIMATORS.index(est)
+                    se_excess = np.array([jackknife_se((loo[i, :, e] - loo_ref[i, :, e])[:, None])[0]
+                                          for i in range(len(d))])
+            elif se == "jackknife":
+                bar.advance(int(d.size))  # the reference stream counted in the total is not needed
+            curve["excess_se_bits"] = np.sqrt(se_excess ** 2 + sd ** 2 / shuffles)
+        else:
+            curve["band_bits"] = 0.0
+            curve["excess_bits"] = curve["mi_bits"]
+            curve["excess_se_bits"] = curve["se_bits"]
+        with np.errstate(invalid="ignore"):
+            clears = ((curve["mi_bits"] > curve["band_bits"]).to_numpy(bool)
+                      & (curve["excess_bits"] > 0).to_numpy(bool)
+                      & (curve["excess_bits"] >= min_z * curve["excess_se_bits"].fillna(np.inf)).to_numpy(bool))
+        curve["clears_band"] = clears
+        curve["retained"] = retained_range(clears, max_gap) & (curve["distance"] >= fit_min_distance).to_numpy()
+        kept = curve[curve["retained"]]
+        fit_objs = fit_decay_laws(kept["distance"], kept["excess_bits"], kept["excess_se_bits"])
+        table = fits_table(fit_objs)
+        for f in fit_objs:
+            curve[f"fit_{f.model}_bits"] = f.predict(curve["distance"]) if np.isfinite(f.aicc) else np.nan
+        summary = summarize(table, fit_objs, curve)
+        summary.update({"estimator": est, "shuffles": int(shuffles), "seed": int(seed), "band": band, "se": se,
+                        "min_z": float(min_z), "fit_min_distance": int(fit_min_distance), "max_gap": int(max_gap),
+                        "n_tokens": int(x.size), "n_types": V, "n_distances": int(d.size)})
+        return MIDecayResult(curve=curve, null=null, fits=table, summary=summary, fit_objects=fit_objs)
+    finally:
+        bar.done()
 
 
 def retained_range(clears: np.ndarray, max_gap: int = 1) -> np.ndarray:

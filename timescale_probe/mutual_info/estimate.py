@@ -26,13 +26,14 @@ lengths. Streams longer than ``chunk_size`` pairs are counted chunk by chunk and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.special import digamma
 
 from ..errors import OptionError
+from ..progress import ProgressLike, advance_only, as_progress
 from ..validation import check_int
 
 LN2 = float(np.log(2.0))
@@ -623,8 +624,11 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
 
 def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
-             chunk_size: int = DEFAULT_CHUNK, progress: Callable[[], None] | None = None) -> pd.DataFrame:
+             chunk_size: int = DEFAULT_CHUNK, progress: ProgressLike = None) -> pd.DataFrame:
     """I(d) for each distance by every estimator. One row per distance.
+
+    ``progress`` (:mod:`timescale_probe.progress`): started with the number of distances and
+    advanced once per distance (an older zero-argument callback is called once per distance).
 
     Columns: ``distance``; ``n_pairs`` (pairs counted); ``occupied_cells`` (distinct pairs);
     ``mi_plugin_bits``, ``mi_miller_madow_bits``, ``mi_grassberger_bits``; their standard errors
@@ -645,11 +649,21 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
         raise OptionError(f"token id {int(x.max())} >= n_types {V}")
     if boundaries is not None and np.shape(boundaries) != x.shape:
         raise OptionError(f"boundaries must have the stream's shape {x.shape}, got {np.shape(boundaries)}")
+    distances = [int(d) for d in distances]
+    bar = as_progress(progress)
+    bar.start(len(distances), f"I(d) at {len(distances)} distances")
+    try:
+        df = _mi_rows(x, distances, V, boundaries, se, n_blocks, chunk_size, bar)
+    finally:
+        bar.done()
+    return df
+
+
+def _mi_rows(x, distances, V, boundaries, se, n_blocks, chunk_size, bar) -> pd.DataFrame:
     rows = []
     loos = []
     totals = np.bincount(x, minlength=V)
     tables = TermTables(int(totals.max()) if x.size else 1)
-    distances = [int(d) for d in distances]
     work = None
     if se == "jackknife" and n_blocks >= 2 and any(0 < x.size - d <= chunk_size for d in distances):
         work = _JackknifeWork(x, V, int(n_blocks))  # shared by the distances of the one-sort path
@@ -666,8 +680,7 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
         rows.append(row)
         if "loo" in r:
             loos.append(r["loo"] / LN2)
-        if progress is not None:
-            progress()
+        bar.advance(1)
     df = pd.DataFrame(rows)
     if loos and len({l.shape for l in loos}) == 1:
         df.attrs["loo_bits"] = np.stack(loos)  # (distance, block, estimator) leave-one-block-out MI
@@ -691,23 +704,30 @@ def block_shuffle(tokens: np.ndarray, n_blocks: int, seed: int = 0) -> np.ndarra
 
 def shuffle_null(tokens: np.ndarray, distances: Sequence[int], n_shuffles: int, *, seed: int = 0,
                  n_types: int | None = None, boundaries: np.ndarray | None = None,
-                 chunk_size: int = DEFAULT_CHUNK, progress: Callable[[], None] | None = None) -> pd.DataFrame:
+                 chunk_size: int = DEFAULT_CHUNK, progress: ProgressLike = None) -> pd.DataFrame:
     """I(d) of ``n_shuffles`` random permutations of the whole stream (the estimator's floor).
 
     A permutation keeps the marginal counts and (with ``boundaries`` held in place) the number of
     pairs at each distance, and destroys every dependence. Permutation k uses
     ``np.random.default_rng([seed, k])``, so adding shuffles never changes the earlier ones.
-    Columns: ``shuffle`` (0-based) and those of :func:`mi_curve`.
+    Columns: ``shuffle`` (0-based) and those of :func:`mi_curve`. ``progress``: started with
+    ``n_shuffles * len(distances)``, advanced once per distance and shuffle.
     """
     x = np.asarray(tokens)
     V = int(n_types if n_types is not None else int(x.max()) + 1)
     frames = []
-    for k in range(int(n_shuffles)):
-        perm = np.random.default_rng([int(seed), k]).permutation(x)
-        df = mi_curve(perm, distances, n_types=V, boundaries=boundaries, se="none", chunk_size=chunk_size,
-                      progress=progress)
-        df.insert(0, "shuffle", k)
-        frames.append(df)
+    bar = as_progress(progress)
+    distances = [int(d) for d in distances]
+    bar.start(int(n_shuffles) * len(distances), f"I(d) of {int(n_shuffles)} shuffles")
+    try:
+        for k in range(int(n_shuffles)):
+            perm = np.random.default_rng([int(seed), k]).permutation(x)
+            df = mi_curve(perm, distances, n_types=V, boundaries=boundaries, se="none", chunk_size=chunk_size,
+                          progress=advance_only(bar))
+            df.insert(0, "shuffle", k)
+            frames.append(df)
+    finally:
+        bar.done()
     if not frames:
         return pd.DataFrame(columns=["shuffle", "distance", "n_pairs", "occupied_cells", "mi_plugin_bits",
                                      "mi_miller_madow_bits", "mi_grassberger_bits", "se_delta_bits"])

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..errors import OptionError
 from ..fileio import atomic_write_text
+from ..progress import ProgressLike, advance_only, as_progress
 
 
 @dataclass
@@ -124,10 +124,22 @@ def _sample_chains(model: NGramModel, n_steps: int, n_chains: int, rng: np.rando
 
 
 def sample_stream(model: NGramModel, n_tokens: int, *, seed: int = 0, n_chains: int = 1000,
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Exactly ``n_tokens`` sampled tokens made of whole sentences, the last token ``<eos>``."""
+                  progress: ProgressLike = None) -> np.ndarray:
+    """Exactly ``n_tokens`` sampled tokens made of whole sentences, the last token ``<eos>``.
+
+    ``progress`` (:mod:`timescale_probe.progress`; or a callable ``f(n)``): started with
+    ``n_tokens``, advanced by the tokens kept from each sampled block (the steps add up to ``n_tokens``)."""
     if model.levels[0].count[0] == 0:
         raise OptionError("the n-gram model has no allowed continuation at all (empty train split?)")
+    bar = as_progress(progress)
+    bar.start(int(n_tokens), f"sampling {int(n_tokens):,} tokens")
+    try:
+        return _sample_stream(model, n_tokens, seed, n_chains, bar)
+    finally:
+        bar.done()
+
+
+def _sample_stream(model: NGramModel, n_tokens: int, seed: int, n_chains: int, bar) -> np.ndarray:
     rng = np.random.default_rng(seed)
     eos = model.eos_id
     pieces: list[np.ndarray] = []
@@ -137,13 +149,12 @@ def sample_stream(model: NGramModel, n_tokens: int, *, seed: int = 0, n_chains: 
         need = n_tokens - have
         steps = int(np.ceil(1.2 * need / n_chains)) + 100
         block = _sample_chains(model, steps, n_chains, rng)
-        if progress is not None:
-            progress(min(need, block.size))
         is_eos = block == eos
         # keep each chain's complete sentences: everything up to its last <eos>
         last = np.where(is_eos.any(1), steps - 1 - np.argmax(is_eos[:, ::-1], axis=1), -1)
         keep = np.arange(steps)[None, :] <= last[:, None]
         flat = block[keep]
+        bar.advance(min(need, int(flat.size)))
         pieces.append(flat)
         have += flat.size
         if flat.size == 0 and steps > 10 * n_tokens + 1000:
@@ -162,12 +173,24 @@ def ids_to_lines_text(ids: np.ndarray, vocab: list[str], eos_id: int) -> str:
 
 
 def markov_resample(splits: dict[str, np.ndarray], vocab: list[str], eos_id: int, *, order: int = 2,
-                    seed: int = 0, n_chains: int = 1000, progress=None) -> tuple[dict[str, np.ndarray], dict]:
+                    seed: int = 0, n_chains: int = 1000,
+                    progress: ProgressLike = None) -> tuple[dict[str, np.ndarray], dict]:
     """Resample ``splits`` (``train``, ``valid``, ``test`` id streams incl. ``<eos>``) from an
     order-``order`` model of train. Returns the new streams (same lengths) and a summary dict.
-    Split s uses seed ``[seed, i]`` (i = 0, 1, 2 for train, valid, test)."""
+    Split s uses seed ``[seed, i]`` (i = 0, 1, 2 for train, valid, test). ``progress``: started once
+    with the tokens of all sampled splits, advanced as tokens are sampled."""
     if "train" not in splits:
         raise OptionError("markov resampling needs a train split")
+    bar = as_progress(progress)
+    total = sum(len(splits[k]) for k in ("train", "valid", "test") if k in splits)
+    bar.start(total, f"sampling an order-{order} Markov corpus")
+    try:
+        return _markov_resample(splits, vocab, eos_id, order, seed, n_chains, advance_only(bar))
+    finally:
+        bar.done()
+
+
+def _markov_resample(splits, vocab, eos_id, order, seed, n_chains, progress):
     V = len(vocab)
     model = fit_ngram(splits["train"], order, V, eos_id)
     out = {"train": sample_stream(model, len(splits["train"]), seed=_split_seed(seed, 0), n_chains=n_chains,
@@ -211,9 +234,9 @@ def check_markov_options(*, order: int = 2, n_chains: int = 1000) -> None:
     check_int(n_chains, "n_chains", minimum=1)
 
 
-def markov_corpus(spec: str, *, order: int = 2, seed: int = 0, n_chains: int = 1000, progress=None):
+def markov_corpus(spec: str, *, order: int = 2, seed: int = 0, n_chains: int = 1000, progress: ProgressLike = None):
     """Load ``spec`` with :func:`timescale_probe.corpora.load_corpus` and resample its three splits
-    (see :func:`markov_resample`). Returns ``(streams, vocab, eos_id, summary)``."""
+    (see :func:`markov_resample`, which reports to ``progress``). Returns ``(streams, vocab, eos_id, summary)``."""
     from ..corpora import EOS, load_corpus
 
     check_markov_options(order=order, n_chains=n_chains)
