@@ -24,9 +24,12 @@ def test_impose_and_recover_gives_back_the_paper_shape(tmp_path):
         assert (tmp_path / "paper-mts" / name).stat().st_size > 0
 
 
-def test_demo_without_shipped_checkpoints_says_so(tmp_path):
-    res = run_demo(tmp_path / "out", n_boot=20, checkpoints_dir=tmp_path / "none", say=lambda m: None)
+def test_demo_without_shipped_checkpoints_says_so(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="timescale_probe"):
+        res = run_demo(tmp_path / "out", n_boot=20, checkpoints_dir=tmp_path / "none", progress=False)
     assert "not found" in res["compare"]["skipped"]
+    steps = [r.getMessage() for r in caplog.records if r.name == "timescale_probe.demo"]
+    assert steps[0].startswith("1/2 ") and steps[1].startswith("2/2 skipped")  # step messages via logging
     # the 97 MB untrained checkpoint lived in a temporary folder: nothing of it in the output
     assert not list((tmp_path / "out").rglob("*.pt")) and res["impose"]["checkpoint"].startswith("not kept")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left

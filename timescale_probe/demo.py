@@ -10,11 +10,16 @@
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .fileio import OutputStage, write_run_json, write_table
+from .progress import ProgressLike
+
+#: The demo's step messages ("1/2 ...", "2/2 ..."), a child of ``logging.getLogger("timescale_probe")``.
+LOG = logging.getLogger("timescale_probe.demo")
 
 SHIPPED = ("ptb-baseline-small.pt", "ptb-mts-small.pt")
 
@@ -79,7 +84,7 @@ def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0, keep_chec
 
 
 def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_boot: int = 200, seed: int = 0,
-                    batch_size: int = 1, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+                    batch_size: int = 1, device: str = "cpu", progress: ProgressLike = True) -> dict[str, Any]:
     """Part 2: evaluate the shipped baseline and MTS checkpoints on PTB and compare them."""
     from .corpora import load_corpus
     from .evaluation import comparison_table, evaluate_model, paired_bootstrap
@@ -132,10 +137,15 @@ def comparison_markdown(table) -> str:
 
 def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples: int = 10000, seed: int = 0,
              checkpoints_dir: str | Path | None = None, device: str = "cpu", keep_checkpoint: bool = False,
-             options: dict[str, Any] | None = None, say: Callable[[str], None] = print) -> dict[str, Any]:
+             options: dict[str, Any] | None = None, progress: ProgressLike = True,
+             say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run both parts; returns the numbers the command prints. Outputs appear in ``out`` only
     when everything succeeded (a failed run leaves nothing); with ``options`` a ``run.json``
-    records them and the results."""
+    records them and the results.
+
+    The step messages go to the logger ``timescale_probe.demo`` at INFO (``say``, an older
+    callable ``say(text)``, receives them instead when given); ``progress`` (see
+    :mod:`timescale_probe.progress`) shows the evaluation of the shipped checkpoints."""
     from .validation import check_int
 
     check_int(n_boot, "n_boot", minimum=1)
@@ -143,7 +153,8 @@ def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples
     stage = OutputStage(out)
     try:
         results = _run_demo(stage.path, n_boot=n_boot, n_resamples=n_resamples, seed=seed,
-                            checkpoints_dir=checkpoints_dir, device=device, keep_checkpoint=keep_checkpoint, say=say)
+                            checkpoints_dir=checkpoints_dir, device=device, keep_checkpoint=keep_checkpoint,
+                            say=say if say is not None else LOG.info, progress=progress)
         if keep_checkpoint:  # where it will be once the outputs are in place
             results["impose"]["checkpoint"] = str(Path(out) / CHECKPOINT_NAME)
         if options is not None:
@@ -156,7 +167,7 @@ def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples
 
 
 def _run_demo(out: Path, *, n_boot: int, n_resamples: int, seed: int, checkpoints_dir, device: str,
-              keep_checkpoint: bool, say: Callable[[str], None]) -> dict[str, Any]:
+              keep_checkpoint: bool, say: Callable[[str], None], progress: ProgressLike) -> dict[str, Any]:
     t0 = time.time()
     say("1/2 building the paper's MTS architecture (paper-lm spec), saving, reloading, fitting layer 2")
     results: dict[str, Any] = {"impose": impose_and_recover(out, n_boot=n_boot, seed=seed,
@@ -169,6 +180,6 @@ def _run_demo(out: Path, *, n_boot: int, n_resamples: int, seed: int, checkpoint
     else:
         say("2/2 evaluating the shipped PTB checkpoints (test split, batch 1) and comparing them")
         results["compare"] = compare_shipped(out, ckpt_dir, n_resamples=n_resamples, n_boot=n_boot, seed=seed,
-                                             device=device)
+                                             device=device, progress=progress)
     results["seconds"] = round(time.time() - t0, 1)
     return results

@@ -25,13 +25,15 @@ def demo(
 
     from ..demo import run_demo
     from ..fileio import resolve_device
+    from ..progress import RichProgress, log_messages
 
     dev = resolve_device(device)
-    res = run_demo(out, n_boot=bootstrap, n_resamples=resamples, seed=seed, device=str(dev),
-                   keep_checkpoint=keep_checkpoint,
-                   options={"out": out, "bootstrap": bootstrap, "resamples": resamples, "device": str(dev),
-                            "keep_checkpoint": keep_checkpoint},
-                   say=lambda m: console.print(f"[bold]{m}[/bold]"))
+    with log_messages(lambda m: console.print(f"[bold]{m}[/bold]"), name="timescale_probe.demo"):
+        res = run_demo(out, n_boot=bootstrap, n_resamples=resamples, seed=seed, device=str(dev),
+                       keep_checkpoint=keep_checkpoint,
+                       options={"out": out, "bootstrap": bootstrap, "resamples": resamples, "device": str(dev),
+                                "keep_checkpoint": keep_checkpoint},
+                       progress=RichProgress(console=console))
     imp = res["impose"]
     console.print(
         f"paper-lm layer 2 ({imp['units_used']} units, {imp['units_excluded_zero']} with T=0 excluded): "
