@@ -81,3 +81,42 @@ def test_atomic_writes_have_normal_permissions_and_survive_errors(tmp_path):
             raise RuntimeError("killed")
     assert (tmp_path / "a.txt").read_text() == "x"
     assert [f.name for f in tmp_path.iterdir()] == ["a.txt"]
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def start(self, total, label):
+        self.calls.append(("start", total))
+
+    def advance(self, n=1):
+        self.calls.append(("advance", n))
+
+    def done(self):
+        self.calls.append(("done",))
+
+
+def test_progress_counts_settled_steps_and_events_are_logged(tmp_path, caplog):
+    from timescale_probe.pipeline import StepContext, pipeline_events
+
+    def talk(ctx):
+        ctx.progress("half way")
+        return {}
+
+    steps = make_steps([]) + [Step("d", "talks", talk)]
+    rec, seen, old = _Recorder(), [], []
+    with pipeline_events(lambda *e: seen.append(e)), caplog.at_level("INFO", logger="timescale_probe"):
+        run_pipeline(steps, tmp_path, "p", progress=rec, on_event=lambda *e: old.append(e))
+    assert rec.calls[0] == ("start", 4) and rec.calls[-1] == ("done",)
+    assert sum(c[1] for c in rec.calls if c[0] == "advance") == 4
+    assert ("d", "progress", "half way") in seen and ("a", "running", "first") in seen
+    assert seen == old  # the older on_event= gets the same events
+    assert any(getattr(r, "step", None) == "a" and r.status == "done" for r in caplog.records)
+    rec = _Recorder()  # a second run: every step cached, still counted
+    run_pipeline(steps, tmp_path, "p", progress=rec, only={"a"})
+    assert rec.calls == [("start", 1), ("advance", 1), ("done",)]
+    ctx = StepContext(out=tmp_path, profile="p", options={}, results={}, step="x")
+    with pipeline_events(lambda *e: seen.append(e)):
+        ctx.progress("hello")  # the default ctx.progress logs the step's message
+    assert seen[-1] == ("x", "progress", "hello")

@@ -4,19 +4,67 @@ A step is finished when ``<out>/.steps/<name>.json`` exists, records the same op
 the files the step declared still exist. A finished step is not recomputed; ``force`` redoes it (and
 every step that depends on it). Each step returns a JSON-able dict of results, stored in its record,
 which the report reads.
+
+Reporting (issue 10, :mod:`timescale_probe.progress`): ``progress=`` counts the steps (started with
+the number of steps to settle, advanced as each is cached, run or skipped); every event, a step's
+status (``running``, ``cached``, ``done``, ``skipped``, ``failed``) or a step's message
+(``progress``, from ``ctx.progress(text)``), is logged at INFO to ``timescale_probe.pipeline``
+with the record attributes ``step`` and ``status``; :func:`pipeline_events` hands them to a
+callable ``f(step, status, message)`` (the older ``on_event=`` argument still works too).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import OptionError, TsprobeError
 from .fileio import atomic_write_text, jsonable
+from .progress import ProgressLike, as_progress
+
+#: Step events (see the module docstring), a child of ``logging.getLogger("timescale_probe")``.
+LOG = logging.getLogger("timescale_probe.pipeline")
+
+
+def log_event(step: str, status: str, message: str) -> None:
+    """Log one step event (see the module docstring)."""
+    LOG.info("%s", message, extra={"step": step, "status": status})
+
+
+class _EventHandler(logging.Handler):
+    def __init__(self, fn: Callable[[str, str, str], Any]) -> None:
+        super().__init__(logging.INFO)
+        self._fn = fn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        step = getattr(record, "step", None)
+        if step is None:
+            return
+        try:
+            self._fn(step, getattr(record, "status", ""), record.getMessage())
+        except Exception:  # noqa: BLE001 - logging must never break the pipeline
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def pipeline_events(fn: Callable[[str, str, str], Any]) -> Iterator[None]:
+    """Context manager: pass each step event logged while inside to ``fn(step, status, message)``."""
+    handler = _EventHandler(fn)
+    old_level = LOG.level
+    if LOG.getEffectiveLevel() > logging.INFO:
+        LOG.setLevel(logging.INFO)
+    LOG.addHandler(handler)
+    try:
+        yield
+    finally:
+        LOG.removeHandler(handler)
+        LOG.setLevel(old_level)
 
 
 class StepSkipped(Exception):
@@ -41,7 +89,13 @@ class StepContext:
     profile: str
     options: dict[str, Any]
     results: dict[str, dict[str, Any]]  # results of the steps already run (by name)
-    progress: Callable[[str], None] = lambda msg: None
+    #: ``progress(text)``: what the step is doing now; by default logged as the step's ``progress`` event
+    progress: Callable[[str], None] | None = None
+    step: str = ""
+
+    def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = lambda msg: log_event(self.step, "progress", msg)
 
     def path(self, *parts: str) -> Path:
         p = self.out.joinpath(*parts)
@@ -86,7 +140,8 @@ def run_pipeline(
     *,
     force: set[str] | None = None,
     only: set[str] | None = None,
-    on_event: Callable[[str, str, str], None] = lambda step, status, msg: None,
+    on_event: Callable[[str, str, str], None] | None = None,
+    progress: ProgressLike = None,
     executor: Any = None,
     rebuild: tuple[Callable[..., list[Step]], tuple] | None = None,
     on_driver: Iterable[str] = (),
@@ -95,7 +150,8 @@ def run_pipeline(
     """Run ``steps`` in order (each after its ``needs``); return every step's record by name.
 
     ``force``: step names to redo (their dependants are redone too). ``only``: run just these steps
-    and what they need. ``on_event(step, status, message)`` reports progress.
+    and what they need. ``progress`` counts the settled steps; the step events are logged (module
+docstring) and also passed to ``on_event(step, status, message)`` when given.
 
     ``executor`` (:mod:`timescale_probe.executors`; one with ``concurrent`` true) runs independent
     steps at the same time: a step starts once its ``needs`` and ``after`` are settled (a step that
@@ -134,6 +190,22 @@ def run_pipeline(
     records: dict[str, dict[str, Any]] = {}
     redone: set[str] = set()
     out.mkdir(parents=True, exist_ok=True)
+    bar = as_progress(progress)
+    bar.start(len(wanted), f"{len(wanted)} steps")
+    try:
+        _run_steps(steps, out, profile, force, wanted, records, redone, on_event, bar, executor, rebuild,
+                   on_driver, threads)
+    finally:
+        bar.done()
+    return records
+
+
+def _run_steps(steps, out, profile, force, wanted, records, redone, on_event, bar, executor, rebuild, on_driver,
+               threads) -> None:
+    def event(step: str, status: str, message: str) -> None:
+        log_event(step, status, message)
+        if on_event is not None:
+            on_event(step, status, message)
 
     def settle(step: Step, rec: dict[str, Any], started: float) -> None:
         rec.update({"step": step.name, "title": step.title, "hash": _options_hash(profile, step.options),
@@ -142,7 +214,8 @@ def run_pipeline(
         atomic_write_text(_record_path(out, step.name), json.dumps(jsonable(rec), indent=1) + "\n")
         records[step.name] = rec
         redone.add(step.name)
-        on_event(step.name, rec["status"], rec.get("reason", step.title))
+        event(step.name, rec["status"], rec.get("reason", step.title))
+        bar.advance(1)
 
     def prepare(step: Step) -> tuple[str, dict[str, Any] | None]:
         """``("cached" | "skip" | "run", record)`` for a step whose dependencies are settled."""
@@ -155,7 +228,8 @@ def run_pipeline(
         rec = None if (step.name in force or stale_dep) else _is_fresh(out, step, profile)
         if rec is not None:
             records[step.name] = rec
-            on_event(step.name, "cached", step.title)
+            event(step.name, "cached", step.title)
+            bar.advance(1)
             return "cached", rec
         failed_dep = [n for n in step.needs if records.get(n, {}).get("status") not in ("done",)]
         if failed_dep:
@@ -170,16 +244,15 @@ def run_pipeline(
             if what in ("unwanted", "cached"):
                 continue
             if what == "run":
-                on_event(step.name, "running", step.title)
+                event(step.name, "running", step.title)
                 ctx = StepContext(out=out, profile=profile, options=step.options,
                                   results={k: v.get("results", {}) for k, v in records.items()},
-                                  progress=lambda msg, n=step.name: on_event(n, "progress", msg))
+                                  progress=lambda msg, n=step.name: event(n, "progress", msg), step=step.name)
                 rec = run_step(step, ctx)
             settle(step, rec, started)
-        return records
-    _run_concurrently(steps, out, profile, executor, rebuild, set(on_driver), prepare, settle, records, on_event,
+        return
+    _run_concurrently(steps, out, profile, executor, rebuild, set(on_driver), prepare, settle, records, event,
                       threads)
-    return records
 
 
 def run_step(step: Step, ctx: StepContext) -> dict[str, Any]:
@@ -212,7 +285,7 @@ def _step_task(workdir: Path, rebuild: tuple[Callable[..., list[Step]], tuple], 
         p.write_bytes(blob)
     factory, args = rebuild
     step = next(s for s in factory(*args) if s.name == name)
-    ctx = StepContext(out=workdir, profile=profile, options=step.options, results=results)
+    ctx = StepContext(out=workdir, profile=profile, options=step.options, results=results, step=name)
     rec = run_step(step, ctx)
     local = [f for f in rec.get("files", []) if not Path(f).is_absolute() and (workdir / f).is_file()]
     return {"record": rec, "_files": local}
@@ -268,7 +341,7 @@ def _run_concurrently(steps, out, profile, executor, rebuild, on_driver, prepare
             if n in on_driver:
                 ctx = StepContext(out=out, profile=profile, options=step.options,
                                   results={k: v.get("results", {}) for k, v in records.items()},
-                                  progress=lambda msg, n=n: on_event(n, "progress", msg))
+                                  progress=lambda msg, n=n: on_event(n, "progress", msg), step=n)
                 settle(step, run_step(step, ctx), started[n])
                 settled.add(n)
                 continue

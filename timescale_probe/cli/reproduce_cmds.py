@@ -53,6 +53,7 @@ def reproduce_cmd(
     from rich.spinner import Spinner
     from rich.table import Table
 
+    from ..pipeline import pipeline_events
     from ..reproduce import ReproduceOptions, build_steps, run_reproduce
     from ..reproduce.config import default_reference_dir
 
@@ -96,7 +97,8 @@ def reproduce_cmd(
             i = names.index(step) + 1 if step in names else 0
             live.console.print(f"[{color}]{status:>7}[/{color}] {i:2d}/{len(names)} {step}: {msg}")
 
-        records = run_reproduce(out, opts, force=force, only=only, on_event=on_event, executor=ex)
+        with pipeline_events(on_event):  # the step events are logged (timescale_probe.pipeline)
+            records = run_reproduce(out, opts, force=force, only=only, executor=ex)
 
     verdicts = (records.get("report") or {}).get("results", {}).get("verdicts") or {}
     tab = Table(title=f"tsprobe reproduce --profile {profile}: {out}", show_edge=False)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..fileio import prepare_out_dir, write_run_json
-from ..pipeline import run_pipeline
+from ..pipeline import pipeline_events, run_pipeline
+from ..progress import ProgressLike
 from .config import PAPER, PROFILES, SETTINGS, ReproduceOptions
 from .report import Claim, build_claims
 from .steps import CHEAP_STEPS, FIGURES, build_steps
@@ -36,7 +37,7 @@ DRIVER_STEPS = (*CHEAP_STEPS, "seeds")
 
 
 def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[str] = (), only: Iterable[str] = (),
-                  on_event: Callable[[str, str, str], None] = lambda step, status, msg: None,
+                  on_event: Callable[[str, str, str], None] | None = None, progress: ProgressLike = None,
                   executor: Any = None) -> dict[str, dict[str, Any]]:
     """Run the pipeline into ``out``; return every step's record (status, results, files, seconds).
 
@@ -44,7 +45,9 @@ def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[st
     with ``jobs > 1``, or Ray) independent steps run at the same time on its workers, each with
     ``threads`` torch threads (the profile's default when None), while the step cache and the
     drawing/report steps stay here; same records as a sequential run.
-    Writes ``run.json`` (options, profile, seed, step statuses) beside the outputs."""
+    Writes ``run.json`` (options, profile, seed, step statuses) beside the outputs.
+    ``progress`` counts the settled steps; the step events are logged to ``timescale_probe.pipeline``
+    (:func:`timescale_probe.pipeline.pipeline_events` receives them) and passed to ``on_event`` if given."""
     out = prepare_out_dir(out)
     steps = build_steps(opts)
     only = set(only)
@@ -60,6 +63,7 @@ def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[st
         torch.set_num_threads(int(threads))
     try:
         records = run_pipeline(steps, out, opts.profile, force=force, only=only or None, on_event=on_event,
+                               progress=progress,
                                executor=executor, rebuild=(build_steps, (opts,)), on_driver=DRIVER_STEPS,
                                threads=int(threads) if threads else None)
     finally:
@@ -107,7 +111,8 @@ def analysis_main(figure: str, doc: str, argv: list[str] | None = None) -> int:
             if status not in ("running", "progress"):
                 print(f"{status:>8} {step}: {msg}", flush=True)
 
-        records = run_reproduce(a.out, opts, only=FIGURES[figure], force=a.force, on_event=say)
+        with pipeline_events(say):
+            records = run_reproduce(a.out, opts, only=FIGURES[figure], force=a.force)
     except TsprobeError as exc:
         from ..cli._common import option_error_line
 
