@@ -192,3 +192,21 @@ def test_markov_sampling_reports_tokens_that_add_up():
     loop, = rec.loops()
     assert loop["total"] == loop["advanced"] == 4000 and loop["done"]
     assert int(np.sum(seen)) == 4000
+
+
+def test_zero_argument_callback_and_log_messages():
+    from timescale_probe.progress import log_messages
+
+    ticks = []
+    bar = as_progress(lambda: ticks.append(1))
+    bar.start(3, "x")
+    bar.advance(2)
+    bar.advance()
+    bar.done()
+    assert ticks == [1, 1]  # f() once per advance call
+    seen = []
+    with log_messages(seen.append, name="timescale_probe.test"):
+        logging.getLogger("timescale_probe.test").info("step %d", 1)
+        logging.getLogger("timescale_probe.test").debug("hidden")
+    logging.getLogger("timescale_probe.test").info("after")
+    assert seen == ["step 1"]
