@@ -189,6 +189,16 @@ def _ray_entry(fn, key, rid, storage, kwargs, *args) -> dict[str, Any]:  # pragm
 # executors
 # ------------------------------------------------------------------------------------------------
 
+def _check_task_options(cpus_per_task: float, gpus_per_task: float, max_retries: int) -> None:
+    """One ``OptionError`` naming the first bad per-task option (resources, retries)."""
+    if cpus_per_task <= 0:
+        raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
+    if gpus_per_task < 0:
+        raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
+    if max_retries < 0:
+        raise OptionError(f"max_retries must be >= 0, got {max_retries}", param="max_retries")
+
+
 class Executor:
     """Base: ``run(tasks)`` yields a :class:`TaskResult` per task as tasks finish (any order)."""
 
@@ -198,12 +208,7 @@ class Executor:
 
     def __init__(self, *, cpus_per_task: float = 1, gpus_per_task: float = 0, max_retries: int = 3,
                  storage: str | Path | None = None, run_key: str = "") -> None:
-        if cpus_per_task <= 0:
-            raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
-        if gpus_per_task < 0:
-            raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
-        if max_retries < 0:
-            raise OptionError(f"max_retries must be >= 0, got {max_retries}", param="max_retries")
+        _check_task_options(cpus_per_task, gpus_per_task, max_retries)
         self.cpus_per_task, self.gpus_per_task = cpus_per_task, gpus_per_task
         self.max_retries = int(max_retries)
         self.storage = None if storage is None else str(Path(storage).expanduser().resolve())
@@ -444,12 +449,7 @@ def validate_executor_options(executor: str, *, jobs: int = 1, address: str | No
         raise OptionError(f"unknown executor '{executor}': use local or ray", param="executor")
     if int(jobs) < 1:
         raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
-    if cpus_per_task <= 0:
-        raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
-    if gpus_per_task < 0:
-        raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
-    if max_retries < 0:
-        raise OptionError(f"max_retries must be >= 0, got {max_retries}", param="max_retries")
+    _check_task_options(cpus_per_task, gpus_per_task, max_retries)
     if executor == "local" and address:
         raise OptionError("address is for the ray executor; drop it or choose the ray executor", param="address")
     if executor == "ray":
