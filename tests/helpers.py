@@ -13,10 +13,24 @@ import sys
 import traceback
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 DATA = TESTS / "data"
 SHARED = Path(os.environ.get("TSPROBE_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(name="one_thread")
+def one_thread_fixture():
+    """The ``one_thread`` fixture: the test runs with one torch thread (bit-stable CPU numbers),
+    the count restored afterwards. A test module gets it with ``from helpers import one_thread_fixture``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def run_cli(*args, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from helpers import ROOT
+from helpers import ROOT, one_thread_fixture  # noqa: F401 - the one_thread fixture
 
 from timescale_probe.corpora import load_corpus
 from timescale_probe.evaluation import head_perplexity, token_nll
@@ -25,14 +24,6 @@ def _card_and_model(card_path):
         pytest.skip(f"{card_path.name}: corpus {card['corpus']!r} is not embedded (only ptb is)")
     _, model, corpus = load_language_model(ckpt, load_corpus("ptb"))
     return card, model, corpus
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_checkpoints_are_shipped():

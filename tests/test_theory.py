@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import one_thread_fixture  # noqa: F401 - the one_thread fixture
 
 from timescale_probe import theory
 from timescale_probe.errors import OptionError
@@ -27,15 +28,6 @@ from timescale_probe.theory import (
     theory_verdicts,
     trend_verdict,
 )
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ----------------------------------------------------------------------------------------------
 # pure statistics and verdict branches

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import one_thread_fixture  # noqa: F401 - the one_thread fixture
 
 from timescale_probe import training
 from timescale_probe.checkpoints import load_checkpoint
@@ -39,14 +40,6 @@ def tiny_dir(tmp_path_factory):
     (d / "valid.txt").write_text("\n".join(lines[150:180]) + "\n")
     (d / "test.txt").write_text("\n".join(lines[180:210]) + "\n")
     return d
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def weights(path):
