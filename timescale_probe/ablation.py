@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, OptionError
+from .fileio import finite_or_none
 from .progress import ProgressLike, progress_bar
 from .validation import check_choice, check_int
 
@@ -677,13 +678,6 @@ def reference_chunk_timescales(n_units: int = 1150, chunk: int = 50, shape: floa
 # routing facts, several seeds combined, and multiple-comparison corrections (Fig. 3)
 # ----------------------------------------------------------------------------------------------
 
-def _finite_or_none(x) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
 
 def routing_facts(ratios: pd.DataFrame, groups: pd.DataFrame | None = None) -> dict[str, Any]:
     """Per bin: the group whose ablation hurts most (1-based position in longest-first order, its
@@ -704,14 +698,14 @@ def routing_facts(ratios: pd.DataFrame, groups: pd.DataFrame | None = None) -> d
              "peak_position": order.index(row["group"]) + 1, "n_groups": len(order),
              "max_ratio": float(s["ratio"].max()), "any_above_1": bool((s["ratio"] > 1).any())}
         if "ratio_lo" in s:
-            d.update(peak_lo=_finite_or_none(row["ratio_lo"]), peak_hi=_finite_or_none(row["ratio_hi"]),
+            d.update(peak_lo=finite_or_none(row["ratio_lo"]), peak_hi=finite_or_none(row["ratio_hi"]),
                      any_significantly_above_1=bool((s["ratio_lo"] > 1).any()))
         src = groups.set_index("group") if groups is not None and "T_max" in groups else None
         if src is not None and row["group"] in src.index:
-            d["peak_T_max"] = _finite_or_none(src.loc[row["group"], "T_max"])
-            d["peak_T_min"] = _finite_or_none(src.loc[row["group"], "T_min"])
+            d["peak_T_max"] = finite_or_none(src.loc[row["group"], "T_max"])
+            d["peak_T_min"] = finite_or_none(src.loc[row["group"], "T_min"])
         elif "T_max" in s:
-            d["peak_T_max"], d["peak_T_min"] = _finite_or_none(row["T_max"]), _finite_or_none(row.get("T_min"))
+            d["peak_T_max"], d["peak_T_min"] = finite_or_none(row["T_max"]), finite_or_none(row.get("T_min"))
         out[str(b)] = d
     return out
 
@@ -776,8 +770,8 @@ def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95,
         elif n == 1:
             one = sub.iloc[0]
             p1 = bootstrap_p_values(sub.iloc[:1])[0] if {"p_not_above_1", "n_resamples"} <= set(sub) else np.nan
-            row.update(ratio=float(np.exp(lr[0])), lo=_finite_or_none(one.get("ratio_lo")) or np.nan,
-                       hi=_finite_or_none(one.get("ratio_hi")) or np.nan, p=float(p1),
+            row.update(ratio=float(np.exp(lr[0])), lo=finite_or_none(one.get("ratio_lo")) or np.nan,
+                       hi=finite_or_none(one.get("ratio_hi")) or np.nan, p=float(p1),
                        interval=f"bootstrap over chunks ({one.get('level', 'n/a')}), one seed")
         else:
             m, se = lr.mean(), lr.std(ddof=1) / np.sqrt(n)

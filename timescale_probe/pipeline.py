@@ -97,6 +97,13 @@ class StepContext:
         if self.progress is None:
             self.progress = lambda msg: log_event(self.step, "progress", msg)
 
+    def relative(self, p: str | Path) -> str:
+        """``p`` relative to the output folder when it lies inside it, else as given."""
+        try:
+            return str(Path(p).resolve().relative_to(self.out.resolve()))
+        except ValueError:
+            return str(p)
+
     def path(self, *parts: str) -> Path:
         p = self.out.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)

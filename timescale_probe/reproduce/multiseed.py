@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..fileio import finite_or_none
 from ..pipeline import StepContext, StepSkipped
 from .config import ReproduceOptions
 from .results import SeedsResult, as_results, from_results
@@ -32,21 +33,6 @@ from .verdicts import budget_check
 
 #: interval level of every combination over seeds
 LEVEL = 0.95
-
-
-def _rel(ctx: StepContext, p: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(ctx.out.resolve()))
-    except ValueError:
-        return str(p)
-
-
-def _f(x) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _seed_of(card: dict | None) -> int | None:
@@ -200,12 +186,12 @@ def step_seeds(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
         for b, sub in fig3_groups.groupby("bin", sort=False):
             if sub["ratio"].notna().any():
                 top = sub.loc[sub["ratio"].idxmax()]
-                tests[str(b)] = {"peak_p": _f(top["p"]), "peak_p_holm": _f(top["p_holm"]), "peak_p_bh": _f(top["p_bh"]),
+                tests[str(b)] = {"peak_p": finite_or_none(top["p"]), "peak_p_holm": finite_or_none(top["p_holm"]), "peak_p_bh": finite_or_none(top["p_bh"]),
                                  "n_sig_raw": int(sub["sig_raw"].sum()), "n_sig_holm": int(sub["sig_holm"].sum()),
                                  "n_sig_bh": int(sub["sig_bh"].sum())}
         res["fig3"] = {"seeds": sorted(abl), "facts": facts, "tests": tests,
                        "tests_total": int(fig3_groups["p"].notna().sum()),
-                       "band": {str(r["bin"]): {"lo": _f(r["control_lo"]), "hi": _f(r["control_hi"]),
+                       "band": {str(r["bin"]): {"lo": finite_or_none(r["control_lo"]), "hi": finite_or_none(r["control_hi"]),
                                                 "n": int(r["n_controls"])} for _, r in band.iterrows()}}
 
     # ---- Markov control: lighter tail (larger a at scale 1) than PTB, paired by seed
@@ -218,7 +204,7 @@ def step_seeds(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     res["markov"] = {"seeds_ptb": sorted(by_seed_ptb), "seeds_markov": sorted(by_seed_mk), "pairs": rows}
     if rows:
         m, lo, hi = _t_interval(np.array([r["diff"] for r in rows]))
-        res["markov"].update(diff=m, lo=_f(lo), hi=_f(hi))
+        res["markov"].update(diff=m, lo=finite_or_none(lo), hi=finite_or_none(hi))
         table(pd.DataFrame(rows), "markov_control_seeds.csv")
 
     # ---- fits of the baselines' T_data per seed: best of all families, inverse gamma vs gamma/lognormal
@@ -234,7 +220,7 @@ def step_seeds(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
             fits.append({"seed": r.seed, "error": f"{type(exc).__name__}: {exc}"})
             continue
         fits.append({"seed": r.seed, "best_family": v["best_family"], "best_label": v["best_label"],
-                     "delta_aic_invgamma": _f(v["delta_aic_invgamma"]),
+                     "delta_aic_invgamma": finite_or_none(v["delta_aic_invgamma"]),
                      "invgamma_beats_gamma_lognorm": bool({"gamma", "lognorm"} <= set(v.get("beats", [])))})
     res["fits"] = fits
     if fits:
@@ -256,5 +242,5 @@ def step_seeds(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     fig = figure_seeds(gaps, fig3_groups, band,
                        pd.DataFrame(res["table1"]["per_seed"]) if res["table1"] else None,
                        pd.DataFrame(res["table1"]["rows"]) if res["table1"] else None)
-    files += [_rel(ctx, p) for p in save_pdf_png(fig, ctx.path("seeds.pdf"))]
+    files += [ctx.relative(p) for p in save_pdf_png(fig, ctx.path("seeds.pdf"))]
     return as_results(from_results(SeedsResult, res), files)

@@ -17,7 +17,6 @@ appear in the report's *beyond the paper* part.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError
-from ..fileio import atomic_write_text, write_table
+from ..fileio import atomic_write_text, finite_or_none, write_table
 from ..paper import PAPER
 from ..pipeline import Step, StepContext, StepSkipped
 from .config import SHIPPED, ReproduceOptions
@@ -71,14 +70,6 @@ def fingerprint(path: Path | None) -> dict[str, Any]:
     return {"path": str(p), "missing": True}
 
 
-def _rel(ctx: StepContext, p: Path) -> str:
-    p = Path(p)
-    try:
-        return str(p.resolve().relative_to(ctx.out.resolve()))
-    except ValueError:
-        return str(p)
-
-
 def _abs(ctx: StepContext, p: str) -> Path:
     q = Path(p)
     return q if q.is_absolute() else ctx.out / q
@@ -87,7 +78,7 @@ def _abs(ctx: StepContext, p: str) -> Path:
 def _save(ctx: StepContext, fig, name: str) -> list[str]:
     from ..plots.reproduce import save_pdf_png
 
-    return [_rel(ctx, p) for p in save_pdf_png(fig, ctx.path(name))]
+    return [ctx.relative(p) for p in save_pdf_png(fig, ctx.path(name))]
 
 
 def _table(ctx: StepContext, df: pd.DataFrame, name: str) -> str:
@@ -104,14 +95,6 @@ def save_npy(path: Path, array: np.ndarray) -> None:
             np.save(fh, np.asarray(array), allow_pickle=False)
 
     atomic_write_with(Path(path), write)
-
-
-def _finite(x) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def timescale_summary(T) -> dict[str, Any]:
@@ -187,8 +170,8 @@ def step_corpora(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     if s["ptb_lines"]:
         d = ctx.path("data", "ptb-subset", "train.txt").parent
         _write_subset(ptb, d, s["ptb_lines"])
-        ptb_spec = _rel(ctx, d)
-        files += [_rel(ctx, d / f"{x}.txt") for x in ("train", "valid", "test")]
+        ptb_spec = ctx.relative(d)
+        files += [ctx.relative(d / f"{x}.txt") for x in ("train", "valid", "test")]
         ptb = load_corpus(str(d))
     else:
         ptb_spec = "ptb"
@@ -196,7 +179,7 @@ def step_corpora(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     streams, vocab, eos, summ = markov_corpus(str(_abs(ctx, ptb_spec)) if ptb_spec != "ptb" else "ptb",
                                               order=s["markov_order"], seed=opts.seed)
     mdir = ctx.path("data", "markov-ptb", "train.txt").parent
-    files += [_rel(ctx, p) for p in write_ptb_dir(mdir, streams, vocab, eos)]
+    files += [ctx.relative(p) for p in write_ptb_dir(mdir, streams, vocab, eos)]
 
     wt2 = _wt2_dir(opts)
     wt2_info: dict[str, Any] = {"dir": None, "splits": [], "missing": ["train", "valid", "test"]}
@@ -206,15 +189,15 @@ def step_corpora(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
         if s["ptb_lines"] and not wt2_info["missing"]:  # smoke: a subset of WikiText-2 as well
             wsub = ctx.path("data", "wt2-subset", "train.txt").parent
             _write_subset(load_corpus(str(wt2)), wsub, s["ptb_lines"])
-            wt2_info["subset"] = _rel(ctx, wsub)
-            files += [_rel(ctx, wsub / f"{x}.txt") for x in ("train", "valid", "test")]
+            wt2_info["subset"] = ctx.relative(wsub)
+            files += [ctx.relative(wsub / f"{x}.txt") for x in ("train", "valid", "test")]
     others = {}
     for key, (folder, fname) in OTHER_CORPORA.items():
         p = None if opts.corpus_dir is None else opts.corpus_dir / folder / fname
         others[key] = str(p) if p is not None and p.is_file() else None
     return as_results(CorporaResult(
         ptb=ptb_spec, ptb_tokens={x: int(ptb.tokens(x).numel()) for x in ("train", "valid", "test")},
-        ptb_vocab=ptb.vocab_size, markov=_rel(ctx, mdir), markov_order=s["markov_order"],
+        ptb_vocab=ptb.vocab_size, markov=ctx.relative(mdir), markov_order=s["markov_order"],
         markov_tokens={k: int(len(v)) for k, v in streams.items()}, wt2=wt2_info, others=others), files)
 
 
@@ -287,8 +270,8 @@ def make_train_step(name: str, opts: ReproduceOptions) -> Callable[[StepContext]
                 raise
             res = train_language_model(corpus, out, resume=False, **kw)  # resume state of other options
         comp = companion_paths(out)
-        return as_results(TrainResult(_rel(ctx, out), "trained", _card_summary(res.card)),
-                          [_rel(ctx, out), _rel(ctx, comp["card"]), _rel(ctx, comp["metrics"])])
+        return as_results(TrainResult(ctx.relative(out), "trained", _card_summary(res.card)),
+                          [ctx.relative(out), ctx.relative(comp["card"]), ctx.relative(comp["metrics"])])
 
     return run
 
@@ -535,7 +518,7 @@ def step_table1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     for name, nll in (("ptb-baseline", nb), ("ptb-mts", nm)):
         path = ctx.path("tables", f"token_nll_{name}.npy")
         save_npy(path, np.asarray(nll, dtype=np.float64))
-        files.append(_rel(ctx, path))
+        files.append(ctx.relative(path))
     bins = bin_counting_statement(corpus, "train")
     return as_results(Table1Result(table.to_dict(orient="records"), notes_b + notes_m, bins, int(len(targets))), files)
 
@@ -589,8 +572,8 @@ def routing_tests(ratios: pd.DataFrame, alpha: float = 0.05) -> dict[str, Any]:
         if not np.isfinite(s["ratio"].to_numpy(dtype=np.float64)).any():
             continue
         top = s.loc[s["ratio"].idxmax()]
-        out["bins"][str(b)] = {"peak_p": _finite(top["p"]), "peak_p_holm": _finite(top["p_holm"]),
-                               "peak_p_bh": _finite(top["p_bh"]), "n_sig_holm": int(s["sig_holm"].sum()),
+        out["bins"][str(b)] = {"peak_p": finite_or_none(top["p"]), "peak_p_holm": finite_or_none(top["p_holm"]),
+                               "peak_p_bh": finite_or_none(top["p_bh"]), "n_sig_holm": int(s["sig_holm"].sum()),
                                "n_sig_bh": int(s["sig_bh"].sum()), "n_sig_raw": int(s["sig_raw"].sum())}
     return out
 
@@ -620,7 +603,7 @@ def step_fig3(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
              _table(ctx, band, "fig3_control_band.csv"), _table(ctx, routing_table(study.ratios_), "fig3_tests.csv")]
     res: dict[str, Any] = {"ours": routing_facts(study.ratios_, study.groups_), "groups": s["ablation_groups"],
                            "controls": int(s["ablation_controls"]), "control_size": study.options["control_size"],
-                           "band": {str(r["bin"]): {"lo": _finite(r["control_lo"]), "hi": _finite(r["control_hi"]),
+                           "band": {str(r["bin"]): {"lo": finite_or_none(r["control_lo"]), "hi": finite_or_none(r["control_hi"]),
                                                     "n": int(r["n_controls"])} for _, r in band.iterrows()},
                            "tests": routing_tests(study.ratios_),
                            "ppl_intact": study.options["ppl_intact"], "units": int(len(T)), "notes": notes}
@@ -714,16 +697,16 @@ def step_dyck(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     files += _save(ctx, figure_dyck(summary, spans, fit), "fig2_dyck.pdf")
     res: dict[str, Any] = {"source": source, "span_slope": fit}
     ov = summary[summary["kind"] == "overall"].set_index("arch")
-    res["overall"] = {a: {"mean": float(ov.loc[a, "mean"]), "std": _finite(ov.loc[a, "std"]), "seeds": int(ov.loc[a, "seeds"])}
+    res["overall"] = {a: {"mean": float(ov.loc[a, "mean"]), "std": finite_or_none(ov.loc[a, "std"]), "seeds": int(ov.loc[a, "seeds"])}
                       for a in ov.index}
     if paired is not None:
         for kind in ("overall", "tail"):
             p = paired[paired["kind"] == kind]
             if len(p):
                 r = p.iloc[0]
-                res[f"paired_{kind}"] = {"diff": _finite(r.get("diff")), "ci_lo": _finite(r.get("ci_lo")),
-                                         "ci_hi": _finite(r.get("ci_hi")), "pairs": int(r["pairs"]),
-                                         "bin": str(r["bin"]), "sign_p": _finite(r.get("sign_p"))}
+                res[f"paired_{kind}"] = {"diff": finite_or_none(r.get("diff")), "ci_lo": finite_or_none(r.get("ci_lo")),
+                                         "ci_hi": finite_or_none(r.get("ci_hi")), "pairs": int(r["pairs"]),
+                                         "bin": str(r["bin"]), "sign_p": finite_or_none(r.get("sign_p"))}
     return as_results(from_results(DyckResult, res), files)
 
 
@@ -782,7 +765,7 @@ def step_mi(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
              _table(ctx, pd.concat(fits, ignore_index=True), "mi_fits.csv"),
              _table(ctx, summary_df, "mi_summary.csv")]
     files += _save(ctx, figure_mi_corpora(curve_df), "mi_decay.pdf") + files_ptb
-    return as_results(MIResult({r["corpus"]: {k: (_finite(v) if isinstance(v, (float, np.floating)) else v)
+    return as_results(MIResult({r["corpus"]: {k: (finite_or_none(v) if isinstance(v, (float, np.floating)) else v)
                                                for k, v in r.items()} for r in summaries}, skipped), files)
 
 
