@@ -62,6 +62,7 @@ import pandas as pd
 
 from .errors import OptionError
 from .progress import LOGGER, as_progress
+from .validation import check_int
 
 ARMS = ("baseline", "mts-half", "mts-k", "single")
 ARM_LABELS = {"baseline": "baseline", "mts-half": "MTS a=k/2", "mts-k": "MTS a=k", "single": "single T"}
@@ -138,8 +139,8 @@ def check_options(profile: str, *, jobs: int = 1, seeds: Sequence[int] | None = 
         raise OptionError(f"unknown profile '{profile}': use {', '.join(PROFILES)}", param="profile")
     if int(jobs) < 1:
         raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
-    if threads is not None and int(threads) < 1:
-        raise OptionError(f"threads must be >= 1, got {threads}", param="threads")
+    if threads is not None:
+        check_int(threads, "threads", minimum=1)
     prof = PROFILES[profile]
     if seeds is not None:
         seeds = tuple(int(s) for s in seeds)

@@ -198,6 +198,7 @@ def sweep_cmd(
     from ..dyck.train import PROFILES, profile_config
     from ..fileio import write_run_json
     from ..progress import RichProgress
+    from ..validation import check_int
 
     dev = _ex.task_device(device, executor, gpus_per_task)
     prof = _resolve_profile(profile, dev)
@@ -205,10 +206,8 @@ def sweep_cmd(
     cfg = profile_config(prof, arch=archs[0], seed=1, **_train_options(
         units, epochs, lr, batch_size, loss, patience, converge_loss, eval_every, restore_best, mts_shape, mts_scale, packed))
     seed_list = parse_seeds(seeds if seeds else f"1-{PROFILES[prof]['seeds']}")
-    if threads is not None and threads < 1:
-        from ..errors import OptionError
-
-        raise OptionError(f"threads must be >= 1, got {threads}", param="threads")
+    if threads is not None:
+        check_int(threads, "threads", minimum=1)
     _ex.validate(executor, jobs, address, cpus_per_task, gpus_per_task, max_retries)
     validate_sweep(data, out, archs, seed_list, cfg, prof)
     if dev.type == "cuda" and executor == "local":

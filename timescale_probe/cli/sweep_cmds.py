@@ -39,15 +39,15 @@ def train_sweep_cmd(
     OUT whichever machine trained it. A run that fails is reported with its seed and log while the
     others finish; the command then exits with status 1."""
     from ..dyck.runs import parse_seeds
-    from ..errors import OptionError
     from ..progress import RichProgress
     from ..sweeps import train_sweep, validate_train_sweep
+    from ..validation import check_int
 
     dev = _ex.task_device(device, executor, gpus_per_task)
     seed_list = parse_seeds(seeds)
     overrides = {"epochs": epochs, "optimizer": optimizer, "lr": lr, "batch_size": batch_size, "bptt": bptt}
-    if threads is not None and threads < 1:
-        raise OptionError(f"threads must be >= 1, got {threads}", param="threads")
+    if threads is not None:
+        check_int(threads, "threads", minimum=1)
     _ex.validate(executor, jobs, address, cpus_per_task, gpus_per_task, max_retries)
     validate_train_sweep(corpus, out, seed_list, arch, profile, overrides, mts_spec)
     bar = RichProgress()

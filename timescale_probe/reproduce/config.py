@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import OptionError
 from ..paper import PAPER as _PAPER
+from ..validation import check_int
 
 PROFILES = ("smoke", "small", "paper")
 
@@ -101,8 +102,8 @@ class ReproduceOptions:
                               "DIR/wikitext-2/, DIR/brown/brown.txt, DIR/kjv/kjv.txt)", param="corpus_dir")
         if self.reference_dir is not None and not self.reference_dir.is_dir():
             raise OptionError(f"reference_dir {self.reference_dir} is not a directory", param="reference_dir")
-        if self.threads is not None and int(self.threads) < 1:
-            raise OptionError(f"threads must be >= 1, got {self.threads}", param="threads")
+        if self.threads is not None:
+            check_int(self.threads, "threads", minimum=1)
         if self.seeds_dir is None and self.profile == "small":
             self.seeds_dir = repo_root() / "figures" / "seeds"
         if self.seeds_dir is not None:
