@@ -55,6 +55,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .errors import OptionError
 from .fileio import atomic_write_text
+from .validation import check_int
 
 EXECUTORS = ("local", "ray")
 LOGGER = logging.getLogger("timescale_probe")
@@ -195,8 +196,7 @@ def _check_task_options(cpus_per_task: float, gpus_per_task: float, max_retries:
         raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
     if gpus_per_task < 0:
         raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
-    if max_retries < 0:
-        raise OptionError(f"max_retries must be >= 0, got {max_retries}", param="max_retries")
+    check_int(max_retries, "max_retries", minimum=0)
 
 
 class Executor:
@@ -239,8 +239,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, jobs: int = 1, **kw: Any) -> None:
         super().__init__(**kw)
-        if int(jobs) < 1:
-            raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
+        check_int(jobs, "jobs", minimum=1)
         self.jobs = int(jobs)
         self._pool = None
 
@@ -447,8 +446,7 @@ def validate_executor_options(executor: str, *, jobs: int = 1, address: str | No
     """Check executor options without starting anything (for validation before any work)."""
     if executor not in EXECUTORS:
         raise OptionError(f"unknown executor '{executor}': use local or ray", param="executor")
-    if int(jobs) < 1:
-        raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
+    check_int(jobs, "jobs", minimum=1)
     _check_task_options(cpus_per_task, gpus_per_task, max_retries)
     if executor == "local" and address:
         raise OptionError("address is for the ray executor; drop it or choose the ray executor", param="address")

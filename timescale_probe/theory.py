@@ -137,8 +137,7 @@ def check_options(profile: str, *, jobs: int = 1, seeds: Sequence[int] | None = 
     """The profile with ``seeds``/``ks`` overrides, validated before any work."""
     if profile not in PROFILES:
         raise OptionError(f"unknown profile '{profile}': use {', '.join(PROFILES)}", param="profile")
-    if int(jobs) < 1:
-        raise OptionError(f"jobs must be >= 1, got {jobs}", param="jobs")
+    check_int(jobs, "jobs", minimum=1)
     if threads is not None:
         check_int(threads, "threads", minimum=1)
     prof = PROFILES[profile]
