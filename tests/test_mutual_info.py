@@ -31,7 +31,7 @@ from timescale_probe.mutual_info import (
     tree_exact_mi,
     tree_exponent,
 )
-from timescale_probe.mutual_info.estimate import mi_from_counts
+from timescale_probe.mutual_info.estimate import ESTIMATORS, mi_from_counts
 
 
 def direct_mi(x, d, seg=None):
@@ -291,9 +291,10 @@ def test_jackknife_wide_keys_with_boundaries_equal_the_generic_path():
     x = rng.choice(np.array([0, 5, 17, 40_000, 69_999]), size=3000, p=[0.4, 0.3, 0.15, 0.1, 0.05])
     x = np.where(rng.random(3000) < 0.5, x, np.roll(x, 1))  # some dependence at distance 1
     seg = np.cumsum(rng.random(3000) < 0.01)
-    fast = distance_stats(x, 1, V, boundaries=seg, se="jackknife", n_blocks=20)
-    generic = distance_stats(x, 1, V, boundaries=seg, se="jackknife", n_blocks=20, chunk_size=149)
+    fast = distance_stats(x, 1, V, boundaries=seg, se="jackknife", n_blocks=20, delta_se=True)
+    generic = distance_stats(x, 1, V, boundaries=seg, se="jackknife", n_blocks=20, chunk_size=149, delta_se=True)
     assert fast["plugin"] == pytest.approx(generic["plugin"], rel=1e-13)
+    assert fast["se_delta"] == pytest.approx(generic["se_delta"], rel=1e-12)
     keep = seg[:-1] == seg[1:]
     pairs = list(zip(x[:-1][keep].tolist(), x[1:][keep].tolist()))
     n = len(pairs)
@@ -431,3 +432,52 @@ def test_leave_one_block_out_with_a_tiny_vocabulary():
         keep[edges[k]:edges[k + 1]] = False
         loo.append(_direct_from_pairs(list(zip(x[:n_pos][keep].tolist(), x[d:][keep].tolist()))))
     np.testing.assert_allclose(r["loo"], np.array(loo), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 500])
+def test_delta_se_beside_the_jackknife_only_on_request(small_stream, chunk_size):
+    """The jackknife alone leaves the delta SE out (NaN, no ``se_delta_bits`` column); with
+    ``delta_se=True`` it is the same number as ``se='delta'`` gives, on the one-sort and on the
+    chunked path, and the jackknife SEs do not change."""
+    x, _ = small_stream
+    kw = {} if chunk_size is None else {"chunk_size": chunk_size}
+    plain = distance_stats(x, 3, 40, se="jackknife", n_blocks=7, **kw)
+    both = distance_stats(x, 3, 40, se="jackknife", n_blocks=7, delta_se=True, **kw)
+    delta = distance_stats(x, 3, 40, se="delta", **kw)
+    assert np.isnan(plain["se_delta"])
+    assert both["se_delta"] == pytest.approx(delta["se_delta"], rel=1e-12)
+    for est in ESTIMATORS:
+        assert both[f"se_{est}"] == plain[f"se_{est}"]
+    assert "se_delta_bits" not in mi_curve(x, [1, 3], n_types=40, se="jackknife", n_blocks=7, **kw).columns
+    curve = mi_curve(x, [1, 3], n_types=40, se="jackknife", n_blocks=7, delta_se=True, **kw)
+    assert curve["se_delta_bits"].iloc[1] == pytest.approx(delta["se_delta"] / math.log(2), rel=1e-12)
+
+
+def test_sparse_leave_one_out_marginal_terms_equal_the_dense_sums():
+    """The marginals' leave-one-block-out terms patched from the distance-0 terms (the tokens
+    between moved block edges, the first and last d tokens) equal the dense per-block sums at
+    every distance, including ones where edges move past their neighbours, and repeated calls
+    leave the shared accumulator clean; the patch declines (None) when the windows outgrow a
+    dense pass."""
+    from timescale_probe.mutual_info.estimate import _block_edges, _JackknifeWork, _loo_terms
+
+    rng = np.random.default_rng(11)
+    V, B = 5000, 20
+    x = rng.zipf(1.3, 30_000) % V
+    work = _JackknifeWork(x, V, B)
+    taken = []
+    for d in [1, 2, 7, 64, 500, 1499, 1500, 1600, 1700, 9000] * 2:  # edges cross neighbours beyond 1500
+        edges = _block_edges(x.size - d, B, x.size)
+        got = work.loo_marginal_terms(d, edges)
+        if got is None:
+            continue
+        taken.append(d)
+        first, second, n_k, t_first, t_second = got
+        first_kb, second_kb = work.block_marginals(d, edges)
+        np.testing.assert_array_equal(first, first_kb.sum(0))
+        np.testing.assert_array_equal(second, second_kb.sum(0))
+        np.testing.assert_array_equal(n_k, first_kb.sum(1))
+        np.testing.assert_allclose(t_first, _loo_terms(first, first_kb, work.tables), rtol=1e-13, atol=1e-8)
+        np.testing.assert_allclose(t_second, _loo_terms(second, second_kb, work.tables), rtol=1e-13, atol=1e-8)
+    assert 1700 in taken and len(taken) == 18 and not work._acc.any()
+    assert work.loo_marginal_terms(25_000, _block_edges(x.size - 25_000, B, x.size)) is None

@@ -106,13 +106,14 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
              estimator: str = "grassberger", shuffles: int = 10, seed: int = 0, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20, band: str = "max",
              min_z: float = 2.0, fit_min_distance: int = 1, max_gap: int = 1,
-             chunk_size: int = DEFAULT_CHUNK, progress: ProgressLike = None) -> MIDecayResult:
+             chunk_size: int = DEFAULT_CHUNK, delta_se: bool = False, progress: ProgressLike = None) -> MIDecayResult:
     """Measure I(d) of an id stream, its shuffle band, and fit the decay laws (module docstring).
 
     ``distances``: integers (default: ~``n_distances`` log-spaced in 1..``max_distance``).
     ``estimator``: plugin | miller-madow | grassberger. ``shuffles``: K permutations for the band
     (seeded by ``seed``). ``boundaries``: segment id per token (pairs never cross segments).
-    ``se``: jackknife (``n_blocks`` blocks) | delta. ``progress``
+    ``se``: jackknife (``n_blocks`` blocks) | delta; ``delta_se``: also the delta-method SE of the
+    curve beside the jackknife (column ``se_delta_bits``). ``progress``
     (:mod:`timescale_probe.progress`): started once with distances x streams (1 + K streams, + 1
     block-shuffled reference with the jackknife and K > 0), advanced once per distance and stream.
     """
@@ -133,7 +134,7 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
     bar.start(int(d.size) * n_streams, f"I(d) of {x.size:,} tokens")
     try:
         curve = mi_curve(x, d, n_types=V, boundaries=boundaries, se=se, n_blocks=n_blocks, chunk_size=chunk_size,
-                         progress=advance_only(bar))
+                         delta_se=delta_se, progress=advance_only(bar))
         col = estimator_column(est)
         curve["mi_bits"] = curve[col]
         curve["se_bits"] = curve[col.replace("mi_", "se_")]

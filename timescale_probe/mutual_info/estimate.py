@@ -16,7 +16,8 @@ Estimators (all from the same counts, in nats internally, reported in **bits**):
 Standard errors: by default a delete-one-block jackknife over 20 contiguous blocks of positions
 (honest under the serial dependence of text); alternatively the delta-method (asymptotic normal)
 SE of the plug-in MI, ``sqrt((sum_ab p_ab pmi_ab^2 - I^2) / n)``, ``pmi_ab = ln(p_ab/(p_a p_b))``,
-which treats pairs as independent. See :func:`distance_stats`.
+which treats pairs as independent; beside the jackknife only on request (``delta_se=True``), as
+a design-effect check (jackknife SE / delta SE). See :func:`distance_stats`.
 
 Counting is vectorised: each pair is one integer ``a*V + b`` (int32 when ``V^2 < 2^31``);
 occupied cells come from ``np.bincount`` when the table is small, else from a sort (numpy's) and run
@@ -335,6 +336,30 @@ def _delta_se_cells(cells, joint, first, second, n_types: int, n: int, work=None
     return float(np.sqrt(max(var, 0.0)))
 
 
+def _delta_se_sorted(cells, joint, first, second, n_types: int, n: int, work) -> float:
+    """:func:`_delta_se_cells` for the one-sort jackknife: ``cells`` in the sort key's (unsigned)
+    dtype, arithmetic kept in that dtype, and the two sums as einsum passes (no BLAS threads
+    spinning for a dot product, no temporaries for ``n pmi^2``). Same formula, same numbers."""
+    C = cells.size
+    kd = cells.dtype.type
+    a = np.floor_divide(cells, kd(n_types), out=work.buffer("delta_a", C, cells.dtype))
+    b = np.multiply(a, kd(n_types), out=work.buffer("delta_b", C, cells.dtype))
+    np.subtract(cells, b, out=b)
+    with np.errstate(divide="ignore"):  # tokens absent from one side never index these tables
+        log_first = np.log(first.astype(np.float64))
+        log_second = np.log(second.astype(np.float64))
+    log_first -= np.log(float(n))
+    jf = work.buffer("delta_j", C, np.float64)
+    np.copyto(jf, joint)
+    pmi = np.log(jf, out=work.buffer("delta_pmi", C, np.float64))
+    tmp = work.buffer("delta_tmp", C, np.float64)
+    pmi -= np.take(log_first, a, out=tmp, mode="clip")
+    pmi -= np.take(log_second, b, out=tmp, mode="clip")
+    mi = float(np.einsum("i,i->", jf, pmi)) / n
+    var = (float(np.einsum("i,i,i->", jf, pmi, pmi)) / n - mi * mi) / n
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def mi_from_counts(pc: PairCounts, tables: TermTables | None = None, *, with_delta: bool = True) -> dict[str, float]:
     """MI (nats) of one distance by every estimator, and the delta-method SE of the plug-in MI."""
     n = pc.n_pairs
@@ -352,27 +377,30 @@ SE_METHODS = ("jackknife", "delta")
 def distance_stats(tokens: np.ndarray, distance: int, n_types: int | None = None, *,
                    boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
                    chunk_size: int = DEFAULT_CHUNK, tables: TermTables | None = None,
-                   totals: np.ndarray | None = None, _work: "_JackknifeWork | None" = None) -> dict[str, float]:
+                   totals: np.ndarray | None = None, delta_se: bool = False,
+                   _work: "_JackknifeWork | None" = None) -> dict[str, float]:
     """MI (nats) at one distance by every estimator, with standard errors.
 
     ``se='jackknife'``: delete-one-block jackknife over ``n_blocks`` contiguous blocks of pair
     positions (captures the serial dependence of text up to the block length, ~N/n_blocks tokens),
     per estimator: ``se = sqrt((B-1)/B * sum_k (I_(-k) - mean)^2)``. Each leave-one-out estimate
     is exact (full counts minus the block's counts). ``se='delta'``: the delta-method SE of the
-    plug-in MI for every estimator (cheaper; assumes independent pairs). Keys: ``plugin``,
-    ``miller-madow``, ``grassberger``, ``se_<estimator>``, ``se_delta``, ``n_pairs``,
-    ``occupied_cells``.
+    plug-in MI for every estimator (cheaper; assumes independent pairs). ``se_delta`` holds the
+    delta-method SE with ``se='delta'``, or beside the jackknife when ``delta_se`` is true (it
+    costs about a third of the jackknife again), else NaN. Keys: ``plugin``, ``miller-madow``,
+    ``grassberger``, ``se_<estimator>``, ``se_delta``, ``n_pairs``, ``occupied_cells``.
     """
     if se not in SE_METHODS + ("none",):
         raise OptionError(f"unknown SE method '{se}': use {', '.join(SE_METHODS)}")
     x = np.asarray(tokens)
     jack = se == "jackknife" and n_blocks >= 2
     if jack and x.size - int(distance) <= chunk_size:
-        return _jackknife_in_memory(x, int(distance), n_types, boundaries, int(n_blocks), tables, _work)
+        return _jackknife_in_memory(x, int(distance), n_types, boundaries, int(n_blocks), tables, _work,
+                                    delta=bool(delta_se))
     pc, blocks = _counts_with_blocks(x, distance, n_types, boundaries, n_blocks if jack else 1, chunk_size,
                                      keep_blocks=jack, totals=totals)
     tables = tables or TermTables(int(max(pc.first.max(initial=1), pc.second.max(initial=1))))
-    out = mi_from_counts(pc, tables, with_delta=se != "none")
+    out = mi_from_counts(pc, tables, with_delta=se == "delta" or (se == "jackknife" and bool(delta_se)))
     if se == "none":
         return out
     if not jack:
@@ -430,9 +458,10 @@ class _JackknifeWork:
     counts of each ``edges0`` block (B, V), from which the per-block marginals of any distance
     follow by a few edge windows."""
 
-    def __init__(self, x: np.ndarray, V: int, B: int):
+    def __init__(self, x: np.ndarray, V: int, B: int, tables: "TermTables | None" = None):
         self.x, self.V, self.B = x, int(V), int(B)
         self._buffers: dict[str, np.ndarray] = {}
+        self._rest0: np.ndarray | None = None
         self.shift = max(1, (self.B - 1).bit_length())
         self.kd = np.uint32 if (self.V * self.V) << self.shift <= 2**32 else np.int64
         kd = self.kd
@@ -446,6 +475,9 @@ class _JackknifeWork:
             lo, hi = self.edges0[k], self.edges0[k + 1]
             self.high[lo:hi] |= kd(k)
             self.first0[k] = np.bincount(x[lo:hi], minlength=self.V)
+        self.totals = self.first0.sum(0)
+        top = int(self.totals.max(initial=1))
+        self.tables = tables if tables is not None and tables.n_log_n.size > top else TermTables(top)
 
     def serves(self, x: np.ndarray, V: int, B: int) -> bool:
         return x is self.x and V == self.V and B == self.B
@@ -504,6 +536,67 @@ class _JackknifeWork:
         return out[:self.B], out[self.B:]
 
 
+    def loo_marginal_terms(self, d: int, edges: np.ndarray):
+        """The marginals of the pairs at distance d (no segment boundaries) and, for each block k
+        left out, the :meth:`TermTables.terms` of both marginals, without a (B, V) pass per distance.
+
+        With block k left out, the first tokens are those of ``x[:e_k]`` and ``x[e_{k+1}:N-d]``
+        (``e = edges``, N tokens); at distance 0 (``edges0``) they are ``rest0_k = totals -
+        first0_k``, whose terms ``Z0_k`` are computed once per stream. The two differ only by the
+        tokens between each edge and its ``edges0`` counterpart (at most ~d per edge) and by the
+        last d tokens; the second tokens likewise, with the first d tokens. So the terms at
+        distance d are ``Z0_k + sum over the changed (k, v) of T(rest_kv) - T(rest0_kv)``.
+        Returns ``(first, second, n_k, terms_first (B, 3), terms_second (B, 3))``, or ``None``
+        when the changed windows hold more tokens than a dense pass would read."""
+        x, B, V, N, d = self.x, self.B, self.V, self.x.size, int(d)
+        e, e0 = np.asarray(edges, dtype=np.int64), self.edges0
+        # windows (row, lo, hi, sign): add sign * counts of x[lo:hi] to row; rows B.. = second tokens
+        k = np.arange(B, dtype=np.int64)
+        row = np.concatenate([k, k, B + k, B + k])
+        lo = np.concatenate([e[:-1], e[1:], e0[:-1], e0[1:]])
+        hi = np.concatenate([e0[:-1], e0[1:], e[:-1] + d, e[1:] + d])
+        sign = np.repeat(np.array([-1, 1, 1, -1], dtype=np.int64), B)
+        back = hi < lo
+        lo, hi, sign = np.where(back, hi, lo), np.where(back, lo, hi), np.where(back, -sign, sign)
+        length = hi - lo
+        tail = np.bincount(x[N - d:], minlength=V)
+        head = np.bincount(x[:d], minlength=V)
+        tail_at, head_at = np.flatnonzero(tail), np.flatnonzero(head)
+        total = int(length.sum())
+        if total + B * (tail_at.size + head_at.size) > B * V:
+            return None
+        tables = self.tables
+        if self._rest0 is None:
+            self._rest0 = np.concatenate([self.totals - self.first0] * 2).reshape(-1)  # (2B, V), flat
+            self._z0 = np.stack([tables.terms(r) for r in self._rest0.reshape(2 * B, V)])
+            self._acc = np.zeros(2 * B * V, dtype=np.int64)  # zero again after every call
+            self._mark = np.empty(2 * B * V, dtype=np.int64)
+        # every changed (row, token) as a flat index, with its change: the windows' tokens, then
+        # the last d tokens (first-token rows) and the first d tokens (second-token rows)
+        pos = np.arange(total, dtype=np.int64)
+        pos += np.repeat(lo - (np.cumsum(length) - length), length)
+        at = np.concatenate([x[pos].astype(np.int64) + np.repeat(row * V, length),
+                             (tail_at[None, :] + (k * V)[:, None]).reshape(-1),
+                             (head_at[None, :] + ((B + k) * V)[:, None]).reshape(-1)])
+        change = np.concatenate([np.repeat(sign, length), np.tile(-tail[tail_at], B), np.tile(-head[head_at], B)])
+        acc, mark = self._acc, self._mark
+        np.add.at(acc, at, change)
+        order = np.arange(at.size, dtype=np.int64)
+        mark[at] = order
+        at = at[mark[at] == order]  # each changed index once
+        moved = acc[at]
+        acc[at] = 0
+        at, moved = at[moved != 0], moved[moved != 0]
+        old = self._rest0[at]
+        new = old + moved
+        rows = at // V
+        dz = np.stack([np.bincount(rows, weights=tab[new] - tab[old], minlength=2 * B)
+                       for tab in (tables.n_log_n, tables.n_g_n)]
+                      + [np.bincount(rows, weights=(new > 0).astype(np.float64) - (old > 0), minlength=2 * B)], axis=1)
+        terms = self._z0 + dz
+        return self.totals - tail, self.totals - head, np.diff(e), terms[:B], terms[B:]
+
+
 def _block_marginals(x, d, V, edges, keep):
     """Marginal counts (B, V) of the first and second tokens of the pairs starting in each block
     (``keep``: which pairs count)."""
@@ -529,10 +622,11 @@ def _loo_terms(total: np.ndarray, per_block: np.ndarray, tables: TermTables) -> 
                      np.count_nonzero(rest, axis=1).astype(np.float64)], axis=1)
 
 
-def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
+def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None, delta: bool = True):
     """One sort of ``cell << shift | block`` gives the full counts, the per-(cell, block) counts
     and so every leave-one-block-out estimate at once (same numbers as the chunked path in
-    :func:`distance_stats`).
+    :func:`distance_stats`). ``delta``: also the delta-method SE of the plug-in MI (``se_delta``;
+    NaN without it).
 
     Leaving block k out lowers the count of each cell c present in k from ``N_c`` to
     ``N_c - m_ck``, so the joint terms (``sum T(count)`` for T = ``n ln n``, ``n G(n)``,
@@ -540,7 +634,8 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
     looking T up per run, two bincounts histogram the runs by (value, block), for the values
     ``N_c`` and ``N_c - m_ck``, and one product with the tables gives every block's drop: no loop
     over blocks and no second sort. The point estimate's joint terms come from the histogram of
-    the cell counts the same way."""
+    the cell counts the same way. The marginals' leave-one-out terms come from :meth:`_JackknifeWork.loo_marginal_terms`
+    (no segment boundaries) or from the per-block marginal counts."""
     if d < 1:
         raise OptionError(f"distance must be >= 1, got {d}", param="distance")
     V = int(n_types if n_types is not None else int(x.max()) + 1)
@@ -548,23 +643,30 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
     edges = _block_edges(n_pos, B, n_pos + 1)
     B = len(edges) - 1
     if work is None or not work.serves(x, V, B):
-        work = _JackknifeWork(x, V, B)
+        work = _JackknifeWork(x, V, B, tables)
     kd, shift = work.kd, work.shift
-    if boundaries is None:
-        first_kb, second_kb = work.block_marginals(d, edges)
+    marginals = work.loo_marginal_terms(d, edges) if boundaries is None else None
+    if marginals is not None:
+        first, second, n_k, t_first_loo, t_second_loo = marginals
         key = work.keys(d, edges)
     else:
-        keep = boundaries[:n_pos] == boundaries[d:d + n_pos]
-        first_kb, second_kb = _block_marginals(x, d, V, edges, keep)
-        key = work.keys(d, edges)[keep]
-    first, second = first_kb.sum(0), second_kb.sum(0)
-    n_k = first_kb.sum(1)
-    tables = tables or TermTables(int(max(first.max(initial=1), second.max(initial=1))))
+        if boundaries is None:
+            first_kb, second_kb = work.block_marginals(d, edges)
+            key = work.keys(d, edges)
+        else:
+            keep = boundaries[:n_pos] == boundaries[d:d + n_pos]
+            first_kb, second_kb = _block_marginals(x, d, V, edges, keep)
+            key = work.keys(d, edges)[keep]
+        first, second = first_kb.sum(0), second_kb.sum(0)
+        n_k = first_kb.sum(1)
+    tables = tables or work.tables
     key.sort()
     n = key.size
     if n == 0:
         pc = PairCounts(d, V, np.zeros(0, np.int64), np.zeros(0, np.int64), first, second)
-        return _with_jackknife(mi_from_counts(pc, tables), np.full((B, 3), np.nan))
+        return _with_jackknife(mi_from_counts(pc, tables, with_delta=delta), np.full((B, 3), np.nan))
+    if marginals is None:
+        t_first_loo, t_second_loo = _loo_terms(first, first_kb, tables), _loo_terms(second, second_kb, tables)
     # runs of equal keys = (cell, block) pairs; runs of equal cells = occupied cells
     flag = work.buffer("flag", n + 1, bool)
     flag[0] = True
@@ -579,52 +681,54 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None):
     new_cell = flag[:R + 1]
     new_cell[0] = new_cell[R] = True
     np.not_equal(run_cell[1:], run_cell[:-1], out=new_cell[1:R])
-    first_run = np.flatnonzero(new_cell)[:-1]
-    C = first_run.size
-    cells = np.take(run_cell, first_run, out=work.buffer("cells", C, kd), mode="clip")
-    cell_pos = np.take(run_start, first_run, out=work.buffer("i8a", C, np.int64), mode="clip")
-    del run_start, first_run
-    joint = work.buffer("joint", C, np.int64)
-    np.subtract(cell_pos[1:], cell_pos[:-1], out=joint[:-1])
-    joint[-1] = n - cell_pos[-1]
+    first_run = np.flatnonzero(new_cell)  # C + 1 entries, the last = R
+    C = first_run.size - 1
+    cell_pos = np.take(run_start, first_run, out=work.buffer("cell_pos", C + 1, np.int64), mode="clip")
+    cell_pos[C] = n
+    joint = np.subtract(cell_pos[1:], cell_pos[:-1], out=work.buffer("joint", C, np.int64))
+    runs_per_cell = np.subtract(first_run[1:], first_run[:-1], out=work.buffer("rpc", C, np.int64))
     # the tables over the values that occur: rows n ln n, n G(n), [n > 0]
     top = int(joint.max())
     T = np.stack([tables.n_log_n[:top + 1], tables.n_g_n[:top + 1], (np.arange(top + 1) > 0).astype(np.float64)])
-    t_joint = T @ np.bincount(joint, minlength=top + 1).astype(np.float64)
-    mi = _mi_all(n, tables.terms(first), tables.terms(second), t_joint)
-    out = {"distance": d, "n_pairs": n, "occupied_cells": int(C)}
-    out.update(dict(zip(ESTIMATORS, map(float, mi))))
-    out["se_delta"] = _delta_se_cells(cells, joint, first, second, V, n, work)
+    value_hist = np.bincount(joint, minlength=top + 1).astype(np.float64)
     slots = 1 << shift
     blk = np.bitwise_and(run_key, kd(slots - 1), out=run_key)
-    cell_of_run = np.cumsum(new_cell[:R], out=work.buffer("i8a", R, np.int64))
-    cell_of_run -= 1
     if (top + 1) * slots <= 4 * R + (1 << 16):
         # histogram of the runs by (N_c, block) and by (N_c - m_ck, block)
         joint <<= shift
-        idx = np.take(joint, cell_of_run, out=work.buffer("i8b", R, np.int64), mode="clip")
+        idx = np.repeat(joint, runs_per_cell)
+        joint >>= shift
         idx |= blk
         hist = np.bincount(idx, minlength=(top + 1) * slots)
         run_count <<= shift
         idx -= run_count
         hist -= np.bincount(idx, minlength=(top + 1) * slots)
-        drop = T @ hist.reshape(top + 1, slots)[:, :B].astype(np.float64)  # (3, B)
+        drop = np.einsum("tv,vk->tk", T, hist.reshape(top + 1, slots)[:, :B].astype(np.float64))  # (3, B)
     else:  # few, very frequent cells (tiny vocabularies): look the tables up per run instead
-        nc = np.take(joint, cell_of_run, out=work.buffer("i8b", R, np.int64), mode="clip")
+        nc = np.repeat(joint, runs_per_cell)
         rest = np.subtract(nc, run_count, out=run_count)
         blk = blk.astype(np.intp)
         drop = np.stack([np.bincount(blk, weights=tab[nc] - tab[rest], minlength=B)
                          for tab in (tables.n_log_n, tables.n_g_n)]
                         + [np.bincount(blk[rest == 0], minlength=B).astype(np.float64)])
+    t_joint = np.einsum("tv,v->t", T, value_hist)
+    mi = _mi_all(n, tables.terms(first), tables.terms(second), t_joint)
+    out = {"distance": d, "n_pairs": n, "occupied_cells": int(C)}
+    out.update(dict(zip(ESTIMATORS, map(float, mi))))
+    if delta:
+        cells = np.take(run_cell, first_run[:-1], out=work.buffer("cells", C, kd), mode="clip")
+        out["se_delta"] = _delta_se_sorted(cells, joint, first, second, V, n, work)
+    else:
+        out["se_delta"] = float("nan")
     t_joint_loo = t_joint - drop.T
-    loo = _mi_all(n - n_k, _loo_terms(first, first_kb, tables), _loo_terms(second, second_kb, tables), t_joint_loo)
+    loo = _mi_all(n - n_k, t_first_loo, t_second_loo, t_joint_loo)
     loo[(n_k == 0) | (n_k == n)] = np.nan
     return _with_jackknife(out, loo)
 
 
 def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20,
-             chunk_size: int = DEFAULT_CHUNK, progress: ProgressLike = None) -> pd.DataFrame:
+             chunk_size: int = DEFAULT_CHUNK, delta_se: bool = False, progress: ProgressLike = None) -> pd.DataFrame:
     """I(d) for each distance by every estimator. One row per distance.
 
     ``progress`` (:mod:`timescale_probe.progress`): started with the number of distances and
@@ -633,7 +737,8 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
     Columns: ``distance``; ``n_pairs`` (pairs counted); ``occupied_cells`` (distinct pairs);
     ``mi_plugin_bits``, ``mi_miller_madow_bits``, ``mi_grassberger_bits``; their standard errors
     ``se_plugin_bits``, ``se_miller_madow_bits``, ``se_grassberger_bits`` (method ``se``, see
-    :func:`distance_stats`; absent with ``se='none'``); ``se_delta_bits`` (delta method, plug-in).
+    :func:`distance_stats`; absent with ``se='none'``); ``se_delta_bits`` (delta method, plug-in;
+    only with ``se='delta'``, or beside the jackknife with ``delta_se=True``).
     With the jackknife, ``df.attrs['loo_bits']`` holds the leave-one-block-out estimates, shape
     (distances, blocks, estimators in ``ESTIMATORS`` order).
     """
@@ -653,30 +758,31 @@ def mi_curve(tokens: np.ndarray, distances: Iterable[int], *, n_types: int | Non
     bar = as_progress(progress)
     bar.start(len(distances), f"I(d) at {len(distances)} distances")
     try:
-        df = _mi_rows(x, distances, V, boundaries, se, n_blocks, chunk_size, bar)
+        df = _mi_rows(x, distances, V, boundaries, se, n_blocks, chunk_size, bar, bool(delta_se))
     finally:
         bar.done()
     return df
 
 
-def _mi_rows(x, distances, V, boundaries, se, n_blocks, chunk_size, bar) -> pd.DataFrame:
+def _mi_rows(x, distances, V, boundaries, se, n_blocks, chunk_size, bar, delta_se) -> pd.DataFrame:
     rows = []
     loos = []
     totals = np.bincount(x, minlength=V)
     tables = TermTables(int(totals.max()) if x.size else 1)
     work = None
     if se == "jackknife" and n_blocks >= 2 and any(0 < x.size - d <= chunk_size for d in distances):
-        work = _JackknifeWork(x, V, int(n_blocks))  # shared by the distances of the one-sort path
+        work = _JackknifeWork(x, V, int(n_blocks), tables)  # shared by the distances of the one-sort path
     for d in distances:
         r = distance_stats(x, d, V, boundaries=boundaries, se=se, n_blocks=n_blocks,
-                           chunk_size=chunk_size, tables=tables, totals=totals, _work=work)
+                           chunk_size=chunk_size, tables=tables, totals=totals, delta_se=delta_se, _work=work)
         row = {"distance": int(d), "n_pairs": r["n_pairs"], "occupied_cells": r["occupied_cells"]}
         for est in ESTIMATORS:
             row[f"mi_{est.replace('-', '_')}_bits"] = r[est] / LN2
         if se != "none":
             for est in ESTIMATORS:
                 row[f"se_{est.replace('-', '_')}_bits"] = r[f"se_{est}"] / LN2
-        row["se_delta_bits"] = r["se_delta"] / LN2
+        if se == "delta" or (se == "jackknife" and delta_se):
+            row["se_delta_bits"] = r["se_delta"] / LN2
         rows.append(row)
         if "loo" in r:
             loos.append(r["loo"] / LN2)
@@ -730,5 +836,5 @@ def shuffle_null(tokens: np.ndarray, distances: Sequence[int], n_shuffles: int, 
         bar.done()
     if not frames:
         return pd.DataFrame(columns=["shuffle", "distance", "n_pairs", "occupied_cells", "mi_plugin_bits",
-                                     "mi_miller_madow_bits", "mi_grassberger_bits", "se_delta_bits"])
+                                     "mi_miller_madow_bits", "mi_grassberger_bits"])
     return pd.concat(frames, ignore_index=True)
