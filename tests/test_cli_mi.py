@@ -63,6 +63,21 @@ def test_mi_decay_within_lines_and_explicit_distances(cli, ptb_dir, tmp_path):
     assert (curve["mi_bits"] == curve["mi_plugin_bits"]).all()
     # pairs only inside lines: fewer pairs at longer distances
     assert curve["n_pairs"].is_monotonic_decreasing and curve["n_pairs"].iloc[-1] < 7000
+    assert (curve["se_plugin_bits"] == curve["se_delta_bits"]).all()  # --se delta: the delta SE is the SE
+
+
+def test_mi_decay_delta_se_beside_the_jackknife_only_on_request(cli, ptb_dir, tmp_path):
+    """The default jackknife run has no delta-SE column; --delta-se adds it (recorded in run.json)
+    and leaves the jackknife SEs as they were."""
+    args = ("mi-decay", ptb_dir, "--distances", "1-4", "--shuffles", "1", "--estimator", "plugin")
+    assert cli(*args, "--out", tmp_path / "plain").returncode == 0
+    r = cli(*args, "--delta-se", "--out", tmp_path / "both")
+    assert r.returncode == 0, r.stderr
+    plain = pd.read_csv(tmp_path / "plain" / "mi_curve.csv")
+    both = pd.read_csv(tmp_path / "both" / "mi_curve.csv")
+    assert "se_delta_bits" not in plain.columns and (both["se_delta_bits"] > 0).all()
+    pd.testing.assert_series_equal(plain["se_plugin_bits"], both["se_plugin_bits"])
+    assert json.loads((tmp_path / "both" / "run.json").read_text())["options"]["delta_se"] is True
 
 
 @pytest.mark.parametrize("args, needle", [
