@@ -690,7 +690,11 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None, delta:
     # the tables over the values that occur: rows n ln n, n G(n), [n > 0]
     top = int(joint.max())
     T = np.stack([tables.n_log_n[:top + 1], tables.n_g_n[:top + 1], (np.arange(top + 1) > 0).astype(np.float64)])
-    value_hist = np.bincount(joint, minlength=top + 1).astype(np.float64)
+    # the cells by count: most are single pairs, counted apart (a bincount that hits one bin again
+    # and again waits on itself)
+    several = np.flatnonzero(joint > 1)
+    value_hist = np.bincount(np.take(joint, several), minlength=top + 1).astype(np.float64)
+    value_hist[1] += C - several.size
     slots = 1 << shift
     blk = np.bitwise_and(run_key, kd(slots - 1), out=run_key)
     if (top + 1) * slots <= 4 * R + (1 << 16):
