@@ -308,51 +308,32 @@ def delta_se(pc: PairCounts) -> float:
 
 
 def _delta_se_cells(cells, joint, first, second, n_types: int, n: int, work=None) -> float:
+    """:func:`delta_se` of occupied cells ``a * n_types + b`` (any integer dtype; the arithmetic
+    stays in it) with their counts. ``work``: a :class:`_JackknifeWork` whose buffers hold the
+    temporaries. The two sums are einsum passes: no BLAS threads spinning for a dot product, no
+    temporary for ``n pmi^2``."""
     if n == 0:
         return float("nan")
     C = cells.size
+    kd = cells.dtype.type
 
     def buf(name, dtype):
         return None if work is None else work.buffer(name, C, dtype)
 
-    a = np.floor_divide(cells, cells.dtype.type(n_types), out=buf("delta_a", np.int64))
-    b = np.multiply(a, n_types, out=buf("delta_b", np.int64))
+    a = np.floor_divide(cells, kd(n_types), out=buf("delta_a", cells.dtype))
+    b = np.multiply(a, kd(n_types), out=buf("delta_b", cells.dtype))
     np.subtract(cells, b, out=b)
     with np.errstate(divide="ignore"):  # tokens absent from one side never index these tables
         log_first = np.log(first.astype(np.float64))
         log_second = np.log(second.astype(np.float64))
+    log_first -= np.log(float(n))
     if work is None:
         jf = joint.astype(np.float64)
     else:
         jf = work.buffer("delta_j", C, np.float64)
         np.copyto(jf, joint)
     pmi = np.log(jf, out=buf("delta_pmi", np.float64))
-    pmi += np.log(float(n))
     tmp = buf("delta_tmp", np.float64)
-    pmi -= np.take(log_first, a, out=tmp, mode="clip")
-    pmi -= np.take(log_second, b, out=tmp, mode="clip")
-    mi = float(jf @ pmi) / n
-    var = (float(np.multiply(jf, pmi, out=jf) @ pmi) / n - mi * mi) / n
-    return float(np.sqrt(max(var, 0.0)))
-
-
-def _delta_se_sorted(cells, joint, first, second, n_types: int, n: int, work) -> float:
-    """:func:`_delta_se_cells` for the one-sort jackknife: ``cells`` in the sort key's (unsigned)
-    dtype, arithmetic kept in that dtype, and the two sums as einsum passes (no BLAS threads
-    spinning for a dot product, no temporaries for ``n pmi^2``). Same formula, same numbers."""
-    C = cells.size
-    kd = cells.dtype.type
-    a = np.floor_divide(cells, kd(n_types), out=work.buffer("delta_a", C, cells.dtype))
-    b = np.multiply(a, kd(n_types), out=work.buffer("delta_b", C, cells.dtype))
-    np.subtract(cells, b, out=b)
-    with np.errstate(divide="ignore"):  # tokens absent from one side never index these tables
-        log_first = np.log(first.astype(np.float64))
-        log_second = np.log(second.astype(np.float64))
-    log_first -= np.log(float(n))
-    jf = work.buffer("delta_j", C, np.float64)
-    np.copyto(jf, joint)
-    pmi = np.log(jf, out=work.buffer("delta_pmi", C, np.float64))
-    tmp = work.buffer("delta_tmp", C, np.float64)
     pmi -= np.take(log_first, a, out=tmp, mode="clip")
     pmi -= np.take(log_second, b, out=tmp, mode="clip")
     mi = float(np.einsum("i,i->", jf, pmi)) / n
@@ -721,7 +702,7 @@ def _jackknife_in_memory(x, d, n_types, boundaries, B, tables, work=None, delta:
     out.update(dict(zip(ESTIMATORS, map(float, mi))))
     if delta:
         cells = np.take(run_cell, first_run[:-1], out=work.buffer("cells", C, kd), mode="clip")
-        out["se_delta"] = _delta_se_sorted(cells, joint, first, second, V, n, work)
+        out["se_delta"] = _delta_se_cells(cells, joint, first, second, V, n, work)
     else:
         out["se_delta"] = float("nan")
     t_joint_loo = t_joint - drop.T
