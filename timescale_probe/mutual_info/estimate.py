@@ -490,32 +490,39 @@ class _JackknifeWork:
                 key[edges[k]:edges[k + 1]] |= self.kd(k)
         return key
 
+    def _window_changes(self, d: int, edges: np.ndarray, limit: int):
+        """Per-block marginal counts at distance d minus ``first0``'s, as sparse changes: rows
+        0..B-1 the first tokens of the pairs starting in each block (``x[e_k:e_{k+1}]``), rows
+        B..2B-1 their second tokens (``x[e_k+d:e_{k+1}+d]``), both against ``first0``. Each edge of
+        ``edges`` (or ``edges + d``) and its ``edges0`` counterpart bound a window of tokens that
+        one block gains and its neighbour loses. Returns ``(flat index row * V + token, +-1 per
+        token)``, or ``None`` when the windows hold more than ``limit`` tokens."""
+        B, V, x = self.B, self.V, self.x
+        e, e0 = np.asarray(edges, dtype=np.int64), self.edges0
+        k = np.arange(B, dtype=np.int64)
+        row = np.concatenate([k, k, B + k, B + k])
+        lo = np.concatenate([e[:-1], e[1:], e0[:-1], e0[1:]])
+        hi = np.concatenate([e0[:-1], e0[1:], e[:-1] + d, e[1:] + d])
+        sign = np.repeat(np.array([1, -1, -1, 1], dtype=np.int64), B)
+        back = hi < lo
+        lo, hi, sign = np.where(back, hi, lo), np.where(back, lo, hi), np.where(back, -sign, sign)
+        length = hi - lo
+        total = int(length.sum())
+        if total > limit:
+            return None
+        pos = np.arange(total, dtype=np.int64)
+        pos += np.repeat(lo - (np.cumsum(length) - length), length)
+        return x[pos].astype(np.int64) + np.repeat(row * V, length), np.repeat(sign, length)
+
     def block_marginals(self, d: int, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Counts (B, V) of the first and second tokens of the pairs starting in each block, from
-        ``first0`` and the windows between each edge of ``edges`` (or ``edges + d``) and of ``edges0``."""
-        e, e0, V = edges, self.edges0, self.V
-        windows = []  # (row, lo, hi, sign): add sign * counts of x[lo:hi] to row
-        for k in range(self.B):
-            windows.append((k, e[k], e0[k], 1))  # first: counts of x[e[k]:e[k+1]]
-            windows.append((k, e[k + 1], e0[k + 1], -1))
-            windows.append((self.B + k, e0[k + 1], e[k + 1] + d, 1))  # second: x[e[k]+d:e[k+1]+d]
-            windows.append((self.B + k, e0[k], e[k] + d, -1))
-        total = sum(abs(int(hi) - int(lo)) for _, lo, hi, _ in windows)
-        if total > int(e[-1]):  # far distances: count the blocks directly
-            return _block_marginals(self.x, d, V, e, None)
+        ``first0`` and :meth:`_window_changes` (far distances: the blocks counted directly)."""
+        changes = self._window_changes(d, edges, limit=int(edges[-1]))
+        if changes is None:
+            return _block_marginals(self.x, d, self.V, edges, None)
         out = np.concatenate([self.first0, self.first0])
-        idx, sign = [], []
-        for row, lo, hi, s in windows:
-            lo, hi = int(lo), int(hi)
-            if hi < lo:
-                lo, hi, s = hi, lo, -s
-            if hi > lo:
-                idx.append(self.x[lo:hi] + row * V)
-                sign.append(np.full(hi - lo, s, dtype=np.int64))
-        if idx:
-            np.add.at(out.reshape(-1), np.concatenate(idx), np.concatenate(sign))
+        np.add.at(out.reshape(-1), *changes)
         return out[:self.B], out[self.B:]
-
 
     def loo_marginal_terms(self, d: int, edges: np.ndarray):
         """The marginals of the pairs at distance d (no segment boundaries) and, for each block k
@@ -524,27 +531,19 @@ class _JackknifeWork:
         With block k left out, the first tokens are those of ``x[:e_k]`` and ``x[e_{k+1}:N-d]``
         (``e = edges``, N tokens); at distance 0 (``edges0``) they are ``rest0_k = totals -
         first0_k``, whose terms ``Z0_k`` are computed once per stream. The two differ only by the
-        tokens between each edge and its ``edges0`` counterpart (at most ~d per edge) and by the
-        last d tokens; the second tokens likewise, with the first d tokens. So the terms at
-        distance d are ``Z0_k + sum over the changed (k, v) of T(rest_kv) - T(rest0_kv)``.
+        tokens between each edge and its ``edges0`` counterpart (:meth:`_window_changes`, with the
+        sign turned: what block k gains, the rest loses) and by the last d tokens; the second
+        tokens likewise, with the first d tokens. So the terms at distance d are
+        ``Z0_k + sum over the changed (k, v) of T(rest_kv) - T(rest0_kv)``.
         Returns ``(first, second, n_k, terms_first (B, 3), terms_second (B, 3))``, or ``None``
         when the changed windows hold more tokens than a dense pass would read."""
         x, B, V, N, d = self.x, self.B, self.V, self.x.size, int(d)
-        e, e0 = np.asarray(edges, dtype=np.int64), self.edges0
-        # windows (row, lo, hi, sign): add sign * counts of x[lo:hi] to row; rows B.. = second tokens
         k = np.arange(B, dtype=np.int64)
-        row = np.concatenate([k, k, B + k, B + k])
-        lo = np.concatenate([e[:-1], e[1:], e0[:-1], e0[1:]])
-        hi = np.concatenate([e0[:-1], e0[1:], e[:-1] + d, e[1:] + d])
-        sign = np.repeat(np.array([-1, 1, 1, -1], dtype=np.int64), B)
-        back = hi < lo
-        lo, hi, sign = np.where(back, hi, lo), np.where(back, lo, hi), np.where(back, -sign, sign)
-        length = hi - lo
         tail = np.bincount(x[N - d:], minlength=V)
         head = np.bincount(x[:d], minlength=V)
         tail_at, head_at = np.flatnonzero(tail), np.flatnonzero(head)
-        total = int(length.sum())
-        if total + B * (tail_at.size + head_at.size) > B * V:
+        windows = self._window_changes(d, edges, limit=B * (V - tail_at.size - head_at.size))
+        if windows is None:
             return None
         tables = self.tables
         if self._rest0 is None:
@@ -554,12 +553,9 @@ class _JackknifeWork:
             self._mark = np.empty(2 * B * V, dtype=np.int64)
         # every changed (row, token) as a flat index, with its change: the windows' tokens, then
         # the last d tokens (first-token rows) and the first d tokens (second-token rows)
-        pos = np.arange(total, dtype=np.int64)
-        pos += np.repeat(lo - (np.cumsum(length) - length), length)
-        at = np.concatenate([x[pos].astype(np.int64) + np.repeat(row * V, length),
-                             (tail_at[None, :] + (k * V)[:, None]).reshape(-1),
+        at = np.concatenate([windows[0], (tail_at[None, :] + (k * V)[:, None]).reshape(-1),
                              (head_at[None, :] + ((B + k) * V)[:, None]).reshape(-1)])
-        change = np.concatenate([np.repeat(sign, length), np.tile(-tail[tail_at], B), np.tile(-head[head_at], B)])
+        change = np.concatenate([-windows[1], np.tile(-tail[tail_at], B), np.tile(-head[head_at], B)])
         acc, mark = self._acc, self._mark
         np.add.at(acc, at, change)
         order = np.arange(at.size, dtype=np.int64)
@@ -575,7 +571,7 @@ class _JackknifeWork:
                        for tab in (tables.n_log_n, tables.n_g_n)]
                       + [np.bincount(rows, weights=(new > 0).astype(np.float64) - (old > 0), minlength=2 * B)], axis=1)
         terms = self._z0 + dz
-        return self.totals - tail, self.totals - head, np.diff(e), terms[:B], terms[B:]
+        return self.totals - tail, self.totals - head, np.diff(np.asarray(edges, dtype=np.int64)), terms[:B], terms[B:]
 
 
 def _block_marginals(x, d, V, edges, keep):
