@@ -34,9 +34,8 @@ from timescale_probe.mutual_info import (
 from timescale_probe.mutual_info.estimate import ESTIMATORS, mi_from_counts
 
 
-def direct_mi(x, d, seg=None):
-    """Independent reference: plug-in, Miller-Madow and Grassberger MI (nats) from Python Counters."""
-    pairs = [(x[i], x[i + d]) for i in range(len(x) - d) if seg is None or seg[i] == seg[i + d]]
+def _direct_from_pairs(pairs):
+    """Plug-in, Miller-Madow and Grassberger MI (nats) of an explicit list of pairs (Counters)."""
     n = len(pairs)
     joint, first, second = Counter(pairs), Counter(p[0] for p in pairs), Counter(p[1] for p in pairs)
     plug = sum(c / n * math.log(c * n / (first[a] * second[b])) for (a, b), c in joint.items())
@@ -48,7 +47,14 @@ def direct_mi(x, d, seg=None):
     def hg(counter):
         return math.log(n) - sum(c * g(c) for c in counter.values()) / n
 
-    return plug, mm, hg(first) + hg(second) - hg(joint), n
+    return np.array([plug, mm, hg(first) + hg(second) - hg(joint)])
+
+
+def direct_mi(x, d, seg=None):
+    """Independent reference: plug-in, Miller-Madow and Grassberger MI (nats) from Python Counters,
+    and the number of pairs."""
+    pairs = [(x[i], x[i + d]) for i in range(len(x) - d) if seg is None or seg[i] == seg[i + d]]
+    return (*_direct_from_pairs(pairs), len(pairs))
 
 
 @pytest.fixture(scope="module")
@@ -350,22 +356,6 @@ def test_line_laws_equal_closed_form_weighted_least_squares():
     assert v.test == "vuong" and v.R == pytest.approx(diff.sum())
     assert v.z == pytest.approx(diff.sum() / (np.sqrt(n) * diff.std(ddof=0)))
     assert v.R > 0 and v.p < 1e-3  # a power law, recognised
-
-
-def _direct_from_pairs(pairs):
-    """Plug-in, Miller-Madow and Grassberger MI (nats) of an explicit list of pairs (Counters)."""
-    n = len(pairs)
-    joint, first, second = Counter(pairs), Counter(p[0] for p in pairs), Counter(p[1] for p in pairs)
-    plug = sum(c / n * math.log(c * n / (first[a] * second[b])) for (a, b), c in joint.items())
-    mm = plug + (len(first) + len(second) - len(joint) - 1) / (2 * n)
-
-    def g(k):
-        return digamma(k) + 0.5 * (-1) ** k * (digamma((k + 1) / 2) - digamma(k / 2))
-
-    def hg(counter):
-        return math.log(n) - sum(c * g(c) for c in counter.values()) / n
-
-    return np.array([plug, mm, hg(first) + hg(second) - hg(joint)])
 
 
 @pytest.mark.parametrize("d", [1, 3, 40, 90])
