@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from timescale_probe.checkpoints import load_checkpoint, sniff
-from timescale_probe.cli import main
 from timescale_probe.errors import CheckpointError, OptionError
 from timescale_probe.models import LanguageModel
 
@@ -107,29 +106,19 @@ def test_gru_and_simple_rnn_refused(name):
     assert "\n" not in str(exc.value)
 
 
-def run(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_gru_exits_2_with_one_line(capsys):
-    code, out, err = run(capsys, "inspect", FIX / "gru.keras")
-    assert code == 2
-    lines = [l for l in err.splitlines() if l.strip()]
+def test_cli_gru_exits_2_with_one_line(cli):
+    r = cli("inspect", FIX / "gru.keras")
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "GRU" in lines[0] and "not an LSTM" in lines[0]
 
 
-def test_cli_inspect_keras(capsys, tmp_path):
-    code, out, err = run(capsys, "inspect", FIX / "lm.keras")
-    assert code == 0, err
-    assert "keras" in out and "8, 5" in out and "20x6" in out
-    code, out, err = run(capsys, "timescales", FIX / "bidi.h5", "--direction", "backward", "--out", tmp_path / "t")
-    assert code == 0, err
+def test_cli_inspect_keras(cli, tmp_path):
+    r = cli("inspect", FIX / "lm.keras")
+    assert r.returncode == 0, r.stderr
+    assert "keras" in r.stdout and "8, 5" in r.stdout and "20x6" in r.stdout
+    r = cli("timescales", FIX / "bidi.h5", "--direction", "backward", "--out", tmp_path / "t")
+    assert r.returncode == 0, r.stderr
     assert "holds the backward direction" in json.loads((tmp_path / "t" / "run.json").read_text())["results"]["notes"][1]
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 from test_checkpoints_fixtures import save_awd
 
-from timescale_probe.cli import main
 from timescale_probe.corpora import (
     bin_counting_statement,
     load_corpus,
@@ -204,56 +203,46 @@ def test_tsprobe_odd_split_is_detected_too():
 
 # -- the commands, with no --vocab-file --------------------------------------------------------------
 
-def run(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_commands_on_a_reference_pickle_without_vocab_file(open_corpus, reference_checkpoint, tmp_path, capsys):
+def test_commands_on_a_reference_pickle_without_vocab_file(open_corpus, reference_checkpoint, tmp_path, cli):
     V = len(reference_dictionary(open_corpus))
-    code, out, err = run(capsys, "evaluate", reference_checkpoint, "--corpus", open_corpus, "--out", tmp_path / "ev",
-                         "--device", "cpu", "--threads", "1")
-    assert code == 0, err
-    assert "reference order" in out and f"{V} words" in out and "--bins-from all" in out
+    r = cli("evaluate", reference_checkpoint, "--corpus", open_corpus, "--out", tmp_path / "ev",
+            "--device", "cpu", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "reference order" in r.stdout and f"{V} words" in r.stdout and "--bins-from all" in r.stdout
     rj = json.loads((tmp_path / "ev" / "run.json").read_text())
     res = rj.get("results", rj)
     assert res["vocabulary"]["order"] == "reference" and res["bin_counting"]["bins_from"] == "train"
 
-    code, out, err = run(capsys, "estimate-timescales", reference_checkpoint, "--corpus", open_corpus,
-                         "--window", "5", "--out", tmp_path / "ts", "--device", "cpu")
-    assert code == 0, err
-    assert "reference order" in out
+    r = cli("estimate-timescales", reference_checkpoint, "--corpus", open_corpus,
+            "--window", "5", "--out", tmp_path / "ts", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "reference order" in r.stdout
     table = pd.read_csv(tmp_path / "ts" / "timescales.csv")
     l1 = table[table.layer == 1].sort_values("unit")
     assert l1["T_assigned"].tolist() == [3.0] * 6 + [4.0] * 7
     res = json.loads((tmp_path / "ts" / "run.json").read_text())
     assert res.get("results", res)["vocabulary"]["order"] == "reference"
 
-    code, out, err = run(capsys, "ablate", reference_checkpoint, "--corpus", open_corpus, "--groups", "chunks:5",
-                         "--bootstrap", "20", "--chunk", "5", "--out", tmp_path / "ab", "--device", "cpu")
-    assert code == 0, err
-    assert "reference order" in out and "frequency bins: word counts over train" in out
+    r = cli("ablate", reference_checkpoint, "--corpus", open_corpus, "--groups", "chunks:5",
+            "--bootstrap", "20", "--chunk", "5", "--out", tmp_path / "ab", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "reference order" in r.stdout and "frequency bins: word counts over train" in r.stdout
     res = json.loads((tmp_path / "ab" / "run.json").read_text())
     assert res.get("results", res)["vocabulary"]["order"] == "reference"
 
 
-def test_command_error_lists_candidate_sizes(open_corpus, tmp_path, capsys):
+def test_command_error_lists_candidate_sizes(open_corpus, tmp_path, cli):
     path = tmp_path / "wrong.pt"
     save_awd(path, mts=False, ninp=8, nhid=12, nlayers=3, ntoken=7)
-    code, out, err = run(capsys, "evaluate", path, "--corpus", open_corpus, "--out", tmp_path / "ev",
-                         "--device", "cpu")
-    assert code == 2
-    lines = [l for l in err.splitlines() if l.strip()]
+    r = cli("evaluate", path, "--corpus", open_corpus, "--out", tmp_path / "ev",
+            "--device", "cpu")
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "train-only order" in lines[0] and "reference order" in lines[0]
     assert not (tmp_path / "ev").exists()
 
 
-def test_inspect_note_names_the_candidate_orders(reference_checkpoint, capsys):
-    code, out, err = run(capsys, "inspect", reference_checkpoint)
-    assert code == 0, err
-    assert "train-only order" in out and "reference's order" in out
+def test_inspect_note_names_the_candidate_orders(reference_checkpoint, cli):
+    r = cli("inspect", reference_checkpoint)
+    assert r.returncode == 0, r.stderr
+    assert "train-only order" in r.stdout and "reference's order" in r.stdout
