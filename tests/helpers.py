@@ -74,3 +74,30 @@ def run_cli_inprocess(*args, cwd: Path | None = None, timeout: float | None = No
     if torch is not None and threads is not None:
         torch.set_num_threads(threads)
     return subprocess.CompletedProcess(["tsprobe", *argv], code, out.getvalue(), err.getvalue())
+
+
+def write_tiny_lm(root: Path, lines: tuple[int, int, int]) -> tuple[Path, Path]:
+    """A tiny corpus directory under ``root`` (30 words, 5 of them frequent; ``lines`` = train,
+    valid, test line counts) and a tiny MTS checkpoint (``root/tiny.pt``) on its vocabulary."""
+    import numpy as np
+    import torch
+
+    from timescale_probe.checkpoints import save_checkpoint
+    from timescale_probe.corpora import load_corpus
+    from timescale_probe.models import LanguageModel, LMConfig
+    from timescale_probe.timescales import parse_mts_spec
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    p = np.r_[np.full(5, 0.12), np.full(25, 0.4 / 25)]
+    for split, n in zip(("train", "valid", "test"), lines):
+        text = [" ".join(rng.choice(words, size=rng.integers(3, 12), p=p)) for _ in range(n)]
+        (root / f"{split}.txt").write_text("\n".join(text) + "\n")
+    corpus = load_corpus(str(root))
+    torch.manual_seed(0)
+    spec = parse_mts_spec("fixed:3,4;ig:0.56;free").to_dict()
+    model = LanguageModel(LMConfig(vocab_size=corpus.vocab_size, emb_size=8, layer_sizes=(12, 20, 8), mts_spec=spec),
+                          vocab=corpus.vocab)
+    ckpt = root / "tiny.pt"
+    save_checkpoint(ckpt, model.to_stack())
+    return root, ckpt

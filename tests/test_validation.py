@@ -11,14 +11,11 @@ import pandas as pd
 import pytest
 import torch
 from helpers import run_cli_inprocess as cli
+from helpers import write_tiny_lm
 
-from timescale_probe.checkpoints import save_checkpoint
 from timescale_probe.cli._common import flag_for, option_error_line
-from timescale_probe.corpora import load_corpus
 from timescale_probe.errors import InputError, OptionError
 from timescale_probe.fileio import OutputStage, discard_open_stages, staged_output
-from timescale_probe.models import LanguageModel, LMConfig
-from timescale_probe.timescales import parse_mts_spec
 
 
 @pytest.fixture(autouse=True)
@@ -34,21 +31,7 @@ def _one_thread(monkeypatch):
 def tiny(tmp_path_factory):
     """A tiny corpus directory (30 words; 'rare' only in train, so one bin is empty in test) and
     a tiny MTS checkpoint on its vocabulary."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(30)]
-    p = np.r_[np.full(5, 0.12), np.full(25, 0.4 / 25)]
-    for split, n in (("train", 300), ("valid", 30), ("test", 60)):
-        lines = [" ".join(rng.choice(words, size=rng.integers(3, 12), p=p)) for _ in range(n)]
-        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
-    corpus = load_corpus(str(root))
-    torch.manual_seed(0)
-    spec = parse_mts_spec("fixed:3,4;ig:0.56;free").to_dict()
-    model = LanguageModel(LMConfig(vocab_size=corpus.vocab_size, emb_size=8, layer_sizes=(12, 20, 8), mts_spec=spec),
-                          vocab=corpus.vocab)
-    ckpt = root / "tiny.pt"
-    save_checkpoint(ckpt, model.to_stack())
-    return root, ckpt
+    return write_tiny_lm(tmp_path_factory.mktemp("tiny"), (300, 30, 60))
 
 
 def _one_line(r):
