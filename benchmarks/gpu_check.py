@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+from _bare_lm import BareLM  # noqa: E402  (benchmarks/ is sys.path[0] for a script)
 
 SECTIONS = ("speed", "study", "tests", "parity")
 CHECKPOINTS = ("checkpoints/ptb-baseline-small.pt", "checkpoints/ptb-mts-small.pt")
@@ -223,29 +223,6 @@ def load_ptb(subset: dict[str, int] | None, work: Path):
 # ----------------------------------------------------------------------------------------------
 # speed
 # ----------------------------------------------------------------------------------------------
-
-class BareLM(nn.Module):
-    """The limit: embedding -> one cuDNN nn.LSTM per layer -> tied linear; no dropout of any kind."""
-
-    def __init__(self, vocab: int, emb: int, sizes: tuple[int, ...]):
-        super().__init__()
-        self.encoder = nn.Embedding(vocab, emb)
-        dims = [emb, *sizes]
-        self.rnns = nn.ModuleList(nn.LSTM(dims[k], dims[k + 1]) for k in range(len(sizes)))
-        self.decoder = nn.Linear(sizes[-1], vocab)
-        self.decoder.weight = self.encoder.weight
-
-    def init_hidden(self, b: int):
-        w = self.encoder.weight
-        return [(w.new_zeros(1, b, r.hidden_size), w.new_zeros(1, b, r.hidden_size)) for r in self.rnns]
-
-    def forward(self, x, hidden):
-        h, new = self.encoder(x), []
-        for rnn, hx in zip(self.rnns, hidden):
-            h, hk = rnn(h, hx)
-            new.append(hk)
-        return self.decoder(h), new
-
 
 def train_step_fn(model, data: torch.Tensor, bptt: int, ours: bool, alpha=2.0, beta=1.0, clip=0.25, lr=30.0):
     """One AWD-recipe optimiser step per call over consecutive windows of ``data (N, B)``: what

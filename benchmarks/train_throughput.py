@@ -17,34 +17,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from _bare_lm import BareLM  # benchmarks/ is sys.path[0] for a script
 
 from timescale_probe.models import LanguageModel, LMConfig, repackage_hidden
 from timescale_probe.timescales import paper_lm_spec
 from timescale_probe.training import awd_loss, resolve_profile
-
-
-class BareLM(nn.Module):
-    """The obvious alternative: embedding -> nn.LSTM per layer -> tied linear, nothing else."""
-
-    def __init__(self, vocab: int, emb: int, sizes: tuple[int, ...]):
-        super().__init__()
-        self.encoder = nn.Embedding(vocab, emb)
-        dims = [emb, *sizes]
-        self.rnns = nn.ModuleList(nn.LSTM(dims[k], dims[k + 1]) for k in range(len(sizes)))
-        self.decoder = nn.Linear(sizes[-1], vocab)
-        self.decoder.weight = self.encoder.weight
-
-    def forward(self, x, hidden):
-        h = self.encoder(x)
-        new = []
-        for rnn, hx in zip(self.rnns, hidden):
-            h, hk = rnn(h, hx)
-            new.append(hk)
-        return self.decoder(h), new
-
-    def init_hidden(self, b):
-        return [(torch.zeros(1, b, r.hidden_size), torch.zeros(1, b, r.hidden_size)) for r in self.rnns]
 
 
 def make_step(model, ours: bool, V: int, alpha=2.0, beta=1.0, clip=0.25, lr=30.0):
