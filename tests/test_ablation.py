@@ -128,7 +128,7 @@ def test_intact_nll_matches_evaluation_token_nll(model, tokens):
 
 
 def test_silence_zeroes_h_everywhere_and_restores_biases(model, tokens):
-    from timescale_probe.ablation import _silenced
+    from timescale_probe.ablation.passes import _silenced
 
     units = np.array([0, 3, 7])
     before = model.rnns[1].bias_ih_l0.detach().clone()

@@ -1,0 +1,166 @@
+"""The reference's Fig. 3 data, routing facts, several seeds combined and multiple-comparison
+corrections (see :mod:`timescale_probe.ablation`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, OptionError
+from ..fileio import finite_or_none
+from .groups import groups_table, make_groups
+from .tables import control_band
+
+REFERENCE_BINS = (">10K", "1K-10K", "100-1K", "<100")
+
+
+def load_reference_ablation(directory: str | Path) -> pd.DataFrame:
+    """The authors' Fig. 3 numbers (``unit_ablation/bin{1,2,3,4}.txt.npy``; PTB MTS, layer 2,
+    23 chunks of 50 units) as a tidy table ``binning, group, kind, bin, ratio, source``
+    (group = chunk number from 1, longest timescales first)."""
+    d = Path(directory)
+    if (d / "unit_ablation").is_dir():
+        d = d / "unit_ablation"
+    frames = []
+    for i, lab in enumerate(REFERENCE_BINS, 1):
+        p = d / f"bin{i}.txt.npy"
+        if not p.is_file():
+            raise InputError(f"reference ablation file not found: {p}")
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{p} is not a plain .npy array: {exc}") from None
+        arr = np.asarray(arr, dtype=np.float64).ravel()
+        frames.append(pd.DataFrame({"binning": "frequency", "group": [str(k) for k in range(1, len(arr) + 1)],
+                                    "kind": "group", "bin": lab, "ratio": arr, "source": "reference"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def reference_chunk_timescales(n_units: int = 1150, chunk: int = 50, shape: float = 0.56) -> pd.DataFrame:
+    """Group table for the reference's chunks: the paper's layer-2 timescales
+    (``invgamma.isf(linspace(0, 1, n+1))[1:]``) in consecutive chunks."""
+    from scipy.stats import invgamma
+
+    T = invgamma.isf(np.linspace(0, 1, n_units + 1), shape, scale=1.0)[1:]
+    return groups_table(make_groups(f"chunks:{chunk}", T, 2))
+
+
+
+
+def routing_facts(ratios: pd.DataFrame, groups: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Per bin: the group whose ablation hurts most (1-based position in longest-first order, its
+    ratio and interval, its T range) and the largest ratio of the bin. Only ``kind == group`` rows
+    count (control groups are the null, not candidates); a bin without test tokens is ``empty``."""
+    r = ratios[ratios["bin"] != "all"]
+    if "kind" in r:
+        r = r[r["kind"] == "group"]
+    order = list(dict.fromkeys(r["group"]))
+    out: dict[str, Any] = {}
+    for b, s in r.groupby("bin", sort=False):
+        if not np.isfinite(s["ratio"].to_numpy(dtype=np.float64)).any():
+            out[str(b)] = {"empty": True, "n_groups": len(order)}
+            continue
+        i = int(np.nanargmax(s["ratio"].to_numpy()))
+        row = s.iloc[i]
+        d = {"peak_group": str(row["group"]), "peak_ratio": float(row["ratio"]),
+             "peak_position": order.index(row["group"]) + 1, "n_groups": len(order),
+             "max_ratio": float(s["ratio"].max()), "any_above_1": bool((s["ratio"] > 1).any())}
+        if "ratio_lo" in s:
+            d.update(peak_lo=finite_or_none(row["ratio_lo"]), peak_hi=finite_or_none(row["ratio_hi"]),
+                     any_significantly_above_1=bool((s["ratio_lo"] > 1).any()))
+        src = groups.set_index("group") if groups is not None and "T_max" in groups else None
+        if src is not None and row["group"] in src.index:
+            d["peak_T_max"] = finite_or_none(src.loc[row["group"], "T_max"])
+            d["peak_T_min"] = finite_or_none(src.loc[row["group"], "T_min"])
+        elif "T_max" in s:
+            d["peak_T_max"], d["peak_T_min"] = finite_or_none(row["T_max"]), finite_or_none(row.get("T_min"))
+        out[str(b)] = d
+    return out
+
+
+def bootstrap_p_values(ratios: pd.DataFrame) -> np.ndarray:
+    """One-sided p-values that a ratio exceeds 1, from the bootstrap column ``p_not_above_1`` (share
+    of resamples with ratio <= 1) and ``n_resamples``: ``(k + 1) / (R + 1)`` so no p is 0."""
+    R = ratios["n_resamples"].to_numpy(dtype=np.float64)
+    k = np.rint(ratios["p_not_above_1"].to_numpy(dtype=np.float64) * R)
+    return (k + 1.0) / (R + 1.0)
+
+
+def adjust_p_values(p: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:
+    """Holm (family-wise error) and Benjamini-Hochberg (false discovery rate) adjustments of ``p``
+    (``statsmodels.stats.multitest.multipletests``): columns ``p, p_holm, p_bh, sig_raw, sig_holm,
+    sig_bh`` at ``alpha``. NaN p-values (empty bins) stay NaN and are not counted as tests."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p, dtype=np.float64)
+    out = pd.DataFrame({"p": p, "p_holm": np.nan, "p_bh": np.nan})
+    ok = np.isfinite(p)
+    if ok.any():
+        out.loc[ok, "p_holm"] = multipletests(p[ok], alpha=alpha, method="holm")[1]
+        out.loc[ok, "p_bh"] = multipletests(p[ok], alpha=alpha, method="fdr_bh")[1]
+    for col, src in (("sig_raw", "p"), ("sig_holm", "p_holm"), ("sig_bh", "p_bh")):
+        out[col] = out[src] < alpha
+    return out
+
+
+def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95, binning: str = "frequency",
+                        alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. 3 over several seeds: ``tables[seed]`` is one model's ablation ratio table
+    (:func:`ratio_table` rows, ``kind`` group/control; e.g. a per-seed ``ablation.csv``).
+
+    Per quantile group and bin: ``seeds``, the geometric mean of the ratios, and with >= 2 seeds a t
+    interval (``df = seeds - 1``) and a one-sided t test (ratio > 1) on the log ratios across seeds;
+    with one seed that seed's bootstrap interval and bootstrap p. The p-values of all groups x bins
+    are adjusted by Holm and Benjamini-Hochberg (:func:`adjust_p_values`). Returns ``(groups,
+    band)``: ``groups`` has ``group, position, bin, seeds, ratio, lo, hi, p, p_holm, p_bh, sig_raw,
+    sig_holm, sig_bh, interval`` (and ``T_min, T_max`` when the tables carry them); ``band`` is the
+    null band of the control groups pooled over seeds (:func:`control_band`) with ``n_seeds``."""
+    from scipy import stats
+
+    if not tables:
+        raise OptionError("no ablation tables to combine")
+    frames = []
+    for s, t in tables.items():
+        t = t[(t["binning"] == binning) & (t["bin"] != "all")] if "binning" in t else t[t["bin"] != "all"]
+        frames.append(t.assign(seed=s, kind=t["kind"] if "kind" in t else "group"))
+    allr = pd.concat(frames, ignore_index=True)
+    main = allr[allr["kind"] == "group"].copy()
+    order = list(dict.fromkeys(main["group"].astype(str)))
+    main["group"] = main["group"].astype(str)
+    rows = []
+    for (g, b), sub in main.groupby(["group", "bin"], sort=False):
+        lr = np.log(sub["ratio"].to_numpy(dtype=np.float64))
+        lr = lr[np.isfinite(lr)]
+        n = lr.size
+        row = {"group": g, "position": order.index(g) + 1, "bin": b, "seeds": int(n)}
+        if n == 0:
+            row.update(ratio=np.nan, lo=np.nan, hi=np.nan, p=np.nan, interval="none")
+        elif n == 1:
+            one = sub.iloc[0]
+            p1 = bootstrap_p_values(sub.iloc[:1])[0] if {"p_not_above_1", "n_resamples"} <= set(sub) else np.nan
+            row.update(ratio=float(np.exp(lr[0])), lo=finite_or_none(one.get("ratio_lo")) or np.nan,
+                       hi=finite_or_none(one.get("ratio_hi")) or np.nan, p=float(p1),
+                       interval=f"bootstrap over chunks ({one.get('level', 'n/a')}), one seed")
+        else:
+            m, se = lr.mean(), lr.std(ddof=1) / np.sqrt(n)
+            tq = stats.t.ppf((1 + level) / 2, n - 1)
+            if se > 0:
+                p = float(stats.t.sf(m / se, n - 1))
+            else:
+                p = 0.0 if m > 0 else 1.0
+            row.update(ratio=float(np.exp(m)), lo=float(np.exp(m - tq * se)), hi=float(np.exp(m + tq * se)), p=p,
+                       interval=f"t across {n} seeds ({level:g})")
+        for col in ("T_min", "T_max"):
+            known = sub[col].dropna() if col in sub else ()
+            if len(known):
+                row[col] = float(known.iloc[0])  # the same groups in every seed (units sorted by assigned T)
+        rows.append(row)
+    res = pd.DataFrame(rows)
+    adj = adjust_p_values(res["p"].to_numpy(), alpha=alpha)
+    res = pd.concat([res, adj.drop(columns=["p"])], axis=1)
+    band = control_band(allr.assign(binning=binning))
+    if not band.empty:
+        band["n_seeds"] = allr[allr["kind"] == "control"].groupby("bin")["seed"].nunique().reindex(band["bin"]).to_numpy()
+    return res, band
