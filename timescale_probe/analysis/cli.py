@@ -1,0 +1,99 @@
+"""Commands generated from an :class:`~timescale_probe.analysis.options.Options` class.
+
+::
+
+    @options_command(app, "ablate", AblateOptions, arguments={"checkpoint": (Path, "Checkpoint ...")},
+                     epilog=example("tsprobe ablate ckpt.pt --groups chunks:50"))
+    def ablate_cmd(opts: AblateOptions, checkpoint: Path) -> None:
+        result = run_ablation(opts, checkpoint)
+        result.save(opts.out)
+        print_summary(result)
+
+Every field of the options class becomes one flag named after the field (``n_controls`` ->
+``--n-controls``) with the field's default, help text and constraints (shown in ``--help``);
+``bool`` fields become ``--name/--no-name`` switches. The typed values are passed to the options
+class, which validates them before the body runs, so a command does no work and writes nothing
+when an option is bad. Positional arguments are declared in ``arguments``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from typing import Any, Callable
+
+from .options import Options, _unwrap_optional, flag_name
+
+__all__ = ["options_command", "typer_parameters"]
+
+
+def _help_text(spec) -> str:
+    extra = spec.constraint_text()
+    return f"{spec.help} [{extra}]" if extra else spec.help
+
+
+def _cli_type(tp: Any) -> Any:
+    """The annotation typer sees: tuples become lists (a repeatable flag), the rest as declared."""
+    inner, optional = _unwrap_optional(tp)
+    if typing.get_origin(inner) is tuple:
+        args = typing.get_args(inner)
+        inner = list[args[0]] if args else list[str]
+    return typing.Optional[inner] if optional else inner
+
+
+def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
+    """One ``inspect.Parameter`` with a ``typer.Option`` default per CLI field of ``options_cls``."""
+    import typer
+
+    hints = typing.get_type_hints(options_cls)
+    params = []
+    for f, spec in options_cls.specs():
+        if not spec.cli:
+            continue
+        tp = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)
+        if isinstance(default, tuple):
+            default = list(default)
+        names = [flag_name(f.name)]
+        if _unwrap_optional(tp)[0] is bool:
+            names = [f"{flag_name(f.name)}/--no-{f.name.replace('_', '-')}"]
+        if spec.short:
+            names.append(spec.short)
+        kw: dict[str, Any] = {"help": _help_text(spec), "show_default": True}
+        if spec.metavar:
+            kw["metavar"] = spec.metavar
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *names, **kw),
+                                        annotation=_cli_type(tp)))
+    return params
+
+
+def options_command(app, name: str, options_cls: type[Options], *, arguments: dict[str, tuple[Any, str]] | None = None,
+                    epilog: str | None = None, help: str | None = None, **command_kw: Any) -> Callable:
+    """Register ``body(opts, **arguments)`` on ``app`` as command ``name`` whose flags are the fields
+    of ``options_cls``; ``arguments`` maps positional argument names to ``(type, help)``."""
+    import typer
+
+    arguments = arguments or {}
+
+    def register(body: Callable) -> Callable:
+        arg_params = [inspect.Parameter(a, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=typer.Argument(..., help=h),
+                                        annotation=tp) for a, (tp, h) in arguments.items()]
+        opt_params = typer_parameters(options_cls)
+        opt_names = [p.name for p in opt_params]
+
+        @functools.wraps(body)
+        def command(**kwargs: Any) -> Any:
+            args = {a: kwargs.pop(a) for a in arguments}
+            values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items() if k in opt_names}
+            opts = options_cls(**values)
+            return body(opts, **args)
+
+        command.__signature__ = inspect.Signature(arg_params + opt_params)
+        command.__annotations__ = {p.name: p.annotation for p in arg_params + opt_params}
+        doc = help or inspect.getdoc(body) or ""
+        app.command(name, help=doc, epilog=epilog, **command_kw)(command)
+        return body
+
+    return register

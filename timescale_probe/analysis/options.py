@@ -1,0 +1,207 @@
+"""Options declared once: a frozen dataclass whose fields carry their constraints and help.
+
+An analysis's options are one :class:`Options` subclass::
+
+    @dataclass(frozen=True)
+    class AblateOptions(Options):
+        layer: int = option(2, "Layer whose units are ablated (from 1).", ge=1)
+        mode: str = option("output", "output: zero the units' outputs; silence: ...", choices=("output", "silence"))
+        n_controls: int = option(20, "Random control groups per timescale group.", ge=0, le=10_000)
+
+Constructing it validates every field (type, bounds, choices, a field's own ``check``) and then
+the cross-field rules of :meth:`Options.check`; a bad value raises :class:`~timescale_probe.errors.OptionError`
+naming the field (``OptionError.param``), which is also the command-line flag (``--n-controls``):
+parameter names and flag names are the same thing. The same object is what the library runs
+with, what ``run.json`` records (:meth:`Options.to_dict`) and what the CLI is generated from
+(:mod:`timescale_probe.analysis.cli`), so a default or a bound is written in one place only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import OptionError
+
+__all__ = ["Options", "option", "OptionSpec", "flag_name"]
+
+_MISSING = dataclasses.MISSING
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpec:
+    """What a field declares: help text and constraints (all optional but ``help``)."""
+
+    help: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[str, ...] | None = None
+    check: Callable[[Any], Any] | None = None
+    short: str | None = None
+    metavar: str | None = None
+    cli: bool = True
+
+    def constraint_text(self) -> str:
+        """The bounds and choices in words (``>= 1``, ``one of: a, b``), for help and docs."""
+        parts = []
+        for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)):
+            if v is not None:
+                parts.append(f"{op} {v:g}" if isinstance(v, float) else f"{op} {v}")
+        if self.choices:
+            parts.append("one of: " + ", ".join(self.choices))
+        return "; ".join(parts)
+
+
+def option(default: Any = _MISSING, help: str = "", *, ge=None, gt=None, le=None, lt=None,
+           choices: Iterable[str] | None = None, check: Callable[[Any], Any] | None = None,
+           short: str | None = None, metavar: str | None = None, cli: bool = True,
+           default_factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field of an :class:`Options` class with its help and constraints.
+
+    ``check(value)`` may return a normalised value (kept) or raise :class:`OptionError` (its
+    ``param`` is filled in with the field's name when missing). ``cli=False`` keeps a field out of
+    the generated command line (library-only options such as callbacks).
+    """
+    if not help:
+        raise TypeError("every option needs its help text")
+    spec = OptionSpec(help=help, ge=ge, gt=gt, le=le, lt=lt, choices=tuple(choices) if choices else None,
+                      check=check, short=short, metavar=metavar, cli=cli)
+    kw: dict[str, Any] = {"metadata": {"option": spec}}
+    if default_factory is not None:
+        kw["default_factory"] = default_factory
+    elif default is not _MISSING:
+        kw["default"] = default
+    return dataclasses.field(**kw)
+
+
+def flag_name(param: str) -> str:
+    """The command-line flag of a parameter: ``n_controls`` -> ``--n-controls``."""
+    return "--" + param.replace("_", "-")
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """``(T, True)`` for ``Optional[T]`` / ``T | None``; ``(tp, False)`` otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """``value`` as ``tp`` (bool, int, float, str, Path, tuple[...] of those); else OptionError."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise OptionError(f"{name} must be true or false (got {value!r})", param=name)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise OptionError(f"{name} must be a whole number (got {value!r})", param=name)
+        if not isinstance(value, numbers.Integral):
+            if not (math.isfinite(float(value)) and float(value).is_integer()):
+                raise OptionError(f"{name} must be a whole number (got {value!r})", param=name)
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise OptionError(f"{name} must be a number (got {value!r})", param=name)
+        v = float(value)
+        if not math.isfinite(v):
+            raise OptionError(f"{name} must be a finite number (got {value!r})", param=name)
+        return v
+    if tp is str:
+        if not isinstance(value, str):
+            raise OptionError(f"{name} must be text (got {value!r})", param=name)
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise OptionError(f"{name} must be a path (got {value!r})", param=name)
+        return Path(value)
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        item = args[0] if args else Any
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise OptionError(f"{name} must be a list of values (got {value!r})", param=name)
+        return tuple(_coerce(v, item, name) if item is not Any else v for v in value)
+    return value  # other annotations (Any, callables, dicts) are taken as given
+
+
+def _check_bounds(value: Any, spec: OptionSpec, name: str) -> None:
+    items = value if isinstance(value, tuple) else (value,)
+    for v in items:
+        if isinstance(v, numbers.Real) and not isinstance(v, bool):
+            for ok, op, bound in ((spec.ge is None or v >= spec.ge, ">=", spec.ge),
+                                  (spec.gt is None or v > spec.gt, ">", spec.gt),
+                                  (spec.le is None or v <= spec.le, "<=", spec.le),
+                                  (spec.lt is None or v < spec.lt, "<", spec.lt)):
+                if not ok:
+                    raise OptionError(f"{name} must be {op} {bound:g} (got {v:g})", param=name)
+        if spec.choices is not None and v not in spec.choices:
+            listed = ", ".join(spec.choices[:-1]) + (" or " if len(spec.choices) > 1 else "") + spec.choices[-1]
+            raise OptionError(f"unknown {name} '{v}': use {listed}", param=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Base of every analysis's options. Subclasses are ``@dataclass(frozen=True)`` with
+    :func:`option` fields; construction validates; instances are immutable and hashable-free data."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            spec: OptionSpec | None = f.metadata.get("option")
+            value = getattr(self, f.name)
+            tp, optional = _unwrap_optional(hints.get(f.name, Any))
+            if value is None:
+                if optional:
+                    continue
+                if spec is not None:
+                    raise OptionError(f"{f.name} needs a value", param=f.name)
+                continue
+            value = _coerce(value, tp, f.name)
+            if spec is not None:
+                _check_bounds(value, spec, f.name)
+                if spec.check is not None:
+                    try:
+                        checked = spec.check(value)
+                    except OptionError as exc:
+                        if exc.param is None:
+                            exc.param = f.name
+                        raise
+                    if checked is not None:
+                        value = checked
+            object.__setattr__(self, f.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Rules across fields (override; raise :class:`OptionError` with ``param=``)."""
+
+    @classmethod
+    def specs(cls) -> list[tuple[dataclasses.Field, OptionSpec]]:
+        """The declared fields with their :class:`OptionSpec`, in declaration order."""
+        return [(f, f.metadata["option"]) for f in dataclasses.fields(cls) if "option" in f.metadata]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as JSON-able data (what ``run.json`` records under ``options``)."""
+        from ..fileio import jsonable
+
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Options from :meth:`to_dict` output (unknown keys refused by name)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise OptionError(f"unknown option(s) for {cls.__name__}: {', '.join(unknown)}", param=unknown[0])
+        return cls(**data)
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
