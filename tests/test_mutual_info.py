@@ -449,7 +449,8 @@ def test_sparse_leave_one_out_marginal_terms_equal_the_dense_sums():
     every distance, including ones where edges move past their neighbours, and repeated calls
     leave the shared accumulator clean; the patch declines (None) when the windows outgrow a
     dense pass."""
-    from timescale_probe.mutual_info.estimate import _block_edges, _JackknifeWork, _loo_terms
+    from timescale_probe.mutual_info.counts import _block_edges
+    from timescale_probe.mutual_info.jackknife import _JackknifeWork, _loo_terms
 
     rng = np.random.default_rng(11)
     V, B = 5000, 20
