@@ -116,16 +116,21 @@ def _run(args: list[str]) -> None:
     from ._common import option_error_line
 
     try:
-        app(args=args, prog_name="tsprobe", standalone_mode=False)
+        # typer's non-standalone mode *returns* the code of a ``typer.Exit`` (a command's ``Exit(1)``
+        # for a failed run, and ``Exit(130)`` it makes of a KeyboardInterrupt) instead of raising it;
+        # commands return None, so anything else returned is an exit code.
+        code = app(args=args, prog_name="tsprobe", standalone_mode=False)
     except TsprobeError as exc:
         if _STATE["debug"]:
             raise
         print(f"tsprobe: error: {option_error_line(exc, _command_of(args))}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside typer's own handling (its Exit(130) is returned, above)
         print("tsprobe: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
     except typer.Exit as exc:
+        if exc.exit_code == 130:
+            print("tsprobe: interrupted", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:
         print("tsprobe: aborted", file=sys.stderr)
@@ -142,5 +147,7 @@ def _run(args: list[str]) -> None:
         where = ctx.command_path if ctx is not None else "tsprobe"
         print(f"tsprobe: error: {exc.format_message()} (see '{where} --help')", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
-    else:
-        return None
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        if code == 130:
+            print("tsprobe: interrupted", file=sys.stderr)
+        raise SystemExit(code)
