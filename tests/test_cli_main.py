@@ -64,3 +64,33 @@ def test_library_warnings_reach_the_terminal_as_one_line(capsys):
     LOGGER.info("not shown")
     assert capsys.readouterr().err == "tsprobe: warning: a worker process died; retrying\n"
     assert len(ours()) == 1
+
+
+def _help(capsys, *words) -> str:
+    try:
+        main([*words, "--help"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_help_nits_flags_without_type_and_text_as_written(capsys):
+    """Issue 19: flags showed a ``<bool>`` type; rich markup ate ``[f]`` (``bias_ih[f]``) and
+    bracketed constraint text; the command list cut lines mid-sentence ("tokens incl.", "paper Fig.")."""
+    for name in _commands():
+        text = _help(capsys, *name.split())
+        assert "<bool>" not in text, name
+        # every example command stays on one line, as written
+        epilog = text.split("Examples:")[-1]
+        for line in epilog.strip().splitlines():
+            assert line.strip().startswith("tsprobe "), (name, line)
+    assert "bias_ih[f] + bias_hh[f]" in " ".join(_help(capsys, "timescales").split())
+    listing = "".join(_help(capsys).split())  # compared without whitespace: lines may wrap at a hyphen
+    import inspect
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, cmd in group.commands.items():
+        first = "".join(inspect.cleandoc(cmd.help or "").split("\n\n")[0].split())
+        assert f"{name}{first}" in listing, name  # the whole first paragraph, not cut at "incl." or "Fig."

@@ -19,7 +19,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Plain click help: text reflowed to the terminal (no line breaks mid-sentence), flags without a
+    # type (no ``<bool>``), brackets in help shown as written (rich markup would eat ``[f]`` and
+    # ``[one of: ...]``).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
 _STATE = {"debug": False}
@@ -61,7 +65,38 @@ def _register() -> None:
     )
 
 
+def _first_paragraph(doc: str | None) -> str | None:
+    if not doc:
+        return None
+    import inspect
+
+    return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+
+
+def _short_helps(typer_app: typer.Typer) -> None:
+    """Each command's line in a command list is its docstring's whole first paragraph (click's
+    default cuts at the first period, e.g. after "incl.", and at 45 characters)."""
+    for info in typer_app.registered_commands:
+        if info.short_help is None:
+            info.short_help = _first_paragraph(info.help or (info.callback.__doc__ if info.callback else None))
+    for group in typer_app.registered_groups:
+        sub = group.typer_instance
+        if sub is None:
+            continue
+        _short_helps(sub)
+        if _plain(group.short_help) is None and _plain(sub.info.short_help) is None:
+            cb = sub.registered_callback.callback if sub.registered_callback else None
+            sub.info.short_help = _first_paragraph(_plain(group.help) or _plain(sub.info.help)
+                                                   or (cb.__doc__ if cb else None))
+
+
+def _plain(value):
+    """A typer info value without its DefaultPlaceholder wrapper."""
+    return getattr(value, "value", value)
+
+
 _register()
+_short_helps(app)
 
 
 def _command_of(args: list[str]) -> str | None:

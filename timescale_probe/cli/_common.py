@@ -22,8 +22,9 @@ def device_option() -> str:
 
 
 def example(*lines: str) -> str:
-    """Epilog text with examples, shown at the end of ``--help``."""
-    return "Examples:\n\n" + "\n\n".join(f"  {l}" for l in lines)
+    """Epilog text with examples, shown at the end of ``--help``, one command per line as written
+    (``\\b`` keeps click from reflowing a paragraph)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {l}" for l in lines)
 
 
 # ----------------------------------------------------------------------------------------------
