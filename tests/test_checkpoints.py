@@ -228,13 +228,17 @@ def test_dataparallel_prefix_and_dtypes(tmp_path):
 
 def test_bidirectional_refused(tmp_path):
     path = _save_sd(tmp_path / "bi.pt", nn.LSTM(3, 4, bidirectional=True).state_dict())
-    with pytest.raises(CheckpointError, match=r"bidirectional LSTM \(\w+_l0_reverse\)"):
+    with pytest.raises(CheckpointError, match=r"bidirectional recurrent layer \(\w+_l0_reverse\)"):
         load_checkpoint(path)
 
 
-def test_gru_and_projection_refused(tmp_path):
-    with pytest.raises(CheckpointError, match="GRU"):
-        load_checkpoint(_save_sd(tmp_path / "gru.pt", nn.GRU(3, 4).state_dict()))
+def test_gru_read_and_projection_refused(tmp_path):
+    """A GRU state dict is a GRU stack now (tests/test_recurrent*.py test the maths); a (5H, H)
+    recurrent matrix is no cell at all; LSTM projections stay refused."""
+    stack = load_checkpoint(_save_sd(tmp_path / "gru.pt", nn.GRU(3, 4).state_dict()))
+    assert stack.cell.kind == "gru" and stack.provenance.source_format == "state-dict:nn.GRU"
+    with pytest.raises(CheckpointError, match=r"no LSTM \(4H, H\), GRU \(3H, H\) or RNN"):
+        load_checkpoint(_save_sd(tmp_path / "odd.pt", {"weight_ih_l0": torch.zeros(20, 3), "weight_hh_l0": torch.zeros(20, 4)}))
     with pytest.raises(CheckpointError, match="projections"):
         load_checkpoint(_save_sd(tmp_path / "proj.pt", nn.LSTM(3, 4, proj_size=2).state_dict()))
 
@@ -247,7 +251,7 @@ def test_two_separate_lstms_refused(tmp_path):
 
 
 def test_no_lstm_in_state_dict(tmp_path):
-    with pytest.raises(CheckpointError, match="no LSTM weights found.*weight"):
+    with pytest.raises(CheckpointError, match="no recurrent weights found.*weight_ih_l0"):
         load_checkpoint(_save_sd(tmp_path / "lin.pt", nn.Linear(3, 4).state_dict()))
 
 
@@ -443,4 +447,5 @@ def test_stack_repr_is_short():
     assert "tensor" not in text and "sizes=[60, 50, 40]" in text and "input_size=40" in text
     assert "vocab=300 (stored)" in text and "embedding=300x40" in text and "tied" in text
     assert "'paper-lm'" in text and f"{stack.num_parameters():,}" in text and "format='memory'" in text
-    assert repr(stack.layers[0]) == "LSTMLayer(input_size=40, hidden_size=60)"
+    assert "cell='lstm'" in text
+    assert repr(stack.layers[0]) == "RecurrentLayer(cell=lstm, input_size=40, hidden_size=60)"

@@ -1,7 +1,7 @@
 """``LanguageModel``: an AWD-LSTM word-level language model (Merity et al. 2018), optionally with
-multi-timescale (MTS) forget biases (Mahto et al. 2021).
+multi-timescale (MTS) forget biases (Mahto et al. 2021); the same model with GRU or plain-RNN cells.
 
-Architecture: embedding (``encoder``) -> one single-layer ``nn.LSTM`` per layer (``rnns``, sizes
+Architecture: embedding (``encoder``) -> one single-layer recurrent module per layer (``rnns``, sizes
 free) -> linear ``decoder`` (weight tied to the embedding when ``tie_weights``, which needs the
 last layer to be ``emb_size`` wide). Regularisation as in AWD-LSTM:
 
@@ -14,7 +14,14 @@ last layer to be ``emb_size`` wide). Regularisation as in AWD-LSTM:
   (The reference code re-wraps the dropped matrix as a new Parameter, so its W_hh never trains;
   we do not copy that defect.) In eval mode the raw matrix is used as is, as in AWD-LSTM.
 
-An MTS spec (:mod:`timescale_probe.timescales`) is applied to the layers after initialisation;
+Cells (``cell``: ``lstm``, ``gru``, ``rnn_tanh``, ``rnn_relu``; :mod:`timescale_probe.cells`): each
+layer is PyTorch's fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` where that computes the cell exactly
+(sigmoid gates, tanh candidates, PyTorch's GRU), and a
+:class:`~timescale_probe.cells.StepRecurrent` computing the saved activations otherwise (Keras's
+hard sigmoids, ``reset_after=False`` GRUs, other activations). The standard LSTM path is the one
+it always was. Hidden state per layer: ``(h, c)`` for LSTMs, ``h`` otherwise, each ``(1, B, H)``.
+
+An MTS spec (:mod:`timescale_probe.mts_specs`) is applied to the layers after initialisation;
 quantile specs with ``n=None`` follow each layer's size. Layers are numbered from 1 in every
 public argument (``output_masks``), 0-based in ``self.rnns``.
 """
@@ -27,9 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cells import CellSpec, recurrent_module
 from .errors import CheckpointError, OptionError
-from .stack import LSTMLayer, LSTMStack, Provenance
-from .timescales import FreeLayer, MTSSpec, apply_mts_spec
+from .mts_specs import FreeLayer, MTSSpec, apply_mts_spec
+from .stack import LSTMStack, Provenance, RecurrentLayer
 
 
 @dataclass
@@ -46,9 +54,21 @@ class LMConfig:
     wdrop: float = 0.5
     tie_weights: bool = True
     mts_spec: dict[str, Any] | None = None
+    cell: str = "lstm"
+    gate_activation: str = "sigmoid"
+    activation: str | None = None
+    reset_after: bool = True
+    layer_cells: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self.layer_sizes = tuple(int(h) for h in self.layer_sizes)
+        if self.layer_cells is not None:
+            if len(self.layer_cells) != len(self.layer_sizes):
+                raise OptionError(f"layer_cells has {len(self.layer_cells)} entries for {len(self.layer_sizes)} layers",
+                                  param="layer_cells")
+            self.layer_cells = [CellSpec.from_dict(c).to_dict() if not isinstance(c, CellSpec) else c.to_dict()
+                                for c in self.layer_cells]
+        self.cells  # noqa: B018 (validates cell, gate_activation, activation, reset_after)
         if self.vocab_size < 1 or self.emb_size < 1 or not self.layer_sizes or min(self.layer_sizes) < 1:
             raise OptionError(f"model sizes must be positive: vocab {self.vocab_size}, emb {self.emb_size}, layers {list(self.layer_sizes)}")
         for name in ("dropout", "dropouth", "dropouti", "dropoute", "wdrop"):
@@ -76,6 +96,29 @@ class LMConfig:
     def spec(self) -> MTSSpec | None:
         return None if self.mts_spec is None else MTSSpec.from_dict(self.mts_spec)
 
+    @property
+    def cells(self) -> list[CellSpec]:
+        """One :class:`CellSpec` per layer: ``layer_cells`` where given, else ``cell`` (a PyTorch mode
+        name) with ``gate_activation``, ``activation`` (None: the mode's) and ``reset_after``."""
+        if self.layer_cells is not None:
+            return [CellSpec.from_dict(c) for c in self.layer_cells]
+        base = CellSpec.from_mode(self.cell)
+        extra: dict[str, Any] = {}
+        if base.kind == "gru":
+            extra["reset_after"] = self.reset_after
+        elif not self.reset_after:
+            raise OptionError("reset_after applies to GRU cells only", param="reset_after")
+        if base.kind != "rnn":
+            extra["gate_activation"] = self.gate_activation
+        elif self.gate_activation != "sigmoid":
+            raise OptionError("gate_activation applies to LSTM and GRU cells; a plain RNN has no gates",
+                              param="gate_activation")
+        if self.activation is not None:
+            extra["activation"] = self.activation
+        from dataclasses import replace
+
+        return [replace(base, **extra)] * len(self.layer_sizes)
+
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Variational dropout on ``x (T, B, D)``: one Bernoulli mask per (batch row, feature), shared
@@ -95,7 +138,7 @@ def embedded_dropout(embed: nn.Embedding, words: torch.Tensor, p: float, trainin
     return F.embedding(words, weight)
 
 
-Hidden = list[tuple[torch.Tensor, torch.Tensor]]
+Hidden = list[Any]  # per layer (h, c) for LSTMs, h otherwise
 
 
 class LanguageModel(nn.Module):
@@ -115,7 +158,9 @@ class LanguageModel(nn.Module):
             raise OptionError(f"vocabulary has {len(self.vocab)} entries but vocab_size is {config.vocab_size}")
         self.encoder = nn.Embedding(config.vocab_size, config.emb_size)
         sizes = [config.emb_size, *config.layer_sizes]
-        self.rnns = nn.ModuleList(nn.LSTM(sizes[k], sizes[k + 1]) for k in range(len(config.layer_sizes)))
+        self.cells = config.cells
+        self.rnns = nn.ModuleList(recurrent_module(sizes[k], sizes[k + 1], self.cells[k])
+                                  for k in range(len(config.layer_sizes)))
         self.decoder = nn.Linear(config.layer_sizes[-1], config.vocab_size)
         self._init_weights()
         if config.tie_weights:
@@ -140,23 +185,34 @@ class LanguageModel(nn.Module):
     def num_layers(self) -> int:
         return len(self.rnns)
 
-    def lstm_layers(self) -> list[nn.LSTM]:
-        """The layers as single-layer ``nn.LSTM`` modules; their ``weight_hh_l0`` is the raw
-        recurrent matrix, which is the effective (eval-mode) one."""
+    def recurrent_layers(self) -> list[nn.Module]:
+        """The layers as single-layer recurrent modules (``nn.LSTM``/``nn.GRU``/``nn.RNN`` or
+        :class:`~timescale_probe.cells.StepRecurrent`); their ``weight_hh_l0`` is the raw recurrent
+        matrix, which is the effective (eval-mode) one. Their cells: :attr:`cells`."""
         return list(self.rnns)
+
+    lstm_layers = recurrent_layers  # the former name
 
     def init_hidden(self, batch_size: int) -> Hidden:
         w = self.encoder.weight
-        return [(w.new_zeros(1, batch_size, h), w.new_zeros(1, batch_size, h)) for h in self.layer_sizes]
+        return [(w.new_zeros(1, batch_size, h), w.new_zeros(1, batch_size, h)) if cell.has_cell_state
+                else w.new_zeros(1, batch_size, h) for h, cell in zip(self.layer_sizes, self.cells)]
 
     # -- forward ---------------------------------------------------------------------------
-    def _run_layer(self, k: int, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor]):
+    def _run_layer(self, k: int, x: torch.Tensor, hx: Any):
         rnn = self.rnns[k]
         if self.training and self.config.wdrop > 0.0:
             w_hh = F.dropout(rnn.weight_hh_l0, p=self.config.wdrop, training=True)
+            cell = self.cells[k]
+            if cell.is_standard_lstm:
+                params = [rnn.weight_ih_l0, w_hh, rnn.bias_ih_l0, rnn.bias_hh_l0]
+                out, h, c = torch._VF.lstm(x, hx, params, True, 1, 0.0, True, False, False)
+                return out, (h, c)
+            if not cell.is_fused:
+                return rnn(x, hx, weight_hh=w_hh)
             params = [rnn.weight_ih_l0, w_hh, rnn.bias_ih_l0, rnn.bias_hh_l0]
-            out, h, c = torch._VF.lstm(x, hx, params, True, 1, 0.0, True, False, False)
-            return out, (h, c)
+            fused = {"gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh, "rnn_relu": torch._VF.rnn_relu}[cell.name]
+            return fused(x, hx, params, True, 1, 0.0, True, False, False)
         return rnn(x, hx)
 
     def forward(self, tokens: torch.Tensor, hidden: Hidden | None = None, *,
@@ -186,8 +242,9 @@ class LanguageModel(nn.Module):
         """Framework-free copy of the weights (CPU), config and vocabulary, for
         :func:`timescale_probe.checkpoints.save_checkpoint`."""
         layers = [
-            LSTMLayer(*(getattr(r, n).detach().cpu().clone() for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")))
-            for r in self.rnns
+            RecurrentLayer(*(getattr(r, n).detach().cpu().clone() for n in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")),
+                           cell)
+            for r, cell in zip(self.rnns, self.cells)
         ]
         emb = self.encoder.weight.detach().cpu().clone()
         tied = self.decoder.weight is self.encoder.weight
@@ -226,7 +283,7 @@ class LanguageModel(nn.Module):
         known = {f.name for f in fields(LMConfig)}
         base = {k: v for k, v in (stack.config or {}).items() if k in known}
         base.update(vocab_size=emb.shape[0], emb_size=emb.shape[1], layer_sizes=tuple(stack.layer_sizes),
-                    tie_weights=bool(stack.tied), mts_spec=stack.mts_spec)
+                    tie_weights=bool(stack.tied), mts_spec=stack.mts_spec, **_cell_config(stack.cells))
         base.update(overrides)
         cfg = LMConfig.from_dict(base)
         spec_dict, cfg.mts_spec = cfg.mts_spec, None  # do not re-initialise the biases
@@ -259,9 +316,19 @@ class LanguageModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
+def _cell_config(cells: list[CellSpec]) -> dict[str, Any]:
+    """LMConfig fields that give every layer its cell: uniform fields when the layers agree."""
+    first = cells[0]
+    if any(c != first for c in cells):
+        return {"layer_cells": [c.to_dict() for c in cells]}
+    mode = first.kind if first.kind != "rnn" else ("rnn_relu" if first.activation == "relu" else "rnn_tanh")
+    return {"cell": mode, "gate_activation": first.gate_activation, "activation": first.activation,
+            "reset_after": first.reset_after, "layer_cells": None}
+
+
 def repackage_hidden(hidden: Hidden) -> Hidden:
     """Detach a hidden state from its history (truncated backpropagation through time)."""
-    return [(h.detach(), c.detach()) for h, c in hidden]
+    return [tuple(t.detach() for t in h) if isinstance(h, tuple) else h.detach() for h in hidden]
 
 
 def load_language_model(path, corpus, *, device: Any = "cpu", unk_fallback: bool = False,

@@ -1,4 +1,4 @@
-"""Format detection and dispatch: every supported checkpoint file becomes one :class:`LSTMStack`.
+"""Format detection and dispatch: every supported checkpoint file becomes one :class:`RecurrentStack`.
 
 Order of attempts for a ``torch.save`` file (zip or legacy): ``torch.load(weights_only=True)``
 first (our own format, plain state dicts); only when that refuses (whole pickled objects) the
@@ -7,12 +7,12 @@ file. ``provenance.source_format`` says what was found:
 
 ==============================  ==========================================================
 ``tsprobe-checkpoint``          our own format (:mod:`.ours`)
-``state-dict:nn.LSTM``          state dict of an ``nn.LSTM`` (``weight_ih_l{k}`` ...)
-``state-dict:nn.LSTMCell``      state dict of ``nn.LSTMCell`` s (``weight_ih`` ...)
+``state-dict:nn.LSTM``          state dict of an ``nn.LSTM`` (``weight_ih_l{k}`` ...); ``nn.GRU``, ``nn.RNN`` alike
+``state-dict:nn.LSTMCell``      state dict of ``nn.LSTMCell`` s (``weight_ih`` ...); ``nn.GRUCell`` ... alike
 ``state-dict:lm``               state dict of an LM wrapping them (embedding/decoder, AWD names)
 ``pickle:awd-lstm``             whole pickled AWD-LSTM / reference-repo model
-``pickle:word_language_model``  whole pickled pytorch/examples ``RNNModel``
-``pickle:module``               any other whole pickled module holding an LSTM
+``pickle:word_language_model``  whole pickled pytorch/examples ``RNNModel`` (LSTM, GRU, RNN_TANH, RNN_RELU)
+``pickle:module``               any other whole pickled module holding a recurrent layer
 ``keras-npz`` / ``tf1-npz``     Keras / TensorFlow-1 LSTM weights saved with ``np.savez``
 ``keras``                       Keras 3 ``.keras`` archive (:mod:`.keras_h5`, h5py only)
 ``keras-weights-h5``            Keras 3 ``.weights.h5``
@@ -20,6 +20,12 @@ file. ``provenance.source_format`` says what was found:
 ==============================  ==========================================================
 
 Safetensors files are read too (header + raw tensors, no dependency) as state dicts.
+
+Cells and activations: PyTorch files hold PyTorch's cells (sigmoid gates, tanh; a pickled
+``nn.RNN`` records its nonlinearity, a state dict does not: tanh is assumed and noted). Keras
+files record theirs in the config (:mod:`.keras_config`); weights-only Keras files do not, and the
+notes say what was assumed. ``gate_activation=`` and ``activation=`` override what was read or
+assumed (noted), for files whose producer is known to the user.
 """
 from __future__ import annotations
 
@@ -34,9 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..activations import ACTIVATIONS, GATE_ACTIVATIONS, check_activation
 from ..errors import CheckpointError, OptionError
 from ..fileio import file_sha256, require_file
-from ..stack import LSTMStack, Provenance
+from ..stack import LSTMStack, Provenance, RecurrentStack
 from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
 from .pickled import describe_model, flatten
 from .safe_unpickle import is_inert, load_torch_file_restricted
@@ -101,14 +108,19 @@ _NOT_A_CHECKPOINT = {
 
 
 def load_checkpoint(path: str | os.PathLike, *, format: str | None = None, tf_forget_bias: float = 1.0,
-                    direction: str = "forward") -> LSTMStack:
-    """Read any supported checkpoint into an :class:`LSTMStack` (CPU float32 weights, gate order i,f,g,o).
+                    direction: str = "forward", gate_activation: str | None = None,
+                    activation: str | None = None) -> RecurrentStack:
+    """Read any supported checkpoint into a :class:`RecurrentStack` (CPU float32 weights in PyTorch's
+    gate order: LSTM i,f,g,o; GRU r,z,n), with each layer's cell and saved activations.
 
     ``format`` forces a loader (one of :data:`FORMATS`; ``None``/``auto`` detects). ``tf_forget_bias``
     is the forget bias TensorFlow-1 ``LSTMCell`` adds at run time (default 1.0); it is added back
     into ``bias_ih`` of ``tf1-npz`` files. ``direction`` (forward|backward) picks the direction of
-    Keras ``Bidirectional`` LSTMs. Raises :class:`CheckpointError` (or its subclass
-    :class:`UnsafeCheckpointError` for files that try to run code) with a one-line message.
+    Keras ``Bidirectional`` layers. ``gate_activation`` (``sigmoid``, ``hard_sigmoid_keras2``,
+    ``hard_sigmoid_keras3``) and ``activation`` (candidate/cell or plain-RNN function: ``tanh``,
+    ``relu``, ...) override what the file records or what was assumed for it; the notes say so.
+    Raises :class:`CheckpointError` (or its subclass :class:`UnsafeCheckpointError` for files that
+    try to run code) with a one-line message.
     """
     p = require_file(path, "checkpoint")
     fmt = (format or "auto").lower()
@@ -116,6 +128,34 @@ def load_checkpoint(path: str | os.PathLike, *, format: str | None = None, tf_fo
         raise OptionError(f"unknown checkpoint format '{format}': use one of {', '.join(FORMATS)}")
     if direction not in ("forward", "backward"):
         raise OptionError(f"direction must be forward or backward, got '{direction}'", param="direction")
+    if gate_activation is not None:
+        check_activation(gate_activation, "gate_activation", GATE_ACTIVATIONS)
+    if activation is not None:
+        check_activation(activation, "activation", ACTIVATIONS)
+    stack = _load(p, fmt, tf_forget_bias, direction)
+    return override_activations(stack, gate_activation, activation)
+
+
+def override_activations(stack: RecurrentStack, gate_activation: str | None = None,
+                         activation: str | None = None) -> RecurrentStack:
+    """``stack`` with every layer's gate and/or candidate activation replaced (in place), and a note."""
+    from dataclasses import replace
+
+    changes = {k: v for k, v in (("gate_activation", gate_activation), ("activation", activation)) if v is not None}
+    if not changes:
+        return stack
+    if "gate_activation" in changes and stack.cell.kind == "rnn":
+        raise OptionError("gate_activation applies to LSTM and GRU gates; a plain RNN has no gates", param="gate_activation")
+    before = stack.cell_name
+    for layer in stack.layers:
+        layer.cell = replace(layer.cell, **changes)
+    stack.provenance.notes.append(
+        "activations set by the caller: " + ", ".join(f"{k}={v}" for k, v in changes.items())
+        + f" (read or assumed from the file: {before}; now {stack.cell_name})")
+    return stack
+
+
+def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> RecurrentStack:
     if p.stat().st_size == 0:
         raise CheckpointError(f"{p} is empty (0 bytes): not a checkpoint; was the save or the download interrupted?")
     kind = sniff(p)
@@ -216,7 +256,7 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
                 kinds = ", ".join(_class_name(o) for o in obj)
                 notes.append(f"the file holds a list of {len(obj)} objects ({kinds}); the LSTM was read from item {picked + 1}")
     flat = flatten(root)
-    found = find_lstm(flat.tensors, where=str(p))
+    found = find_lstm(flat.tensors, where=str(p), cell=_pickled_cell(flat, notes))
     config: dict[str, Any] = {}
     mts_spec = None
     if flat.modules:
@@ -232,7 +272,8 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
         if fmt == "pickle":
             notes.append("read with the restricted unpickler (--format pickle)")
         source = "state-dict:lm" if (found.is_lm or found.style == "awd-lstm") else f"state-dict:{found.style}"
-        config["arch"] = {"awd-lstm": "awd-lstm", "nn.LSTM": "lstm", "nn.LSTMCell": "lstm-cells"}[found.style]
+        config["arch"] = "awd-lstm" if found.style == "awd-lstm" else (
+            found.kind + ("-cells" if found.style.endswith("Cell") else ""))
         if loaded_by == "safetensors":
             notes.append("read from a safetensors file")
     if found.is_lm:
@@ -251,6 +292,32 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
     )
 
 
+#: ``mode`` of a pickled ``torch.nn.modules.rnn`` module -> cell
+_TORCH_MODES = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}
+
+
+def _pickled_cell(flat, notes: list[str]):
+    """The cell a pickled tree records: the ``mode`` of its torch recurrent modules (``nn.RNN`` keeps
+    ``RNN_TANH``/``RNN_RELU`` there), else the model's ``rnn_type`` (pytorch/examples' RNNModel).
+    None when nothing is recorded (shapes decide; a plain RNN is then assumed tanh)."""
+    from ..cells import CellSpec
+
+    modes = []
+    for _, m in flat.modules:
+        mode = m.attributes.get("mode")
+        if m.tsprobe_module.startswith("torch.nn.modules.rnn") and isinstance(mode, str) and mode.upper() in _TORCH_MODES:
+            modes.append(mode.upper())
+    modes = list(dict.fromkeys(modes))
+    if len(modes) == 1:
+        return CellSpec.from_mode(_TORCH_MODES[modes[0]])
+    for _, m in flat.modules:
+        rnn_type = m.attributes.get("rnn_type")
+        if isinstance(rnn_type, str) and rnn_type.upper() in _TORCH_MODES:
+            notes.append(f"cell from the model's rnn_type '{rnn_type}'")
+            return CellSpec.from_mode(_TORCH_MODES[rnn_type.upper()])
+    return None
+
+
 def _reference_mts_spec(model_class: str | None, found, notes: list[str]) -> dict[str, Any] | None:
     """The reference's ``model_mts.RNNModel`` hard-codes the paper's LM spec; confirm it from the biases.
 
@@ -262,7 +329,7 @@ def _reference_mts_spec(model_class: str | None, found, notes: list[str]) -> dic
         return None
     from dataclasses import replace
 
-    from ..timescales import MTSSpec, paper_lm_spec
+    from ..mts_specs import MTSSpec, paper_lm_spec
 
     sizes = [l.hidden_size for l in found.layers]
     reference = paper_lm_spec()

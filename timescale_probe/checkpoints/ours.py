@@ -1,16 +1,20 @@
 """tsprobe's own checkpoint format: a plain dict of tensors, strings and numbers that
 ``torch.load(path, weights_only=True)`` reads without running any code.
 
-Layout (``format_version`` 1)::
+Layout (``format_version`` 1 for standard LSTMs, 2 when any layer has another cell)::
 
-    {"format": "tsprobe-checkpoint", "format_version": 1,
+    {"format": "tsprobe-checkpoint", "format_version": 1 | 2,
      "config": {...},            # model options (LanguageModel config), JSON-like
      "mts_spec": {...} | None,   # MTSSpec.to_dict()
      "vocab": [str, ...] | None,
-     "stack": {"layers": [{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}, ...],
+     "stack": {"layers": [{"weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                           "cell": {kind, gate_activation, activation, reset_after}}, ...],   # cell: version 2
                "embedding": T | None, "decoder_weight": T | None, "decoder_bias": T | None,
                "tied": bool},   # tied: decoder_weight is the embedding and is not stored twice
      "provenance": {...}, "card": {...}}   # card: how it was made (command, seed, epochs, metrics)
+
+Version 2 exists so that a tsprobe that does not know cells refuses a GRU or a hard-sigmoid LSTM
+instead of reading it as a standard LSTM; standard LSTMs are still written as version 1.
 """
 from __future__ import annotations
 
@@ -20,25 +24,36 @@ from typing import Any
 
 import torch
 
+from ..cells import CellSpec
 from ..errors import CheckpointError
 from ..fileio import atomic_write_with
-from ..stack import LSTMLayer, LSTMStack, Provenance
+from ..stack import LSTMStack, Provenance, RecurrentLayer
 
 FORMAT_NAME = "tsprobe-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this tsprobe reads (1: standard LSTMs only, no cell field)
+READABLE_VERSIONS = (1, 2)
 _LAYER_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _layer_payload(layer: RecurrentLayer, with_cell: bool) -> dict[str, Any]:
+    d: dict[str, Any] = {k: getattr(layer, k).detach().cpu().contiguous() for k in _LAYER_KEYS}
+    if with_cell:
+        d["cell"] = layer.cell.to_dict()
+    return d
 
 
 def stack_to_payload(stack: LSTMStack, card: dict[str, Any] | None = None) -> dict[str, Any]:
     tied = stack.tied
+    with_cell = not all(l.cell == CellSpec() for l in stack.layers)
     return {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if with_cell else 1,
         "config": dict(stack.config),
         "mts_spec": stack.mts_spec,
         "vocab": list(stack.vocab) if stack.vocab is not None else None,
         "stack": {
-            "layers": [{k: getattr(l, k).detach().cpu().contiguous() for k in _LAYER_KEYS} for l in stack.layers],
+            "layers": [_layer_payload(l, with_cell) for l in stack.layers],
             "embedding": None if stack.embedding is None else stack.embedding.detach().cpu().contiguous(),
             "decoder_weight": None if (tied or stack.decoder_weight is None) else stack.decoder_weight.detach().cpu().contiguous(),
             "decoder_bias": None if stack.decoder_bias is None else stack.decoder_bias.detach().cpu().contiguous(),
@@ -69,13 +84,16 @@ def _tensor(x: Any, where: str) -> torch.Tensor | None:
 
 def payload_to_stack(obj: dict[str, Any], path: str | None = None, sha256: str | None = None) -> LSTMStack:
     version = obj.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"tsprobe checkpoint format version {version} is not supported (this tsprobe reads {FORMAT_VERSION}); upgrade tsprobe"
+            f"tsprobe checkpoint format version {version} is not supported (this tsprobe reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade tsprobe"
         )
     try:
         s = obj["stack"]
-        layers = [LSTMLayer(*(_tensor(l[k], f"stack.layers[{i}].{k}") for k in _LAYER_KEYS)) for i, l in enumerate(s["layers"])]
+        layers = [RecurrentLayer(*(_tensor(l[k], f"stack.layers[{i}].{k}") for k in _LAYER_KEYS),
+                                 CellSpec.from_dict(l.get("cell") if version >= 2 else None))
+                  for i, l in enumerate(s["layers"])]
         embedding = _tensor(s.get("embedding"), "stack.embedding")
         decoder_weight = embedding if s.get("tied") else _tensor(s.get("decoder_weight"), "stack.decoder_weight")
         prov = obj.get("provenance") or {}

@@ -37,7 +37,7 @@ def timescale_summary(table: pd.DataFrame, long_t: float = LONG_T) -> pd.DataFra
     ``table`` is :meth:`LSTMStack.timescales_table` (columns ``layer, unit, forget_bias, T_bias``);
     the last row has ``layer = "all"``. Timescales are in time steps, in the table's convention.
     """
-    from ..timescales import summarize_timescale_table
+    from ..timescale_math import summarize_timescale_table
 
     s = summarize_timescale_table(table, column="T_bias", long_t=long_t)  # the one summary, T_-prefixed names here
     out = s[["layer", "units"]].assign(T_median=s["median"], T_max=s["max"])

@@ -1,15 +1,18 @@
-"""Finding a stacked LSTM in a flat ``name -> tensor`` mapping (a state dict, or a flattened object tree).
+"""Finding a stacked recurrent net in a flat ``name -> tensor`` mapping (a state dict, or a flattened object tree).
 
-LSTM tensors are found by name and checked by shape:
+Recurrent tensors are found by name and checked by shape:
 
-- ``nn.LSTM``: ``<prefix>weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``;
-- ``nn.LSTMCell``: ``<prefix>weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``;
+- ``nn.LSTM``/``nn.GRU``/``nn.RNN``: ``<prefix>weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
+  ``bias_hh_l{k}``;
+- ``nn.LSTMCell``/``nn.GRUCell``/``nn.RNNCell``: ``<prefix>weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``;
 - AWD-LSTM (DropConnect): ``rnns.<l>.module.weight_hh_l0_raw`` next to (or instead of) ``weight_hh_l0``;
   the ``_raw`` matrix is the trained one and is preferred (noted).
 
 Layers are ordered by prefix (numbers compared as numbers: ``rnns.2`` before ``rnns.10``), then by
-``k``. ``weight_hh`` must be ``(4H, H)`` (3H rows is a GRU, H rows a plain RNN: refused with a message).
-Bidirectional LSTMs (``_reverse``) and projections (``weight_hr``) are refused. An embedding
+``k``. The cell comes from ``weight_hh``'s shape: ``(4H, H)`` LSTM, ``(3H, H)`` GRU, ``(H, H)`` plain
+RNN. A state dict does not record a plain RNN's nonlinearity: tanh (PyTorch's default) is assumed
+and noted unless the caller knows better (a pickled module records it; ``activation=`` overrides).
+Bidirectional layers (``_reverse``) and LSTM projections (``weight_hr``) are refused. An embedding
 (``encoder|embedding|...weight`` of shape ``(V, input_size)``) and a decoder (``decoder|fc|...``
 ``weight (V, H_last)`` and ``bias (V,)``) are picked up where present; a decoder equal to the
 embedding is tied.
@@ -23,8 +26,9 @@ from typing import Any, Mapping
 
 import torch
 
+from ..cells import CellSpec
 from ..errors import CheckpointError
-from ..stack import LSTMLayer
+from ..stack import RecurrentLayer
 
 _LSTM_KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
@@ -48,13 +52,17 @@ def _family(prefix: str) -> str:
     return re.sub(r"(^|\.)\d+(?=\.)", r"\1#", prefix)
 
 
+_KIND_BY_RATIO = {4: "lstm", 3: "gru", 1: "rnn"}
+_MODULE_NAME = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
 @dataclass
 class FoundLSTM:
     """What :func:`find_lstm` found: layers in order, where they came from, and notes for the user."""
 
-    layers: list[LSTMLayer]
+    layers: list[RecurrentLayer]
     keys: list[dict[str, str]]          # per layer: the state-dict key used for each tensor
-    style: str                          # "nn.LSTM" | "nn.LSTMCell" | "awd-lstm"
+    style: str                          # "nn.LSTM" | "nn.GRU" | "nn.RNN" | "nn.LSTMCell" | ... | "awd-lstm"
     prefix: str                         # the prefix family, e.g. "rnn." or "rnns.#.module."
     embedding: torch.Tensor | None = None
     embedding_key: str | None = None
@@ -68,6 +76,13 @@ class FoundLSTM:
     def is_lm(self) -> bool:
         return self.embedding is not None or self.decoder_weight is not None
 
+    @property
+    def kind(self) -> str:
+        return self.layers[0].cell.kind
+
+
+FoundRecurrent = FoundLSTM
+
 
 def _as_float(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).contiguous()
@@ -78,8 +93,18 @@ def _describe_keys(keys: list[str], n: int = 6) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
-def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
-    """Find one stacked LSTM (and its embedding/decoder) among ``tensors`` (other values ignored)."""
+def _rnn_kind(w: torch.Tensor) -> str | None:
+    if w.ndim != 2 or w.shape[1] == 0 or w.shape[0] % w.shape[1]:
+        return None
+    return _KIND_BY_RATIO.get(w.shape[0] // w.shape[1])
+
+
+def find_lstm(tensors: Mapping[str, Any], where: str = "the file", cell: CellSpec | None = None) -> FoundLSTM:
+    """Find one stacked recurrent net (and its embedding/decoder) among ``tensors`` (other values ignored).
+
+    The cell kind comes from the shapes; ``cell`` (when the caller knows it, e.g. from a pickled
+    module's ``mode``) gives the activations and must be of the same kind.
+    """
     tensors = {k: v for k, v in tensors.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     groups: dict[tuple[str, int | None], dict[str, str]] = defaultdict(dict)
     reverse, projection = [], []
@@ -97,8 +122,8 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
         groups[(m["prefix"], k)][m["kind"] + ("_raw" if m["raw"] else "")] = key
     if reverse:
         raise CheckpointError(
-            f"{where} holds a bidirectional LSTM ({reverse[0]}): memory timescales are defined for a left-to-right "
-            "LSTM only; save a unidirectional model"
+            f"{where} holds a bidirectional recurrent layer ({reverse[0]}): memory timescales are defined for a "
+            "left-to-right network only; save a unidirectional model"
         )
     if projection:
         raise CheckpointError(f"{where} holds an LSTM with projections ({projection[0]}, proj_size > 0), which tsprobe does not support")
@@ -106,24 +131,25 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
     if not groups:
         names = sorted(tensors, key=natural_key)
         raise CheckpointError(
-            f"no LSTM weights found in {where}: expected names like weight_ih_l0/weight_hh_l0 (nn.LSTM) or "
-            f"weight_ih/weight_hh (nn.LSTMCell); its tensors are: {_describe_keys(names) or 'none'}"
+            f"no recurrent weights found in {where}: expected names like weight_ih_l0/weight_hh_l0 (nn.LSTM, "
+            f"nn.GRU, nn.RNN) or weight_ih/weight_hh (nn.LSTMCell ...); its tensors are: {_describe_keys(names) or 'none'}"
         )
 
-    # keep the groups whose recurrent matrix has an LSTM's shape (4H, H)
-    lstm_groups, other = {}, []
+    # keep the groups whose recurrent matrix has a recurrent cell's shape (4H|3H|H, H)
+    lstm_groups, other, group_kind = {}, [], {}
     for g, kinds in groups.items():
         w = tensors[kinds.get("weight_hh_raw", kinds.get("weight_hh"))]
-        if w.ndim == 2 and w.shape[0] == 4 * w.shape[1]:
+        kind = _rnn_kind(w)
+        if kind is not None:
             lstm_groups[g] = kinds
+            group_kind[g] = kind
         else:
             other.append((g, kinds, tuple(w.shape)))
     if not lstm_groups:
         g, kinds, shape = other[0]
-        rows, cols = (shape + (0, 0))[:2]
-        kind = "a GRU (3H rows)" if rows == 3 * cols else "a plain RNN (H rows)" if rows == cols else "not an LSTM"
         key = kinds.get("weight_hh_raw", kinds.get("weight_hh"))
-        raise CheckpointError(f"{where}: {key} has shape {shape}, which is {kind}; tsprobe measures LSTM forget gates only")
+        raise CheckpointError(f"{where}: {key} has shape {shape}, which is no LSTM (4H, H), GRU (3H, H) or RNN (H, H) "
+                              "recurrent matrix; tsprobe cannot read it")
 
     families: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
     for g in lstm_groups:
@@ -136,7 +162,20 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
     family, members = next(iter(families.items()))
     members.sort(key=lambda g: (natural_key(g[0]), -1 if g[1] is None else g[1]))
 
-    layers, used, notes, raw_used = [], [], [], []
+    kinds_found = list(dict.fromkeys(group_kind[g] for g in members))
+    if len(kinds_found) > 1:
+        raise CheckpointError(f"{where}: the recurrent layers mix cell types ({', '.join(kinds_found)}); tsprobe reads "
+                              "a stack of one cell type")
+    kind = kinds_found[0]
+    if cell is not None and cell.kind != kind:
+        raise CheckpointError(f"{where}: the model says its cell is {cell.name} but the weights have a {kind}'s shapes")
+    notes: list[str] = []
+    if cell is None:
+        cell = CellSpec(kind)
+        if kind == "rnn":
+            notes.append("plain RNN weights: the file does not record the nonlinearity; assumed tanh (PyTorch's "
+                         "default, nn.RNN / RNN_TANH); pass activation='relu' for an RNN_RELU model")
+    layers, used, raw_used = [], [], []
     for n, (prefix, k) in enumerate(members, 1):
         kinds = lstm_groups[(prefix, k)]
         suffix = "" if k is None else f"_l{k}"
@@ -154,17 +193,9 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
             else:
                 biases[b] = torch.zeros(four_h)
                 notes.append(f"layer {n}: no {prefix}{b}{suffix} in the file (bias=False); used zeros")
-        layers.append(LSTMLayer(w_ih, w_hh, biases["bias_ih"], biases["bias_hh"]))
+        layers.append(RecurrentLayer(w_ih, w_hh, biases["bias_ih"], biases["bias_hh"], cell))
         used.append({"weight_ih": kinds["weight_ih"], "weight_hh": w_hh_key,
                      "bias_ih": kinds.get("bias_ih", "zeros"), "bias_hh": kinds.get("bias_hh", "zeros")})
-    for n, layer in enumerate(layers, 1):
-        fb = layer.forget_bias
-        if not torch.isfinite(fb).all():
-            n_neg, n_pos = int((fb == float("-inf")).sum()), int((fb == float("inf")).sum())
-            n_nan = int(torch.isnan(fb).sum())
-            parts = [f"{n_neg} at -inf (T=0)"] * bool(n_neg) + [f"{n_pos} at +inf (T=inf)"] * bool(n_pos) + [f"{n_nan} NaN"] * bool(n_nan)
-            notes.append(f"layer {n}: non-finite forget biases kept as stored: {', '.join(parts)}"
-                         + (" (the reference's T=0 quantile)" if n_neg and not n_pos and not n_nan else ""))
     both = [r for r in raw_used if r[2] is not None]
     if both:
         notes.append(
@@ -174,7 +205,8 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file") -> FoundLSTM:
     only_raw = [r for r in raw_used if r[2] is None]
     if only_raw:
         notes.append(f"layers {', '.join(str(r[0]) for r in only_raw)}: recurrent weights read from weight_hh_l0_raw (DropConnect)")
-    style = "awd-lstm" if raw_used else ("nn.LSTMCell" if members[0][1] is None else "nn.LSTM")
+    module = _MODULE_NAME[kind]
+    style = "awd-lstm" if raw_used else (f"nn.{module}Cell" if members[0][1] is None else f"nn.{module}")
     found = FoundLSTM(layers=layers, keys=used, style=style, prefix=family, notes=notes)
     _find_embedding_decoder(tensors, found, members[0][0])
     return found
