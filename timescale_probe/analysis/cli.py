@@ -66,7 +66,35 @@ def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
             kw["metavar"] = spec.metavar
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *names, **kw),
                                         annotation=_cli_type(tp)))
+        for i, alias in enumerate(spec.aliases):  # a former flag: hidden, same type, no default of its own
+            inner = _unwrap_optional(_cli_type(tp))[0]
+            params.append(inspect.Parameter(_alias_name(f.name, i), inspect.Parameter.KEYWORD_ONLY,
+                                            default=typer.Option(None, alias, hidden=True, help=f"Former name of {names[0]}."),
+                                            annotation=typing.Optional[inner]))
     return params
+
+
+def _alias_name(field: str, i: int) -> str:
+    return f"alias{i}__{field}"
+
+
+def _merge_aliases(options_cls: type[Options], values: dict[str, Any]) -> dict[str, Any]:
+    """Fold the values given under former flag names into their fields (one line when a field was
+    given twice with different values)."""
+    from ..errors import OptionError
+
+    for f, spec in options_cls.specs():
+        for i, alias in enumerate(spec.aliases):
+            given = values.pop(_alias_name(f.name, i), None)
+            if given is None:
+                continue
+            given = tuple(given) if isinstance(given, list) else given
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if values.get(f.name, default) not in (default, given):
+                raise OptionError(f"{flag_name(f.name)} and {alias} (its former name) disagree: give one",
+                                  param=f.name)
+            values[f.name] = given
+    return values
 
 
 def options_command(app, name: str, options_cls: type[Options], *, arguments: dict[str, tuple[Any, str]] | None = None,
@@ -87,7 +115,7 @@ def options_command(app, name: str, options_cls: type[Options], *, arguments: di
         def command(**kwargs: Any) -> Any:
             args = {a: kwargs.pop(a) for a in arguments}
             values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items() if k in opt_names}
-            opts = options_cls(**values)
+            opts = options_cls(**_merge_aliases(options_cls, values))
             return body(opts, **args)
 
         command.__signature__ = inspect.Signature(arg_params + opt_params)

@@ -46,6 +46,8 @@ class OptionSpec:
     short: str | None = None
     metavar: str | None = None
     cli: bool = True
+    #: former flags kept as hidden aliases (``("--shuffles",)``) where docs or scripts still use them
+    aliases: tuple[str, ...] = ()
 
     def constraint_text(self) -> str:
         """The bounds and choices in words (``>= 1``, ``one of: a, b``), for help and docs."""
@@ -61,17 +63,18 @@ class OptionSpec:
 def option(default: Any = _MISSING, help: str = "", *, ge=None, gt=None, le=None, lt=None,
            choices: Iterable[str] | None = None, check: Callable[[Any], Any] | None = None,
            short: str | None = None, metavar: str | None = None, cli: bool = True,
-           default_factory: Callable[[], Any] | None = None) -> Any:
+           aliases: Iterable[str] = (), default_factory: Callable[[], Any] | None = None) -> Any:
     """A dataclass field of an :class:`Options` class with its help and constraints.
 
     ``check(value)`` may return a normalised value (kept) or raise :class:`OptionError` (its
     ``param`` is filled in with the field's name when missing). ``cli=False`` keeps a field out of
-    the generated command line (library-only options such as callbacks).
+    the generated command line (library-only options such as callbacks). ``aliases``: former flag
+    names the generated command still accepts, hidden from ``--help``.
     """
     if not help:
         raise TypeError("every option needs its help text")
     spec = OptionSpec(help=help, ge=ge, gt=gt, le=le, lt=lt, choices=tuple(choices) if choices else None,
-                      check=check, short=short, metavar=metavar, cli=cli)
+                      check=check, short=short, metavar=metavar, cli=cli, aliases=tuple(aliases))
     kw: dict[str, Any] = {"metadata": {"option": spec}}
     if default_factory is not None:
         kw["default_factory"] = default_factory
