@@ -79,13 +79,14 @@ def test_folder_contents(trained, tmp_path):
     fb = np.concatenate([l.forget_bias.numpy() for l in stack.layers])
     np.testing.assert_allclose(ts["T_bias"], forget_bias_to_timescale(fb), rtol=1e-9)
     assert (ts["T_data"] > 0).all() and len(ts) == sum(stack.layer_sizes)
-    # ablation: 23 quantile groups of layer 2, longest T first, + 20 controls of the modal size
+    # ablation: 23 quantile groups of layer 2, longest T first, + 20 controls taking the groups' sizes in turn
     abl = f["ablation"]
     g = abl[abl.kind == "group"].drop_duplicates("group")
     c = abl[abl.kind == "control"].drop_duplicates("group")
     H2 = stack.layer_sizes[1]
     assert len(g) == 23 and g["size"].sum() == H2 and len(c) == 20
-    assert (c["size"] == g["size"].mode()[0]).all()
+    assert c["size"].tolist() == g["size"].tolist()[:20]
+    assert set(abl["level"]) == {0.95}  # the report's one interval level
     assert (np.diff(g["T_median"].to_numpy()) <= 1e-9).all()
     assert (abl["layer"] == 2).all() and set(abl["mode"]) == {"output"} and set(abl["order_by"]) == {"T_bias"}
     assert set(abl["bin"]) == set(labels) | {"all"}
@@ -94,6 +95,12 @@ def test_folder_contents(trained, tmp_path):
     # card and curve come from the checkpoint and its metrics file
     card = json.loads((out / "card.json").read_text())
     assert card["seed"] == 7 and card["epochs"] == 2 and card["seed_tables"]["ablation"]["controls"] == 20
+    # controls are drawn with the model's own training seed (independent draws per seed)
+    assert card["seed_tables"]["ablation"]["control_seed"] == 7
+    # device, torch version and recipe recorded
+    st = card["seed_tables"]
+    assert st["device"] == "cpu" and st["torch"] == torch.__version__ and st["recipe"]["arch"] == "mts"
+    assert "seed" not in st["recipe"]["train_config"] and len(st["recipe_hash"]) == 12
     m = pd.read_csv(ckpt.with_suffix(".metrics.csv"))
     pd.testing.assert_frame_equal(f["metrics"], m)
 
@@ -122,3 +129,74 @@ def test_command_line(trained, tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
     rc = main([str(ckpt), "--corpus", str(tmp_path / "no-such-corpus"), "--out", str(tmp_path / "bad2")])
     assert rc == 2 and not (tmp_path / "bad2").exists()
+
+
+def test_ingest_names_the_folder_from_the_card_and_refuses_unfinished_runs(trained, tmp_path):
+    import shutil
+
+    from timescale_probe.errors import InputError
+    from timescale_probe.seeds import ingest
+
+    corpus, ckpt, corpus_dir = trained
+    run = tmp_path / "runs"
+    run.mkdir()
+    for suffix in (".pt", ".json", ".metrics.csv"):
+        shutil.copy(ckpt.with_suffix(suffix), run / f"x{suffix}")
+    card = json.loads((run / "x.json").read_text())
+    card["corpus"] = "ptb"  # named like a sweep's PTB run; evaluated on the toy corpus given
+    (run / "x.json").write_text(json.dumps(card))
+    path, res = ingest(run / "x.pt", tmp_path / "seeds", corpus=str(corpus_dir), controls=3, groups="quantiles:4",
+                       n_resamples=10, max_tokens=301)
+    assert path.name == "ptb-mts-seed7" and res is not None and (path / "ablation.csv").is_file()
+    again, res2 = ingest(run / "x.pt", tmp_path / "seeds", corpus=str(corpus_dir))
+    assert again == path and res2 is None  # same checkpoint file: kept
+    card["status"] = "training"
+    (run / "x.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="still training"):
+        ingest(run / "x.pt", tmp_path / "seeds2", corpus=str(corpus_dir))
+    assert not (tmp_path / "seeds2").exists()
+
+
+def _card(seed, device="cpu", **tc):
+    return {"corpus": "ptb", "arch": "mts", "profile": "small", "seed": seed, "device": device,
+            "model_config": {"layer_sizes": [300, 300, 200],
+                             "mts_spec": {"layers": [{"kind": "fixed", "values": [3.0, 4.0]}, {"kind": "free"}]}},
+            "train_config": {"epochs": 10, "seed": seed, "min_epochs": None} | tc}
+
+
+def test_recipes_of_pooled_seeds_must_be_identical_device_may_differ():
+    from timescale_probe.errors import InputError
+    from timescale_probe.seeds import check_recipes, recipe_of
+
+    # an older card without the explicit defaults ('split', min_epochs None) equals a newer one that has them
+    new = _card(3, device="cuda", min_epochs=0)
+    new["model_config"]["mts_spec"]["layers"][0]["split"] = "smaller-first"
+    assert recipe_of(_card(141)) == recipe_of(new)
+    groups = check_recipes({"ptb-mts-seed141": _card(141), "ptb-mts-seed3": new})
+    assert list(groups.values()) == [["ptb-mts-seed141", "ptb-mts-seed3"]]
+    # a different budget is a different recipe: refused, naming the field
+    with pytest.raises(InputError, match="train_config.epochs"):
+        check_recipes({"ptb-mts-seed141": _card(141), "ptb-mts-seed4": _card(4, epochs=9)})
+
+
+def test_reconcile_card_agrees_with_the_metrics_when_the_best_epoch_is_the_checkpoint():
+    from timescale_probe.errors import InputError
+    from timescale_probe.seeds import reconcile_card
+
+    metrics = pd.DataFrame({"epoch": range(1, 11), "valid_ppl": [300, 200, 170, 150, 137, 126, 119, 114, 110.85, 111.83]})
+    snap = _card(2, epochs=9) | {"status": "training", "epochs": 9, "epochs_planned": 9, "best_epoch": 9}
+    new = reconcile_card(snap, metrics)
+    assert new["status"] == "complete" and new["epochs"] == 10 and new["train_config"]["epochs"] == 10
+    assert new["best_epoch"] == 9 and new["reconciled"]["before"]["epochs"] == 9
+    # a checkpoint that is not the metrics' best epoch cannot be reconciled: it must be evaluated again
+    bad = metrics.assign(valid_ppl=[300, 200, 170, 150, 137, 126, 119, 114, 110.85, 109.0])
+    with pytest.raises(InputError, match="not the metrics' best epoch"):
+        reconcile_card(snap, bad)
+
+
+def test_check_and_reconcile_commands(tmp_path, capsys):
+    for name, card in (("ptb-mts-seed141", _card(141)), ("ptb-mts-seed4", _card(4, epochs=9))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "card.json").write_text(json.dumps(card))
+    assert main(["check", str(tmp_path)]) == 2
+    assert "different recipes" in capsys.readouterr().err

@@ -1,31 +1,38 @@
 """Per-seed result folders: everything later analyses need from one trained language model.
 
 One folder per model, named ``<corpus>-<arch>-seed<N>`` (e.g. ``ptb-mts-seed141``), written by
-:func:`write_seed_tables` from a checkpoint (or an in-memory :class:`~timescale_probe.stack.LSTMStack`)
-with the library's own evaluation, gate and ablation functions:
+:func:`write_seed_tables` (or :func:`ingest`, which names the folder from the model's card) from a
+checkpoint with the library's own evaluation, gate and ablation functions:
 
-- ``card.json``: the training model card (train_config, epochs run, best epoch, device, seed,
-  valid/test perplexity) plus a ``seed_tables`` entry saying how the tables below were made;
-- ``metrics.csv``: the trainer's per-epoch curve (copied from ``X.metrics.csv`` beside the checkpoint,
-  or given as a table); absent when there is none;
+- ``card.json``: the training model card (train_config, epochs run, best epoch, device, torch
+  version, seed) plus ``seed_tables``: how the tables below were made, the device and torch
+  version that made them, and the training ``recipe`` (:func:`recipe_of`: everything that
+  defines the training but the seed; pooled seeds must share it, :func:`check_recipes`);
+- ``metrics.csv``: the trainer's per-epoch curve (``X.metrics.csv`` beside the checkpoint);
 - ``token_nll.npy``: float64 NLL (nats) of every target of the test stream, batch 1, hidden state
-  carried, windows of ``bptt`` (70), in stream order (:func:`timescale_probe.evaluation.token_nll`);
-- ``perplexity.csv``: per-bin perplexity, the columns of ``tsprobe evaluate`` (``model, bin, tokens,
-  nll_mean, ppl``; bins counted over ``bins_from``, train by default);
-- ``ablation.csv``: layer ``layer`` (2) ablated in ``groups`` (23 quantile groups, units ordered
-  longest to shortest T) plus ``controls`` (20) random groups of the same size, output mode: the
-  ratio table of :func:`timescale_probe.ablation.run_ablation_study` (column ``kind``: ``group`` or
-  ``control``) with each group's size and T range, the mode and the ordering added;
-- ``timescales.csv``: per unit ``layer, unit, forget_bias, T_bias, T_data, ...`` as
-  ``tsprobe estimate-timescales`` writes it (T_data: batch 1, windows of 70, test split).
+  carried, windows of ``bptt`` (70), in stream order;
+- ``perplexity.csv``: per-bin perplexity (``model, bin, tokens, nll_mean, ppl``; bins counted over
+  train);
+- ``ablation.csv`` (MTS models): layer 2 ablated in ``groups`` (23 quantile groups, longest T first)
+  plus ``controls`` random groups (default :data:`DEFAULT_CONTROLS` = 230, >= :data:`MIN_CONTROLS`)
+  drawn with the model's own training seed, so every seed has its own controls, taking the
+  timescale groups' sizes in turn; the ratio table of
+  :func:`timescale_probe.ablation.run_ablation_study` (``kind``: ``group`` or ``control``) with each
+  group's size and T range, at the one interval level (95%);
+- ``timescales.csv``: per unit ``layer, unit, forget_bias, T_bias, T_data, ...`` (T_data: batch 1,
+  windows of 70, test split).
 
-Command line (no ``tsprobe`` subcommand needed)::
+Command line (one command per finished run; the folder is named from the card)::
 
-    python -m timescale_probe.seeds checkpoints/ptb-mts-small.pt --corpus ptb --out figures/seeds/ptb-mts-seed141
+    python -m timescale_probe.seeds ingest runs/evidence-seeds/ptb-mts-seed4.pt --into figures/seeds --threads 1
+    python -m timescale_probe.seeds ingest runs/m/markov-ptb-baseline-seed2.pt --corpus DIR/markov-ptb --into figures/seeds
+    python -m timescale_probe.seeds check figures/seeds          # recipes of pooled seeds identical?
+    python -m timescale_probe.seeds reconcile figures/seeds/ptb-mts-seed2   # card <- metrics
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -33,15 +40,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .errors import OptionError, TsprobeError
+from .errors import InputError, OptionError, TsprobeError
 
 SEED_FILES = ("card.json", "metrics.csv", "token_nll.npy", "perplexity.csv", "ablation.csv", "timescales.csv")
+#: the fewest random control groups a seed's ablation needs to enter Fig. 3 over seeds
+MIN_CONTROLS = 200
+#: controls drawn per seed by default: 10 per timescale group of ``quantiles:23``
+DEFAULT_CONTROLS = 230
+#: the interval level of every per-seed table (the report's one level)
+LEVEL = 0.95
 
 
 def seed_folder_name(corpus: str, arch: str, seed: int) -> str:
@@ -61,22 +74,150 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array, allow_pickle=False)
 
 
+# ----------------------------------------------------------------------------------------------
+# recipes
+# ----------------------------------------------------------------------------------------------
+
+def corpus_key(card: dict[str, Any]) -> str:
+    """``ptb`` or ``markov-ptb`` (the folder prefix) from a card's ``corpus`` (a name or a path)."""
+    c = str(card.get("corpus") or "ptb").rstrip("/")
+    name = Path(c).name.lower()
+    return "markov-ptb" if "markov" in name else ("ptb" if name in ("ptb", "penn", "penn-treebank") else name)
+
+
+def _normal_mts(spec: Any) -> Any:
+    """An MTS spec dict with defaults that later versions write explicitly filled in (so an old and a
+    new card of one spec compare equal)."""
+    if not isinstance(spec, dict):
+        return spec
+    spec = json.loads(json.dumps(spec))
+    for layer in spec.get("layers", []):
+        if isinstance(layer, dict) and layer.get("kind") == "fixed":
+            layer.setdefault("split", "smaller-first")
+    return spec
+
+
+def recipe_of(card: dict[str, Any]) -> dict[str, Any]:
+    """Everything that defines a training run but its seed: corpus, arch, profile, the model config
+    (MTS spec normalised) and the train config with its defaults filled in (``None`` = default)."""
+    from dataclasses import asdict
+
+    from .training import TrainConfig
+
+    tc = asdict(TrainConfig())
+    for k, v in (card.get("train_config") or {}).items():
+        if v is not None:
+            tc[k] = v
+    tc.pop("seed", None)
+    mc = dict(card.get("model_config") or {})
+    mc["mts_spec"] = _normal_mts(mc.get("mts_spec"))
+    return {"corpus": corpus_key(card), "arch": card.get("arch"), "profile": card.get("profile"),
+            "model_config": mc, "train_config": tc}
+
+
+def recipe_hash(recipe: dict[str, Any]) -> str:
+    """A short stable fingerprint of a recipe (sha256 of its canonical JSON, 12 hex digits)."""
+    return hashlib.sha256(json.dumps(_plain(recipe), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_recipes(cards: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Group seed folders by recipe: ``{recipe hash: [names]}`` per arm. ``cards``: folder name ->
+    card. Raises :class:`InputError` naming the differing fields when one arm (corpus, arch) holds
+    two recipes; the device and torch version may differ (they are not part of a recipe)."""
+    by_arm: dict[tuple[str, str], dict[str, list[str]]] = {}
+    recipes: dict[str, dict[str, Any]] = {}
+    for name, card in sorted(cards.items()):
+        r = recipe_of(card)
+        h = recipe_hash(r)
+        recipes[h] = r
+        by_arm.setdefault((r["corpus"], str(r["arch"])), {}).setdefault(h, []).append(name)
+    out: dict[str, list[str]] = {}
+    for arm, groups in by_arm.items():
+        if len(groups) > 1:
+            (h1, n1), (h2, n2) = list(groups.items())[:2]
+            a, b = _flat(recipes[h1]), _flat(recipes[h2])
+            diff = [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            raise InputError(f"{arm[0]} {arm[1]}: seeds trained with different recipes ({', '.join(n1)} vs "
+                             f"{', '.join(n2)}): " + "; ".join(diff[:6]))
+        out.update(groups)
+    return out
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = json.dumps(_plain(v), sort_keys=True)
+    return out
+
+
+def reconcile_card(card: dict[str, Any], metrics: pd.DataFrame) -> dict[str, Any]:
+    """A card made to agree with the trainer's metrics of the same run.
+
+    A card snapshot written while training (``status: training``) can say fewer epochs than the
+    metrics file holds. The checkpoint is the best-validation epoch, so its tables stay valid when
+    the metrics' best epoch is the card's ``best_epoch``: then ``epochs`` (and the train config's
+    budget, ``epochs_planned``) become the epochs the metrics hold, ``status`` ``complete``, and
+    ``reconciled`` records what changed and why. When the best epochs differ, the checkpoint is
+    not the run's best and must be evaluated again: :class:`InputError`.
+    """
+    if metrics is None or not {"epoch", "valid_ppl"} <= set(metrics):
+        raise InputError("reconciling a card needs the metrics (epoch, valid_ppl)")
+    m = metrics.sort_values("epoch")
+    best_epoch = int(m.loc[m["valid_ppl"].idxmin(), "epoch"])
+    epochs = int(m["epoch"].max())
+    if int(card.get("best_epoch", -1)) != best_epoch:
+        raise InputError(f"the card's best epoch {card.get('best_epoch')} is not the metrics' best epoch {best_epoch}: "
+                         "the checkpoint is not the run's best-validation model; evaluate that model instead")
+    new = json.loads(json.dumps(card))
+    before = {"status": card.get("status"), "epochs": card.get("epochs"), "epochs_planned": card.get("epochs_planned"),
+              "train_config.epochs": (card.get("train_config") or {}).get("epochs")}
+    new.update(status="complete", epochs=epochs, epochs_planned=epochs, best_epoch=best_epoch,
+               best_valid_ppl=float(m["valid_ppl"].min()))
+    new.setdefault("train_config", {})["epochs"] = epochs
+    if before != {"status": "complete", "epochs": epochs, "epochs_planned": epochs, "train_config.epochs": epochs}:
+        new["reconciled"] = {"before": before, "why": (
+            f"the card was a snapshot written when epoch {best_epoch} was saved as the best checkpoint; the metrics "
+            f"hold {epochs} epochs and epoch {best_epoch} stayed the best validation perplexity "
+            f"({float(m['valid_ppl'].min()):.2f}), so the tables (made from that checkpoint) are the run's "
+            "best-validation model, as the recipe keeps")}
+    return new
+
+
+# ----------------------------------------------------------------------------------------------
+# writing one folder
+# ----------------------------------------------------------------------------------------------
+
+def _ablation_groups(groups: str, T: np.ndarray, layer: int, controls: int, seed: int):
+    """The timescale groups and ``controls`` random groups taking the groups' sizes in turn."""
+    from .ablation import control_groups, make_groups
+
+    main = make_groups(groups, T, layer)
+    ctl = control_groups(len(T), [g.size for g in main], controls, T, layer, seed=seed)
+    return main, ctl
+
+
 def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, device: Any = "cpu",
                       card: dict[str, Any] | None = None, metrics: pd.DataFrame | str | Path | None = None,
-                      layer: int = 2, groups: str = "quantiles:23", controls: int = 20, order_by: str = "bias",
-                      mode: str = "output", seed: int = 0, n_resamples: int = 10000, level: float = 0.999,
-                      bptt: int = 70, group_batch: int | None = None, bins_from: str = "train",
-                      bin_edges=None, max_tokens: int = 0, ablation: bool = True, model_name: str | None = None) -> dict[str, Any]:
+                      layer: int = 2, groups: str = "quantiles:23", controls: int = DEFAULT_CONTROLS,
+                      control_seed: int | None = None, order_by: str = "bias", mode: str = "output", seed: int = 0,
+                      n_resamples: int = 10000, level: float = LEVEL, bptt: int = 70, group_batch: int | None = None,
+                      bins_from: str = "train", bin_edges=None, max_tokens: int = 0, ablation: bool = True,
+                      model_name: str | None = None) -> dict[str, Any]:
     """Write one per-seed folder (see the module docstring) into ``out_dir``; return a summary dict.
 
     ``checkpoint``: a checkpoint path (any supported format) or an ``LSTMStack``. ``corpus``: a
     :class:`~timescale_probe.corpora.Corpus` or a corpus spec (``ptb``, a directory, a file).
-    ``card`` / ``metrics`` default to the checkpoint's own card and its ``.metrics.csv`` companion.
-    ``order_by``: ``bias`` (T_bias: the assigned timescales of an MTS layer, as Fig. 3 and
-    ``tsprobe ablate`` by default) or ``data`` (T_data measured here). ``group_batch``: ablation
-    copies per batched pass (default: all groups in one pass on CUDA, 8 on the CPU).
-    ``max_tokens`` > 0 uses only the first tokens of the test split (tests, dry runs).
-    Files appear only when everything succeeded (built in a temporary folder, then moved).
+    ``card`` / ``metrics`` default to the checkpoint's card (its ``.json`` companion, else the card
+    inside) and its ``.metrics.csv`` companion. ``control_seed``: the draw of the random control
+    groups (default: the model's training seed from the card, so seeds get independent controls);
+    ``seed``: the chunk bootstrap's. ``order_by``: ``bias`` (T_bias, the assigned timescales of an
+    MTS layer, as Fig. 3) or ``data``. ``group_batch``: ablation copies per batched pass (default
+    all groups in one pass on CUDA, 8 on the CPU). ``max_tokens`` > 0 uses only the first tokens of
+    the test split (tests, dry runs). Files appear only when everything succeeded.
     """
     from .ablation import run_ablation_study
     from .checkpoints import load_checkpoint, read_card
@@ -86,11 +227,12 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
     from .gates import estimate_timescales, timescales_table
     from .models import LanguageModel
     from .stack import LSTMStack
+    from .training import companion_paths
 
     if order_by not in ("bias", "data"):
-        raise OptionError(f"order_by must be 'bias' or 'data', got '{order_by}'")
+        raise OptionError(f"order_by must be 'bias' or 'data', got '{order_by}'", param="order_by")
     if mode not in ("output", "silence"):
-        raise OptionError(f"mode must be 'output' or 'silence', got '{mode}'")
+        raise OptionError(f"mode must be 'output' or 'silence', got '{mode}'", param="mode")
     if controls < 0 or max_tokens < 0 or n_resamples < 1 or bptt < 1:
         raise OptionError("controls and max_tokens must be >= 0, n_resamples and bptt >= 1")
     edges = tuple(bin_edges) if bin_edges is not None else DEFAULT_BIN_EDGES
@@ -103,16 +245,17 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
     else:
         ckpt_path = Path(checkpoint)
         stack = load_checkpoint(ckpt_path)
-    if card is None:
-        card = read_card(ckpt_path) if ckpt_path is not None else {}
+    if card is None and ckpt_path is not None:
+        cj = companion_paths(ckpt_path)["card"]
+        card = json.loads(cj.read_text(encoding="utf-8")) if cj.is_file() else read_card(ckpt_path)
     card = dict(card or {})
     if metrics is None and ckpt_path is not None:
-        from .training import companion_paths
-
         mpath = companion_paths(ckpt_path)["metrics"]
         metrics = mpath if mpath.is_file() else None
     if metrics is not None and not isinstance(metrics, pd.DataFrame):
         metrics = pd.read_csv(metrics)
+    if control_seed is None:
+        control_seed = int(card.get("seed", (card.get("train_config") or {}).get("seed", seed)))
 
     corp = corpus if isinstance(corpus, Corpus) else load_corpus(str(corpus))
     corp = check_vocab_compatible(corp, stack.vocab, stack.vocab_size, f"checkpoint {ckpt_path or 'in memory'}")
@@ -148,13 +291,14 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
         if ablation:
             sizes = stack.layer_sizes
             if not 1 <= layer <= len(sizes):
-                raise OptionError(f"layer {layer} does not exist: the model has layers 1-{len(sizes)}")
+                raise OptionError(f"layer {layer} does not exist: the model has layers 1-{len(sizes)}", param="layer")
             col = "T_bias" if order_by == "bias" else "T_data"
             T = ts.loc[ts.layer == layer].sort_values("unit")[col].to_numpy(dtype=np.float64)
-            gb = group_batch or (64 if device.type == "cuda" else 8)
+            main, ctl = _ablation_groups(groups, T, layer, controls, control_seed)
+            gb = group_batch or (len(main) + len(ctl) if device.type == "cuda" else 8)
             t0 = time.perf_counter()
-            study = run_ablation_study(model, tokens, T, layer=layer, groups=groups, mode=mode,
-                                       binnings=[("frequency", bin_of, labels)], controls=controls, seed=seed,
+            study = run_ablation_study(model, tokens, T, layer=layer, groups=main + ctl, mode=mode,
+                                       binnings=[("frequency", bin_of, labels)], controls=0, seed=seed,
                                        bptt=bptt, group_batch=gb, n_resamples=n_resamples, level=level,
                                        device=device)
             timings["ablation_s"] = time.perf_counter() - t0
@@ -164,16 +308,20 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
             abl["mode"] = mode
             abl["order_by"] = col
             write_table(abl, work / "ablation.csv")
-            abl_summary = dict(layer=layer, groups=groups, controls=controls, control_size=study.options["control_size"],
+            abl_summary = dict(layer=layer, groups=groups, controls=controls,
+                               control_sizes=sorted({int(c.size) for c in ctl}), control_seed=int(control_seed),
                                mode=mode, order_by=col, group_batch=gb, seed=seed, n_resamples=n_resamples,
                                level=level)
         if metrics is not None:
             write_table(metrics, work / "metrics.csv")
         timings["total_s"] = time.perf_counter() - t_start
-        tables = dict(device=str(device), torch=str(torch.__version__), test_tokens=int(len(tokens)),
-                      scored_targets=int(nll.size), bptt=bptt, eval_batch_size=1, bins_from=bins_from,
-                      bin_edges=list(edges), test_ppl=float(math.exp(nll.mean())), ablation=abl_summary,
-                      checkpoint=str(ckpt_path) if ckpt_path is not None else None, seconds=timings,
+        recipe = recipe_of(card) if card else None
+        tables = dict(device=str(device), torch=str(torch.__version__), threads=torch.get_num_threads(),
+                      test_tokens=int(len(tokens)), scored_targets=int(nll.size), bptt=bptt, eval_batch_size=1,
+                      bins_from=bins_from, bin_edges=list(edges), test_ppl=float(math.exp(nll.mean())),
+                      ablation=abl_summary, checkpoint=str(ckpt_path) if ckpt_path is not None else None,
+                      trained_on={"device": card.get("device"), "torch": card.get("torch_version")},
+                      recipe=recipe, recipe_hash=recipe_hash(recipe) if recipe else None, seconds=timings,
                       files=[f for f in SEED_FILES if f == "card.json" or (work / f).is_file()])
         card["seed_tables"] = tables
         atomic_write_with(work / "card.json", lambda p: Path(p).write_text(json.dumps(_plain(card), indent=2) + "\n"))
@@ -181,9 +329,56 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
         for f in SEED_FILES:
             if (work / f).is_file():
                 (work / f).replace(out_dir / f)
+            else:
+                (out_dir / f).unlink(missing_ok=True)  # a stale file of an earlier ingestion would mix two runs
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tables
+
+
+def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = None, device: Any = "cpu",
+           ablation: bool | None = None, force: bool = False, **kw: Any) -> tuple[Path, dict[str, Any] | None]:
+    """Turn one finished training run (``X.pt`` with its ``X.json`` card and ``X.metrics.csv``, as
+    ``tsprobe train`` / ``train-sweep`` write them) into ``into/<corpus>-<arch>-seed<N>/``.
+
+    ``corpus``: the corpus spec to evaluate on (default: ``ptb`` for a PTB model; a Markov-PTB model
+    needs its resample's folder). ``ablation``: default True for MTS models only (Fig. 3). A run
+    whose card is not ``complete`` is refused (still training); a folder already made from the same
+    checkpoint file (same size and modification time) is kept unless ``force``. Returns the folder
+    and the summary (None when kept)."""
+    from .fileio import require_file
+    from .training import companion_paths
+
+    ckpt = require_file(checkpoint, "checkpoint")
+    cj = companion_paths(ckpt)["card"]
+    if not cj.is_file():
+        raise InputError(f"{cj} not found: a run is finished when its card is written (still training?)")
+    card = json.loads(cj.read_text(encoding="utf-8"))
+    if card.get("status") != "complete":
+        raise InputError(f"{ckpt}: the card says status '{card.get('status')}', not 'complete' (still training?)")
+    key = corpus_key(card)
+    if corpus is None:
+        if key != "ptb":
+            raise OptionError(f"{ckpt} was trained on {card.get('corpus')}: pass corpus= (the folder it was "
+                              "trained on, e.g. the Markov-PTB resample)", param="corpus")
+        corpus = "ptb"
+    arch = str(card.get("arch"))
+    seed = int(card.get("seed", (card.get("train_config") or {}).get("seed")))
+    out = Path(into) / seed_folder_name(key, arch, seed)
+    stamp = {"size": ckpt.stat().st_size, "mtime_ns": ckpt.stat().st_mtime_ns}
+    old = out / "card.json"
+    if old.is_file() and not force:
+        prev = json.loads(old.read_text(encoding="utf-8")).get("seed_tables", {}).get("checkpoint_stamp")
+        if prev == stamp:
+            return out, None
+    res = write_seed_tables(ckpt, corpus, out, device=device, card=card,
+                            ablation=(arch == "mts") if ablation is None else ablation, model_name=out.name, **kw)
+    data = json.loads(old.read_text(encoding="utf-8"))
+    data["seed_tables"]["checkpoint_stamp"] = stamp
+    from .fileio import atomic_write_text
+
+    atomic_write_text(old, json.dumps(_plain(data), indent=2) + "\n")
+    return out, res
 
 
 def read_seed_folder(path: str | Path) -> dict[str, Any]:
@@ -208,36 +403,96 @@ def read_seed_folder(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m timescale_probe.seeds",
-                                 description="Write a per-seed result folder (card, metrics, token NLL, per-bin "
-                                             "perplexity, layer-2 ablation with controls, timescales) from a checkpoint.")
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--corpus", default="ptb", help="ptb, a corpus directory or a text file")
-    ap.add_argument("--out", type=Path, required=True, help="the folder to write, e.g. figures/seeds/ptb-mts-seed141")
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--corpus", default=None, help="ptb, a corpus directory or a text file")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     ap.add_argument("--layer", type=int, default=2)
     ap.add_argument("--groups", default="quantiles:23")
-    ap.add_argument("--controls", type=int, default=20)
+    ap.add_argument("--controls", type=int, default=DEFAULT_CONTROLS,
+                    help=f"random control groups (>= {MIN_CONTROLS} for Fig. 3 over seeds)")
     ap.add_argument("--order-by", default="bias", choices=("bias", "data"))
     ap.add_argument("--bootstrap", type=int, default=10000)
     ap.add_argument("--max-tokens", type=int, default=0, help="first N test tokens only (0 = all)")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+
+
+def _kw(a) -> dict[str, Any]:
+    return dict(layer=a.layer, groups=a.groups, controls=a.controls, order_by=a.order_by, n_resamples=a.bootstrap,
+                max_tokens=a.max_tokens)
+
+
+def _say(path, res) -> None:
+    if res is None:
+        print(f"kept {path} (already made from this checkpoint)")
+    else:
+        print(f"wrote {path} ({', '.join(res['files'])}): test ppl {res['test_ppl']:.2f} in "
+              f"{res['seconds']['total_s']:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = ("ingest", "check", "reconcile", "write")
+    if not argv or argv[0] not in commands + ("-h", "--help"):
+        argv = ["write"] + argv  # the original form: CHECKPOINT --out DIR
+    ap = argparse.ArgumentParser(prog="python -m timescale_probe.seeds",
+                                 description="Per-seed result folders (card, metrics, token NLL, per-bin perplexity, "
+                                             "layer-2 ablation with controls, timescales).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("write", help="one checkpoint into the folder --out")
+    w.add_argument("checkpoint", type=Path)
+    w.add_argument("--out", type=Path, required=True, help="the folder to write, e.g. figures/seeds/ptb-mts-seed141")
+    _common(w)
+    i = sub.add_parser("ingest", help="finished runs into INTO/<corpus>-<arch>-seed<N>/ (named from their cards)")
+    i.add_argument("checkpoints", type=Path, nargs="+")
+    i.add_argument("--into", type=Path, default=Path("figures/seeds"))
+    i.add_argument("--force", action="store_true", help="redo folders already made from the same checkpoint")
+    _common(i)
+    c = sub.add_parser("check", help="the recipes of the seeds under a folder: identical per arm?")
+    c.add_argument("folder", type=Path)
+    r = sub.add_parser("reconcile", help="make a folder's card agree with its metrics (see reconcile_card)")
+    r.add_argument("folder", type=Path)
     a = ap.parse_args(argv)
     try:
-        from .fileio import require_file, resolve_device
+        from .fileio import atomic_write_text, require_file, resolve_device
 
+        if a.cmd == "check":
+            from .reproduce.seedruns import seed_folders
+
+            cards = {q.name: json.loads((q / "card.json").read_text()) for q in seed_folders(a.folder)
+                     if (q / "card.json").is_file()}
+            for h, names in check_recipes(cards).items():
+                print(f"recipe {h}: {', '.join(names)}")
+            return 0
+        if a.cmd == "reconcile":
+            card = json.loads(require_file(a.folder / "card.json", "card").read_text())
+            new = reconcile_card(card, pd.read_csv(require_file(a.folder / "metrics.csv", "metrics")))
+            if card.get("seed_tables"):
+                new["seed_tables"]["recipe"] = recipe_of(new)
+                new["seed_tables"]["recipe_hash"] = recipe_hash(new["seed_tables"]["recipe"])
+            atomic_write_text(a.folder / "card.json", json.dumps(_plain(new), indent=2) + "\n")
+            print(f"{a.folder}: " + (new["reconciled"]["why"] if "reconciled" in new else "card already agrees"))
+            return 0
         if a.threads:
             torch.set_num_threads(a.threads)
-        require_file(a.checkpoint, "checkpoint")
-        res = write_seed_tables(a.checkpoint, a.corpus, a.out, device=resolve_device(a.device), layer=a.layer,
-                                groups=a.groups, controls=a.controls, order_by=a.order_by, n_resamples=a.bootstrap,
-                                max_tokens=a.max_tokens, ablation=not a.no_ablation)
+        dev = resolve_device(a.device)
+        if a.cmd == "write":
+            require_file(a.checkpoint, "checkpoint")
+            res = write_seed_tables(a.checkpoint, a.corpus or "ptb", a.out, device=dev, ablation=not a.no_ablation,
+                                    **_kw(a))
+            _say(a.out, res)
+            return 0
+        for ck in a.checkpoints:
+            path, res = ingest(ck, a.into, corpus=a.corpus, device=dev, force=a.force,
+                               ablation=False if a.no_ablation else None, **_kw(a))
+            _say(path, res)
     except TsprobeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {a.out} ({', '.join(res['files'])}): test ppl {res['test_ppl']:.2f} in {res['seconds']['total_s']:.1f} s")
     return 0
 
 

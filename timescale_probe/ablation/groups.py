@@ -148,17 +148,25 @@ def check_group_spec(spec: str) -> None:
         make_groups(spec, np.ones(1), 1)
 
 
-def control_groups(n_units: int, size: int, k: int, T: np.ndarray, layer: int, seed: int = 0) -> list[UnitGroup]:
-    """``k`` random groups of ``size`` units each (without replacement within a group), seeded."""
+def control_groups(n_units: int, size: int | Sequence[int], k: int, T: np.ndarray, layer: int,
+                   seed: int = 0) -> list[UnitGroup]:
+    """``k`` random groups of units (without replacement within a group), seeded.
+
+    ``size``: one size for every group, or a sequence of sizes that the groups take in turn
+    (control ``j`` has ``size[(j - 1) % len(size)]`` units), so that controls can match the sizes
+    of the timescale groups they are a null for."""
     if k <= 0:
         return []
-    if size > n_units:
-        raise OptionError(f"control groups of {size} units do not fit in a layer of {n_units}")
+    sizes = [int(size)] if np.ndim(size) == 0 else [int(s) for s in size]
+    if not sizes or min(sizes) < 1:
+        raise OptionError(f"control group sizes must be >= 1, got {size}")
+    if max(sizes) > n_units:
+        raise OptionError(f"control groups of {max(sizes)} units do not fit in a layer of {n_units}")
     rng = np.random.default_rng(seed)
     T = np.asarray(T, dtype=np.float64)
     out = []
     for j in range(1, k + 1):
-        units = np.sort(rng.choice(n_units, size=size, replace=False))
+        units = np.sort(rng.choice(n_units, size=sizes[(j - 1) % len(sizes)], replace=False))
         out.append(UnitGroup(f"control {j}", layer, units, T[units], kind="control"))
     return out
 
