@@ -19,9 +19,11 @@ import torch
 
 
 def main() -> None:
-    from timescale_probe.ablation import ablated_nll, make_groups, masked_stream_nll
+    from timescale_probe.ablation import ablated_nll, make_groups
     from timescale_probe.corpora import check_vocab_compatible, load_corpus
+    from timescale_probe.evaluation import token_nll
     from timescale_probe.models import LanguageModel, LMConfig
+    from timescale_probe.runner import mask_output
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="ptb")
@@ -53,10 +55,10 @@ def main() -> None:
     H = len(T)
     size = -(-H // args.groups)
     groups = make_groups(f"chunks:{size}", T, args.layer)
-    masked_stream_nll(model, tokens[:200])  # warm-up
+    token_nll(model, tokens[:200])  # warm-up
 
     t = time.perf_counter()
-    intact = masked_stream_nll(model, tokens)[0]
+    intact = token_nll(model, tokens)[0]
     one = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -64,7 +66,7 @@ def main() -> None:
     for g in groups:
         mask = torch.ones(H)
         mask[torch.as_tensor(g.units)] = 0
-        naive.append(masked_stream_nll(model, tokens, {args.layer: mask})[0])
+        naive.append(token_nll(model, tokens, hooks=[mask_output(args.layer, mask)])[0])
     t_naive = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -342,14 +342,14 @@ def section_speed(ctx: dict[str, Any]) -> None:
     groups = make_groups("quantiles:23", T2, 2)
     G = len(groups)
     abl = {}
-    for name, model, d, n, gb, fused in (("dev fused, all groups in one pass", m_dev, dev, S["abl_dev_tokens"], G + 1, True),
-                                         ("cpu fused, 8 copies per pass", m_cpu, cpu, S["abl_cpu_tokens"], 8, True),
-                                         ("dev, one pass per group", m_dev, dev, S["abl_pergroup_tokens"], 1, False)):
+    for name, model, d, n, gb in (("dev fused, all groups in one pass", m_dev, dev, S["abl_dev_tokens"], G + 1),
+                                  ("cpu fused, 8 copies per pass", m_cpu, cpu, S["abl_cpu_tokens"], 8),
+                                  ("dev, one pass per group", m_dev, dev, S["abl_pergroup_tokens"], 1)):
         n = min(n, len(test))
         tk = test[:n]
         s_one = timed(lambda model=model, tk=tk, d=d: token_nll(model, tk, batch_size=1, bptt=70, device=d), d)
-        s = timed(lambda model=model, tk=tk, d=d, gb=gb, fused=fused: ablated_nll(
-            model, tk, groups, mode="output", group_batch=gb, device=d, fused=fused), d)
+        s = timed(lambda model=model, tk=tk, d=d, gb=gb: ablated_nll(  # gb 1: one pass per group
+            model, tk, groups, mode="output", group_batch=gb, device=d), d)
         abl[name] = (n * (G + 1)) / s
         add(section="ablation", what=f"23-group ablation (+ intact), {name}", device=str(d), value=n * (G + 1) / s,
             unit="token-copies/s", tokens=n, seconds=s, eval_pass_equivalents=s / s_one, groups=G)

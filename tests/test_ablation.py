@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from timescale_probe.ablation import (
+    MODES,
     POS_LABELS,
     UnitGroup,
     ablated_nll,
@@ -15,7 +16,6 @@ from timescale_probe.ablation import (
     control_groups,
     load_reference_ablation,
     make_groups,
-    masked_stream_nll,
     normalize_brown_tag,
     pos_classes_for_vocab,
     pos_lexicon,
@@ -27,9 +27,10 @@ from timescale_probe.ablation import (
     timescale_order,
 )
 from timescale_probe.errors import InputError, OptionError
-from timescale_probe.gates import stack_gates
+from timescale_probe.evaluation import token_nll
 from timescale_probe.models import LanguageModel, LMConfig
 from timescale_probe.plots.ablation import plot_routing
+from timescale_probe.runner import collect, mask_output, run_stream, silence
 
 
 @pytest.fixture(scope="module")
@@ -95,81 +96,90 @@ def test_controls_are_seeded_and_same_size():
 
 # -- semantics ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fused", [True, False])
+def surgery_nll(model, tokens, layer, units, mode):
+    """Reference by weight surgery on a copy, one plain pass: ``output`` zeroes the units' columns
+    where their outputs are read next (next layer's W_ih, or the decoder, untied); ``silence``
+    (Lakretz et al.) also zeroes their columns of their own layer's W_hh."""
+    import copy
+
+    surg = copy.deepcopy(model)
+    units = torch.as_tensor(units)
+    with torch.no_grad():
+        if layer < len(surg.rnns):
+            surg.rnns[layer].weight_ih_l0[:, units] = 0
+        else:
+            surg.decoder.weight = torch.nn.Parameter(surg.decoder.weight.detach().clone())
+            surg.decoder.weight[:, units] = 0
+        if mode == "silence":
+            surg.rnns[layer - 1].weight_hh_l0[:, units] = 0
+    return token_nll(surg, tokens)[0]
+
+
 @pytest.mark.parametrize("layer", [1, 2, 3])
-def test_output_ablation_batched_equals_one_pass_per_group(model, tokens, fused, layer):
+def test_output_ablation_batched_equals_weight_surgery(model, tokens, layer):
     H = model.layer_sizes[layer - 1]
-    T = np.linspace(20, 1, H)
-    groups = make_groups("chunks:4", T, layer)
-    intact, abl = ablated_nll(model, tokens, groups, mode="output", group_batch=2, fused=fused)
-    ref_intact = masked_stream_nll(model, tokens)[0]
-    np.testing.assert_allclose(intact, ref_intact, atol=1e-5)
+    groups = make_groups("chunks:4", np.linspace(20, 1, H), layer)
+    intact, abl = ablated_nll(model, tokens, groups, mode="output", group_batch=2)
+    np.testing.assert_array_equal(intact, token_nll(model, tokens)[0])  # the intact copy: the plain pass, bit for bit
     for j, g in enumerate(groups):
-        mask = torch.ones(H)
-        mask[torch.as_tensor(g.units)] = 0
-        one = masked_stream_nll(model, tokens, {layer: mask})[0]
-        np.testing.assert_allclose(abl[j], one, atol=1e-5)
+        one = token_nll(model, tokens, hooks=[mask_output(layer, torch.ones(H).index_fill_(0, torch.as_tensor(g.units), 0))])[0]
+        np.testing.assert_allclose(abl[j], one, atol=1e-6)
+        np.testing.assert_allclose(abl[j], surgery_nll(model, tokens, layer, g.units, "output"), atol=1e-5)
         assert not np.allclose(abl[j], intact)
 
 
 def test_intact_nll_matches_a_direct_forward(model, tokens):
-    logits, _, _ = model(tokens[:-1].unsqueeze(1), model.init_hidden(1))
-    nll = torch.nn.functional.cross_entropy(logits[:, 0], tokens[1:], reduction="none").detach().numpy()
-    np.testing.assert_allclose(masked_stream_nll(model, tokens, bptt=70)[0], nll, atol=1e-5)
+    with torch.no_grad():
+        logits, _, _ = model(tokens[:-1].unsqueeze(1), model.init_hidden(1))
+    nll = torch.nn.functional.cross_entropy(logits[:, 0], tokens[1:], reduction="none").numpy()
+    intact, _ = ablated_nll(model, tokens, make_groups("chunks:6", np.arange(12.0), 2), mode="silence", bptt=301)
+    np.testing.assert_allclose(intact, nll, atol=1e-5)
 
 
 def test_intact_nll_matches_evaluation_token_nll(model, tokens):
-    from timescale_probe.evaluation import token_nll
-
     nll, targets = token_nll(model, tokens, batch_size=1, bptt=70)
     intact, _ = ablated_nll(model, tokens, make_groups("chunks:6", np.arange(12.0), 2), mode="output")
     np.testing.assert_array_equal(targets, tokens[1:].numpy())
     np.testing.assert_allclose(intact, nll, atol=1e-5)
 
 
-def test_silence_zeroes_h_everywhere_and_restores_biases(model, tokens):
-    from timescale_probe.ablation.passes import _silenced
-
+def test_silence_zeroes_h_and_o_in_its_copy_only(model, tokens):
     units = np.array([0, 3, 7])
-    before = model.rnns[1].bias_ih_l0.detach().clone()
-    x = model.encoder(tokens[:50].unsqueeze(1))
-    with _silenced(model, 2, units):
-        gates, _ = stack_gates(model.lstm_layers(), x, cells=True)
-        assert torch.all(gates[1].h[:, :, units] == 0)
-        assert torch.all(gates[1].o[:, :, units] == 0)
-    assert torch.equal(model.rnns[1].bias_ih_l0.detach(), before)
+    gates, hidden = collect("gates", 2, "ifgo"), collect("hidden", 2)
+    run_stream(model, tokens[:50], [silence(2, [None, units], 12), gates, hidden], copies=2)
+    h, o = hidden.stacked(), gates.stacked()["o"]
+    assert h.shape == (49, 2, 12)
+    assert torch.all(h[:, 1, units] == 0) and torch.all(o[:, 1, units] == 0)
+    assert torch.all(h[:, 0, units] != 0)  # the intact copy
 
 
-@pytest.mark.parametrize("layer", [1, 3])
-def test_batched_silence_matches_bias_surgery_in_every_layer(model, tokens, layer):
+@pytest.mark.parametrize("layer", [1, 2, 3])
+def test_batched_silence_matches_weight_surgery_in_every_layer(model, tokens, layer):
     groups = make_groups("quantiles:3", np.arange(model.layer_sizes[layer - 1], dtype=float), layer)
     i1, a1 = ablated_nll(model, tokens, groups, mode="silence", group_batch=3)
-    i2, a2 = ablated_nll(model, tokens, groups, mode="silence", fused=False)
-    np.testing.assert_allclose(a1, a2, atol=1e-5)
-    np.testing.assert_allclose(i1, i2, atol=1e-5)
+    i2, a2 = ablated_nll(model, tokens, groups, mode="silence", group_batch=1)
+    np.testing.assert_allclose(a1, a2, atol=1e-6)
+    np.testing.assert_allclose(i1, i2, atol=1e-6)
+    for j, g in enumerate(groups):
+        np.testing.assert_allclose(a1[j], surgery_nll(model, tokens, layer, g.units, "silence"), atol=1e-5)
 
 
-def test_silence_equals_zeroing_outgoing_weights(model, tokens):
-    """Lakretz et al.: zero the unit's columns of W_hh (own layer) and W_ih (next layer)."""
-    import copy
-
-    units = np.array([2, 5, 11])
-    g = [UnitGroup("a", 2, units, np.ones(3))]
-    intact, sil = ablated_nll(model, tokens, g, mode="silence")
-    surg = copy.deepcopy(model)
-    with torch.no_grad():
-        surg.rnns[1].weight_hh_l0[:, units] = 0
-        surg.rnns[2].weight_ih_l0[:, units] = 0
-    np.testing.assert_allclose(sil[0], masked_stream_nll(surg, tokens)[0], atol=1e-5)
-    np.testing.assert_allclose(intact, masked_stream_nll(model, tokens)[0], atol=1e-5)
-    # the one-pass-per-group bias surgery gives the same numbers as the batched indicator channel
-    intact2, sil2 = ablated_nll(model, tokens, g, mode="silence", fused=False)
-    np.testing.assert_allclose(sil2, sil, atol=1e-5)
-    np.testing.assert_allclose(intact2, intact, atol=1e-5)
+def test_silence_and_output_differ_through_the_recurrence(model, tokens):
+    g = [UnitGroup("a", 2, np.array([2, 5, 11]), np.ones(3))]
+    _, sil = ablated_nll(model, tokens, g, mode="silence")
     _, out = ablated_nll(model, tokens, g, mode="output")
-    assert np.abs(out[0] - sil[0]).max() > 1e-3  # the recurrence makes them differ
+    assert np.abs(out[0] - sil[0]).max() > 1e-3
     with pytest.raises(OptionError):
         ablated_nll(model, tokens, g, mode="zap")
+
+
+def test_groups_in_several_layers_run_as_hooks_per_layer(model, tokens):
+    """Copies ablating groups of different layers in one pass equal one pass per group."""
+    groups = [UnitGroup("a", 1, np.array([1, 4]), np.ones(2)), UnitGroup("b", 3, np.array([0, 5]), np.ones(2))]
+    for mode in MODES:
+        _, both = ablated_nll(model, tokens, groups, mode=mode, group_batch=3)
+        for j, g in enumerate(groups):
+            np.testing.assert_allclose(both[j], surgery_nll(model, tokens, g.layer, g.units, mode), atol=1e-5)
 
 
 # -- ratios and bootstrap -----------------------------------------------------------------------

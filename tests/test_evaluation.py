@@ -16,6 +16,7 @@ from timescale_probe.evaluation import (
     token_nll,
 )
 from timescale_probe.models import LanguageModel, LMConfig
+from timescale_probe.runner import mask_output
 
 V = 23
 
@@ -57,15 +58,16 @@ def test_token_nll_batched_is_stream_ordered(model, stream):
     assert batchify(stream, 3).shape == (67, 3)
 
 
-def test_token_nll_output_masks_and_training_flag(model, stream):
+def test_token_nll_hooks_and_training_flag(model, stream):
     model.train()
     plain, _ = token_nll(model, stream, bptt=50)
     assert model.training  # restored
     model.eval()
-    masked, _ = token_nll(model, stream, bptt=50, output_masks={1: torch.zeros(10)})
+    np.testing.assert_array_equal(plain, token_nll(model, stream, bptt=50)[0])  # eval mode: dropout never ran
+    masked, _ = token_nll(model, stream, bptt=50, hooks=[mask_output(1, torch.zeros(10))])
     assert not np.allclose(plain, masked)
-    ones, _ = token_nll(model, stream, bptt=50, output_masks={1: torch.ones(10)})
-    np.testing.assert_allclose(plain, ones, rtol=1e-6)
+    ones, _ = token_nll(model, stream, bptt=50, hooks=[mask_output(1, torch.ones(10))])
+    np.testing.assert_array_equal(plain, ones)
 
 
 def test_perplexity_by_bin():

@@ -11,13 +11,13 @@ from timescale_probe.gates import (
     batchify,
     estimate_stack_timescales,
     gate_complement_to_timescale,
+    gate_histogram,
     gate_to_timescale,
-    iter_stack_gates,
     linear_scan,
     split_lstm,
-    stack_gates,
     timescales_table,
 )
+from timescale_probe.runner import Hook, collect, run_stream
 from timescale_probe.stack import LSTMLayer, LSTMStack
 from timescale_probe.timescales import MTSSpec, apply_mts_spec, paper_lm_spec, parse_mts_spec
 
@@ -70,6 +70,18 @@ def make_layers(sizes=(12, 10, 6), input_size=8, seed=0, trained_like=False):
     return layers
 
 
+def stack_gates(layers, x, state=None, *, window=None, block_tokens=None):
+    """Every layer's gates (i, f, g, o, f_comp), cell states and outputs from the stream runner."""
+    hooks = [h for k in range(1, len(layers) + 1)
+             for h in (collect("gates", k, "ifgo"), collect("cell", k), collect("hidden", k))]
+    run = run_stream(layers, x, hooks, window=window or x.shape[0], block_tokens=block_tokens, state=state)
+    out = []
+    for k in range(len(layers)):
+        g, c, h = (hk.stacked() for hk in hooks[3 * k:3 * k + 3])
+        out.append(dict(g, c=c, h=h))
+    return out, run.states
+
+
 @pytest.mark.parametrize("trained_like", [False, True])
 @pytest.mark.parametrize("spec", [None, "paper-lm-small", "fixed:3,4;ig:0.56;free"])
 def test_parity_with_step_by_step_cell(trained_like, spec):
@@ -81,28 +93,34 @@ def test_parity_with_step_by_step_cell(trained_like, spec):
     torch.manual_seed(1)
     x = torch.randn(37, 3, 8)
     state0 = [(torch.randn(1, 3, m.hidden_size) * 0.5, torch.randn(1, 3, m.hidden_size)) for m in layers]
-    gates, states = stack_gates(layers, x, state0, cells=True)
+    gates, states = stack_gates(layers, x, state0)
     ref, final = step_by_step(layers, x, state0)
     for k, lg in enumerate(gates):
         for name in ("i", "f", "g", "o", "c", "h"):
-            np.testing.assert_allclose(getattr(lg, name).double().numpy(), ref[name][k].numpy(), atol=1e-5, rtol=1e-5,
+            np.testing.assert_allclose(lg[name].double().numpy(), ref[name][k].numpy(), atol=1e-5, rtol=1e-5,
                                        err_msg=f"layer {k + 1} gate {name}")
-        np.testing.assert_allclose(lg.f_comp.double().numpy(), 1 - ref["f"][k].numpy(), atol=1e-5)
+        np.testing.assert_allclose(lg["f_comp"].double().numpy(), 1 - ref["f"][k].numpy(), atol=1e-5)
         np.testing.assert_allclose(states[k][0].reshape(3, -1).numpy(), final[k][0].numpy(), atol=1e-5)
         np.testing.assert_allclose(states[k][1].reshape(3, -1).numpy(), final[k][1].numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_streaming_windows_equal_one_long_pass():
+@pytest.mark.parametrize("block_tokens", [None, 21, 2048])
+def test_streaming_windows_equal_one_long_pass(block_tokens):
+    """Windows of 7 steps (state carried), one window or several per fused call, equal one pass."""
     layers = make_layers(trained_like=True)
     torch.manual_seed(2)
     x = torch.randn(50, 8)
-    windows = list(iter_stack_gates(layers, x, window=7, cells=True))
-    assert [w[0].f.shape[0] for w in windows] == [7] * 7 + [1]
+    gates, _ = stack_gates(layers, x, window=7, block_tokens=block_tokens)
+    seen = []
+    run = run_stream(layers, x, [Hook("gates", lambda v, b: seen.append(b.windows), layer=1)], window=7,
+                     block_tokens=block_tokens)
+    assert run.n_steps == 50
+    assert [n for w in seen for _, n in w] == [7] * 7 + [1]
+    assert len(seen) == {None: 8, 21: 3, 2048: 1}[block_tokens]
     ref, _ = step_by_step(layers, x.unsqueeze(1))
     for k in range(3):
         for name in ("f", "c", "h"):
-            got = torch.cat([getattr(w[k], name) for w in windows]).double().numpy()
-            np.testing.assert_allclose(got, ref[name][k].numpy(), atol=1e-5, rtol=1e-5)
+            np.testing.assert_allclose(gates[k][name].double().numpy(), ref[name][k].numpy(), atol=1e-5, rtol=1e-5)
 
 
 def test_linear_scan_matches_recurrence_and_survives_tiny_gates():
@@ -126,8 +144,8 @@ def test_split_multilayer_lstm_shares_weights():
     assert len(parts) == 3 and parts[1].weight_hh_l0 is lstm.weight_hh_l1
     x = torch.randn(11, 2, 5)
     out, _ = lstm(x)
-    gates, _ = stack_gates(parts, x, cells=False)
-    np.testing.assert_allclose(gates[-1].h.numpy(), out.detach().numpy(), atol=1e-6)
+    gates, _ = stack_gates(parts, x)
+    np.testing.assert_allclose(gates[-1]["h"].numpy(), out.detach().numpy(), atol=1e-6)
 
 
 def test_timescale_from_gates():
@@ -194,3 +212,14 @@ def test_mts_assigned_timescales_are_recovered_without_input_drive():
     np.testing.assert_allclose(tab.T_data[ok], tab.T_assigned[ok], rtol=2e-4)
     np.testing.assert_allclose(tab.T_data[ok], tab.T_bias[ok], rtol=2e-4)
     assert tab.T_assigned.iloc[0] == pytest.approx(258.75, abs=0.01) and tab.T_data.iloc[-1] < 0.05
+
+
+@pytest.mark.parametrize("bins", [1, 7, 50, 100, 1000])
+def test_gate_histogram_counts_as_histc(bins):
+    """The bincount histogram gives torch.histc's counts, bin edges included (values in [0, 1])."""
+    g = torch.Generator().manual_seed(bins)
+    edges = torch.arange(bins + 1, dtype=torch.float32) / bins
+    t = torch.cat([torch.sigmoid(torch.randn(200_000, generator=g) * 4), edges,
+                   torch.nextafter(edges, torch.tensor(2.0)).clamp(0, 1), torch.nextafter(edges, torch.tensor(-1.0)).clamp(0, 1),
+                   torch.tensor([0.0, 1.0])])
+    np.testing.assert_array_equal(gate_histogram(t, bins).numpy(), torch.histc(t, bins, 0.0, 1.0).double().numpy())

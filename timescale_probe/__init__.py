@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate_model": "evaluation", "head_perplexity": "evaluation",
     # gates and timescales from data
     "estimate_timescales": "gates", "timescales_table": "gates",
+    "run_stream": "runner",  # the one stream runner (hooks: gates, cells, hidden states, interventions)
     # ablation by timescale
     "make_groups": "ablation", "control_groups": "ablation", "run_ablation_study": "ablation",
     "AblationStudy": "ablation",
@@ -103,6 +104,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
     from .models import LanguageModel, LMConfig, load_language_model  # noqa: F401
     from .mutual_info import MIDecayResult, fit_decay_laws, load_token_stream, mi_decay  # noqa: F401
     from .progress import NullProgress, Progress, RichProgress  # noqa: F401
+    from .runner import run_stream  # noqa: F401
     from .stack import LSTMLayer, LSTMStack  # noqa: F401
     from .timescales import (  # noqa: F401
         MTSSpec,

@@ -19,62 +19,31 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .errors import OptionError
-from .progress import ProgressLike, progress_bar
+from .progress import ProgressLike
+from .runner import Hook, batchify, run_stream  # noqa: F401  (batchify re-exported)
 from .validation import check_choice, check_fraction, check_int
 
 # ----------------------------------------------------------------------------------------------
 # token losses
 # ----------------------------------------------------------------------------------------------
 
-def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """AWD-LSTM batching: a stream ``(N, ...)`` becomes ``(N // batch_size, batch_size, ...)`` where
-    column ``b`` is the ``b``-th consecutive piece of ``stream`` (the remainder is dropped). Token-id
-    streams give ``(N // B, B)``; embedded inputs ``(N, I)`` give ``(N // B, B, I)``."""
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    n = stream.shape[0] // batch_size
-    if n < 2:
-        raise OptionError(f"a stream of {stream.shape[0]} tokens is too short for batch_size {batch_size}",
-                          param="batch_size")
-    return stream[: n * batch_size].reshape(batch_size, n, *stream.shape[1:]).transpose(0, 1).contiguous()
-
-
-@torch.no_grad()
 def token_nll(model, stream: torch.Tensor, *, batch_size: int = 1, bptt: int = 70, device="cpu",
-              output_masks: dict[int, torch.Tensor] | None = None, progress: ProgressLike = False,
+              hooks: Sequence[Hook] = (), progress: ProgressLike = False,
               description: str = "evaluating") -> tuple[np.ndarray, np.ndarray]:
     """NLL (nats, float64) of every scored target token and the targets (int64), in stream order.
 
-    The model runs in eval mode with the hidden state carried over ``bptt``-step windows;
-    ``output_masks`` is passed to the model (``{layer (1-based): mask (H,) or (batch_size, H)}``).
+    One :func:`~timescale_probe.runner.run_stream` pass: eval mode, the hidden state carried over
+    ``bptt``-step windows, ``hooks`` (e.g. :func:`~timescale_probe.runner.mask_output`) applied.
     For ``batch_size > 1`` the results of column ``b`` (stream positions ``b*N+1 .. b*N+N-1``)
     come before those of column ``b+1``, i.e. the kept tokens in stream order.
     """
     bptt = check_int(bptt, "bptt", minimum=1)
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    data = batchify(stream.long(), batch_size).to(device)
-    masks = None if output_masks is None else {k: v.to(device) for k, v in output_masks.items()}
-    n = data.size(0)
-    nll = torch.empty((n - 1, batch_size), dtype=torch.float64, device=device)
-    hidden = model.init_hidden(batch_size)
-    starts = range(0, n - 1, bptt)
-    try:
-        with progress_bar(len(starts), description, progress) as bar:
-            for i in starts:
-                seq = min(bptt, n - 1 - i)
-                x, y = data[i:i + seq], data[i + 1:i + 1 + seq]
-                logits, hidden, _ = model(x, hidden, output_masks=masks)
-                loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-                nll[i:i + seq] = loss.view(seq, batch_size).double()
-                bar.advance()
-    finally:
-        model.train(was_training)
-    targets = data[1:].t().reshape(-1).cpu().numpy().astype(np.int64)
-    return nll.t().reshape(-1).cpu().numpy(), targets
+    run = run_stream(model, stream, hooks, batch_size=batch_size, window=bptt, nll=True, device=device,
+                     progress=progress, description=description)
+    targets = run.targets.t().reshape(-1).numpy().astype(np.int64)
+    return run.nll_by_copy()[0], targets
 
 
 # ----------------------------------------------------------------------------------------------

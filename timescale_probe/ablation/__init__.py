@@ -16,22 +16,21 @@ Groups (:func:`make_groups`) are built on one layer's units, ordered by timescal
 
 Units are numbered from 0 within a layer, layers from 1.
 
-Two ablation semantics, both keeping the fused ``nn.LSTM``:
+Two ablation semantics, both hooks on the one stream runner (:mod:`timescale_probe.runner`),
+both keeping the fused recurrent kernel:
 
 - ``output`` (the paper's): the group's outputs are zeroed where they enter the next layer (or the
-  decoder for the last layer); the layer's own recurrence still sees them. Implemented with the
-  model's ``output_masks``: ``G`` groups run as ``G`` parallel copies of the same token stream in
-  one batched pass, each copy with its own mask.
+  decoder for the last layer); the layer's own recurrence still sees them
+  (:func:`~timescale_probe.runner.mask_output`).
 - ``silence`` (Lakretz et al. 2019): the unit's output is zero everywhere, into the next layer or
   decoder *and* into its own layer's recurrence: its output-gate pre-activation gets ``-1e4``, so
-  ``o = sigmoid(-1e4 + ...) = 0`` and ``h = o tanh(c) = 0`` exactly. Batched like ``output``: the
-  ablated layer gets one extra one-hot input channel per copy whose input weights carry the
-  ``-1e4`` on that copy's units, i.e. a per-copy output-gate bias inside the fused LSTM. (The
-  unbatched fallback sets the biases themselves, one pass per group, and restores them.)
+  ``o = sigmoid(-1e4 + ...) = 0`` and ``h = o tanh(c) = 0`` exactly
+  (:func:`~timescale_probe.runner.silence`: a per-copy gate offset inside the fused kernel).
 
-In both modes the layers below the ablated one are the same for every copy and run once; the
-cost of a study is about (groups + 1) / group_batch batched passes of the upper layers and the
-decoder.
+``G`` groups run as ``G`` parallel copies of the same token stream in one batched pass, each copy
+with its own intervention; the layers below the ablated one are the same for every copy and run
+once. The cost of a study is about (groups + 1) / group_batch batched passes of the upper layers
+and the decoder.
 
 Results per group and bin (frequency bins of the target word, or any other per-vocabulary class
 such as function vs content words): perplexity intact and ablated, their ratio, and a paired
@@ -51,7 +50,7 @@ from ..corpora import (  # noqa: F401
     read_tagged_sentences,
 )
 from .groups import UnitGroup, check_group_spec, control_groups, groups_table, make_groups, timescale_order
-from .passes import MODES, SILENCE_BIAS, ablated_nll, grouped_pass_nll, masked_stream_nll
+from .passes import MODES, SILENCE_BIAS, ablated_nll, ablation_hooks
 from .seeds import (
     REFERENCE_BINS,
     adjust_p_values,
@@ -66,9 +65,10 @@ from .tables import bootstrap_chunk_counts, control_band, ratio_table, routing_s
 
 __all__ = [
     "MODES", "ORDER_BY", "SILENCE_BIAS", "REFERENCE_BINS", "AblationStudy", "UnitGroup", "ablated_nll",
+    "ablation_hooks",
     "adjust_p_values", "bootstrap_chunk_counts", "bootstrap_p_values", "check_ablation_options",
-    "check_group_spec", "combine_seed_ratios", "control_band", "control_groups", "grouped_pass_nll",
-    "groups_table", "load_reference_ablation", "make_groups", "masked_stream_nll", "ratio_table",
+    "check_group_spec", "combine_seed_ratios", "control_band", "control_groups",
+    "groups_table", "load_reference_ablation", "make_groups", "ratio_table",
     "reference_chunk_timescales", "routing_facts", "routing_summary", "run_ablation_study", "timescale_order",
     "POS_LABELS", "brown_tag_class", "normalize_brown_tag", "pos_classes_for_vocab", "pos_lexicon",
     "read_brown_tagged", "read_tagged_sentences",
