@@ -179,11 +179,13 @@ def reconcile_card(card: dict[str, Any], metrics: pd.DataFrame) -> dict[str, Any
                best_valid_ppl=float(m["valid_ppl"].min()))
     new.setdefault("train_config", {})["epochs"] = epochs
     if before != {"status": "complete", "epochs": epochs, "epochs_planned": epochs, "train_config.epochs": epochs}:
-        new["reconciled"] = {"before": before, "why": (
-            f"the card was a snapshot written when epoch {best_epoch} was saved as the best checkpoint; the metrics "
-            f"hold {epochs} epochs and epoch {best_epoch} stayed the best validation perplexity "
-            f"({float(m['valid_ppl'].min()):.2f}), so the tables (made from that checkpoint) are the run's "
-            "best-validation model, as the recipe keeps")}
+        snap = int(before["epochs"] or 0)
+        why = (f"the card was a snapshot written when epoch {snap} was saved as the best checkpoint, before the run "
+               f"was marked complete" + (f"; the metrics hold {epochs} epochs" if snap != epochs else "")
+               + f"; epoch {best_epoch} is the best validation perplexity ({float(m['valid_ppl'].min()):.2f}) of all "
+               f"{epochs}, so the tables (made from that checkpoint) are the run's best-validation model, as the recipe "
+               "keeps")
+        new["reconciled"] = {"before": before, "why": why}
     return new
 
 
