@@ -146,3 +146,49 @@ def test_generated_command_flags_equal_fields(tmp_path):
     res = runner.invoke(app, ["toy", "in.txt", "--layer", "0"])
     assert res.exit_code != 0 and "opts" not in seen
     assert isinstance(res.exception, OptionError) and res.exception.param == "layer"
+
+
+def test_shared_fields_seed_out_device_threads_and_arguments(tmp_path, monkeypatch):
+    """The fields every analysis shares are declared once: seeds within numpy's range, an output
+    folder checked (non-empty, creatable, writable) on construction, before any work; argument
+    fields become positional arguments; an empty path is refused, not read as '.'."""
+    from timescale_probe.analysis.options import SEED_MAX, device_option, out_option, seed_option, threads_option
+
+    @dataclass(frozen=True)
+    class Shared(Options):
+        inputs: tuple[Path, ...] = option(help="Input files.", argument=True)
+        seed: int = seed_option(0, "Seed.")
+        out: Path = out_option("o")
+        device: str = device_option()
+        threads: Optional[int] = threads_option()
+
+    monkeypatch.chdir(tmp_path)
+    assert Shared(inputs=("a",)).out == Path("o") and not (tmp_path / "o").exists()  # nothing made
+    for bad in ({"seed": -1}, {"seed": SEED_MAX + 1}, {"out": ""}, {"out": "/proc/x"}, {"device": "gpu"},
+                {"threads": 0}, {"inputs": ("",)}):
+        with pytest.raises(OptionError) as err:
+            Shared(**{"inputs": ("a",), **bad})
+        assert err.value.param == next(iter(bad)), bad
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OptionError, match="is a file"):
+        Shared(inputs=("a",), out="file/sub")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the writability probe left nothing
+
+    app = typer.Typer()
+    seen = {}
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    @options_command(app, "shared", Shared)
+    def shared_cmd(opts: Shared) -> None:
+        """Shared."""
+        seen["opts"] = opts
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["shared", "x.npy", "y.npy", "--seed", "3", "-o", "res"])
+    assert res.exit_code == 0, res.output
+    assert seen["opts"].inputs == (Path("x.npy"), Path("y.npy")) and seen["opts"].out == Path("res")
+    res = runner.invoke(app, ["shared", "x.npy", "--out", ""])
+    assert isinstance(res.exception, OptionError) and res.exception.param == "out"

@@ -110,15 +110,31 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 
 def check_out_dir(out: str | os.PathLike, param: str = "out") -> Path:
-    """``out`` as a Path if it can become an output folder (absent, or a directory); creates nothing."""
+    """``out`` as a Path if it can become an output folder; leaves nothing behind.
+
+    Refused: an empty path (``--out ""`` would mean the current folder), an existing file, a path
+    below a file, and a place where nothing can be written: the nearest existing folder at or above
+    ``out`` (where the staging folder goes, see :class:`OutputStage`) is probed by making and
+    removing a temporary folder there, so read-only and virtual file systems (``/proc``) and missing
+    permissions are caught before any work, for root too (``os.access`` says yes to root).
+    """
+    if out is None or (isinstance(out, (str, bytes)) and not str(out).strip()):
+        raise OptionError(f"{param} needs a folder name (got an empty path)", param=param)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OptionError(f"{param} must be a directory, but {out} is a file", param=param)
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OptionError(f"{param} {out} cannot be made: {parent} is a file", param=param)
-            break
+    anchor = out.absolute()
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise OptionError(f"{param} {out} cannot be made: {anchor} is a file", param=param)
+    try:
+        probe = tempfile.mkdtemp(prefix=".tsprobe-probe-", dir=anchor)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise OptionError(f"{param} {out} cannot be written: making a folder in {anchor} fails ({why}); "
+                          "use another folder", param=param) from None
+    os.rmdir(probe)
     return out
 
 
@@ -155,9 +171,11 @@ class OutputStage:
 
             target = self.out.absolute()
             anchor = next(p for p in target.parents if p.exists())
-            if not os.access(anchor, os.W_OK):
-                raise OptionError(f"{self.param} {self.out} cannot be written: {anchor} is not writable", param=self.param)
-            self._stage = Path(tempfile.mkdtemp(prefix=".tsprobe-stage-", dir=anchor))
+            try:
+                self._stage = Path(tempfile.mkdtemp(prefix=".tsprobe-stage-", dir=anchor))
+            except OSError as exc:  # became unwritable since the check at construction
+                raise OptionError(f"{self.param} {self.out} cannot be written: making a folder in {anchor} fails "
+                                  f"({exc.strerror or type(exc).__name__})", param=self.param) from None
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._stage), True)
             _OPEN_STAGES.add(self)
         return self._stage
@@ -308,4 +326,50 @@ def resolve_device(device: str = "auto"):
                               param="device")
         return torch.device(device)
     raise OptionError(f"unknown device '{device}': use auto, cpu or cuda", param="device")
+
+
+_TORCH_DEFAULT_THREADS: list[int] = []
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads(jobs: int = 1) -> int:
+    """The one default for torch's CPU threads, in every command: the CPUs this process may use
+    (:func:`available_cpus`) less the load already running on them (the 1-minute load average,
+    rounded), shared by ``jobs`` processes working at once, at least 1 and at most torch's own
+    default (its physical cores, or ``OMP_NUM_THREADS`` when set).
+
+    Why: torch takes every core by default, and on a machine already busy its threads wait on each
+    other (a 2-core machine under load ran 6-12x slower in wall time, CPU time 8x inflated); on an
+    idle machine this is torch's default. ``benchmarks/threads.py`` measures it against 1 and 2
+    threads. Where the load average is not this machine's own (some containers report the host's),
+    pass ``--threads``.
+    """
+    import torch
+
+    if not _TORCH_DEFAULT_THREADS:
+        _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    free = available_cpus() - int(load + 0.5)
+    return max(1, min(_TORCH_DEFAULT_THREADS[0], free // max(1, int(jobs))))
+
+
+def use_threads(threads: int | None = None, jobs: int = 1) -> int:
+    """Set torch's CPU threads to ``threads`` (None: :func:`default_threads`); returns the count."""
+    import torch
+
+    n = default_threads(jobs) if threads is None else int(threads)
+    if n < 1:
+        raise OptionError(f"threads must be >= 1 (got {n})", param="threads")
+    torch.set_num_threads(n)
+    return n
 

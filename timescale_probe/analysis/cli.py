@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import inspect
 import typing
+from pathlib import Path
 from typing import Any, Callable
 
 from .options import Options, _unwrap_optional, flag_name
@@ -34,11 +35,14 @@ def _help_text(spec) -> str:
 
 
 def _cli_type(tp: Any) -> Any:
-    """The annotation typer sees: tuples become lists (a repeatable flag), the rest as declared."""
+    """The annotation typer sees: tuples become lists (a repeatable flag); paths are read as text
+    (click would turn ``""`` into ``.``; the options class refuses an empty path); the rest as declared."""
     inner, optional = _unwrap_optional(tp)
     if typing.get_origin(inner) is tuple:
         args = typing.get_args(inner)
-        inner = list[args[0]] if args else list[str]
+        inner = list[str if args and args[0] is Path else args[0]] if args else list[str]
+    elif inner is Path:
+        inner = str
     return typing.Optional[inner] if optional else inner
 
 
@@ -56,6 +60,8 @@ def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
             f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)
         if isinstance(default, tuple):
             default = list(default)
+        if isinstance(default, Path):
+            default = str(default)
         names = [flag_name(f.name)]
         if _unwrap_optional(tp)[0] is bool:
             names = [f"{flag_name(f.name)}/--no-{f.name.replace('_', '-')}"]
@@ -64,6 +70,14 @@ def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
         kw: dict[str, Any] = {"help": _help_text(spec), "show_default": True}
         if spec.metavar:
             kw["metavar"] = spec.metavar
+        elif _unwrap_optional(tp)[0] is Path:
+            kw["metavar"] = "PATH"
+        if spec.argument:  # positional, before every option, in declaration order
+            kw["show_default"] = default is not ...
+            params.insert(sum(1 for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                          inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                            default=typer.Argument(default, **kw), annotation=_cli_type(tp)))
+            continue
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *names, **kw),
                                         annotation=_cli_type(tp)))
         for i, alias in enumerate(spec.aliases):  # a former flag: hidden, same type, no default of its own
@@ -110,6 +124,8 @@ def options_command(app, name: str, options_cls: type[Options], *, arguments: di
                                         annotation=tp) for a, (tp, h) in arguments.items()]
         opt_params = typer_parameters(options_cls)
         opt_names = [p.name for p in opt_params]
+        n_pos = sum(1 for p in opt_params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        params = opt_params[:n_pos] + arg_params + opt_params[n_pos:]  # the options' own arguments first
 
         @functools.wraps(body)
         def command(**kwargs: Any) -> Any:
@@ -118,8 +134,8 @@ def options_command(app, name: str, options_cls: type[Options], *, arguments: di
             opts = options_cls(**_merge_aliases(options_cls, values))
             return body(opts, **args)
 
-        command.__signature__ = inspect.Signature(arg_params + opt_params)
-        command.__annotations__ = {p.name: p.annotation for p in arg_params + opt_params}
+        command.__signature__ = inspect.Signature(params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
         doc = help or inspect.getdoc(body) or ""
         app.command(name, help=doc, epilog=epilog, **command_kw)(command)
         return body

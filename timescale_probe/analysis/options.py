@@ -27,7 +27,12 @@ from typing import Any, Callable, Iterable
 
 from ..errors import OptionError
 
-__all__ = ["Options", "option", "OptionSpec", "flag_name"]
+__all__ = ["Options", "option", "OptionSpec", "flag_name", "seed_option", "out_option", "device_option",
+           "threads_option", "SEED_MAX"]
+
+#: Largest seed: numpy's legacy ``RandomState`` range (``default_rng`` and torch take it too), so one
+#: seed means the same thing to every generator a run uses.
+SEED_MAX = 2**32 - 1
 
 _MISSING = dataclasses.MISSING
 
@@ -48,6 +53,8 @@ class OptionSpec:
     cli: bool = True
     #: former flags kept as hidden aliases (``("--shuffles",)``) where docs or scripts still use them
     aliases: tuple[str, ...] = ()
+    #: a positional argument of the command (an input file) rather than a flag
+    argument: bool = False
 
     def constraint_text(self) -> str:
         """The bounds and choices in words (``>= 1``, ``one of: a, b``), for help and docs."""
@@ -63,24 +70,69 @@ class OptionSpec:
 def option(default: Any = _MISSING, help: str = "", *, ge=None, gt=None, le=None, lt=None,
            choices: Iterable[str] | None = None, check: Callable[[Any], Any] | None = None,
            short: str | None = None, metavar: str | None = None, cli: bool = True,
-           aliases: Iterable[str] = (), default_factory: Callable[[], Any] | None = None) -> Any:
+           aliases: Iterable[str] = (), argument: bool = False,
+           default_factory: Callable[[], Any] | None = None) -> Any:
     """A dataclass field of an :class:`Options` class with its help and constraints.
 
     ``check(value)`` may return a normalised value (kept) or raise :class:`OptionError` (its
     ``param`` is filled in with the field's name when missing). ``cli=False`` keeps a field out of
     the generated command line (library-only options such as callbacks). ``aliases``: former flag
-    names the generated command still accepts, hidden from ``--help``.
+    names the generated command still accepts, hidden from ``--help``. ``argument=True`` makes the
+    field a positional argument of the command (an input file; a tuple field takes one or more);
+    declare argument fields first, in the order they are given.
     """
     if not help:
         raise TypeError("every option needs its help text")
     spec = OptionSpec(help=help, ge=ge, gt=gt, le=le, lt=lt, choices=tuple(choices) if choices else None,
-                      check=check, short=short, metavar=metavar, cli=cli, aliases=tuple(aliases))
+                      check=check, short=short, metavar=metavar, cli=cli, aliases=tuple(aliases),
+                      argument=argument)
     kw: dict[str, Any] = {"metadata": {"option": spec}}
     if default_factory is not None:
         kw["default_factory"] = default_factory
     elif default is not _MISSING:
         kw["default"] = default
     return dataclasses.field(**kw)
+
+
+def seed_option(default: int | None = 0, help: str = "Random seed.", **kw: Any) -> Any:
+    """A seed field: a whole number in ``0 .. SEED_MAX`` (numpy refuses negative seeds with a
+    traceback, and the legacy generator anything past 2**32 - 1)."""
+    return option(default, help, ge=0, le=SEED_MAX, **kw)
+
+
+def _out_dir(value: Path) -> Path:
+    from ..fileio import check_out_dir
+
+    return check_out_dir(value)
+
+
+def out_option(default: str | None = "out", help: str = "Output folder: tables, figures and run.json with the "
+               "resolved options.", **kw: Any) -> Any:
+    """An output-folder field, checked on construction, before any work: not empty, not a file,
+    creatable and writable (:func:`timescale_probe.fileio.check_out_dir`)."""
+    kw.setdefault("short", "-o")
+    kw.setdefault("metavar", "DIR")
+    return option(None if default is None else Path(default), help, check=_out_dir, **kw)
+
+
+def _device_name(value: str) -> str:
+    v = value.strip().lower()
+    if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise OptionError(f"unknown device '{value}': use auto, cpu, cuda or cuda:N")
+
+
+def device_option(default: str = "auto", help: str = "auto (a GPU when present), cpu, cuda or cuda:N.",
+                  **kw: Any) -> Any:
+    """A torch device field (whether CUDA is there is checked when the run resolves it)."""
+    return option(default, help, check=_device_name, **kw)
+
+
+def threads_option(help: str = "CPU threads for torch; default: the CPUs this process may use less the load already "
+                   "running on them, at least 1 (see timescale_probe.fileio.default_threads).", **kw: Any) -> Any:
+    """The ``threads`` field every torch-heavy analysis has, with the one default rule
+    (:func:`timescale_probe.fileio.default_threads`) when None."""
+    return option(None, help, ge=1, le=1024, **kw)
 
 
 def flag_name(param: str) -> str:
@@ -125,6 +177,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if tp is Path:
         if not isinstance(value, (str, Path)):
             raise OptionError(f"{name} must be a path (got {value!r})", param=name)
+        if isinstance(value, str) and not value.strip():  # Path("") would silently mean "."
+            raise OptionError(f"{name} needs a path (got an empty one)", param=name)
         return Path(value)
     if typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)

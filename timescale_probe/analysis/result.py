@@ -78,8 +78,14 @@ def save_into(result: Result, directory: str | os.PathLike, *, figures: bool = T
                 with open(p, "wb") as fh:
                     np.save(fh, np.asarray(a), allow_pickle=False)
             atomic_write_with(path, _npy)
-        elif path.suffix in (".md", ".txt"):
+        elif path.suffix in (".md", ".txt") or isinstance(table, str):
             atomic_write_with(path, lambda p, t=table: Path(p).write_text(str(t)))
+        elif path.suffix == ".json" and isinstance(table, (dict, list)):  # a record, not a table
+            import json
+
+            from ..fileio import jsonable
+
+            atomic_write_with(path, lambda p, t=table: Path(p).write_text(json.dumps(jsonable(t), indent=2) + "\n"))
         else:
             write_table(table, path)
     if figures:

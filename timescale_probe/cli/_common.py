@@ -13,8 +13,16 @@ OUT_HELP = "Output folder: tables, figures and run.json with the resolved option
 DEVICE_HELP = "auto (GPU when present), cpu or cuda."
 
 
-def out_option(default: str = "out") -> Path:
-    return typer.Option(Path(default), "--out", "-o", help=OUT_HELP)
+def checked_out_dir(text: str) -> Path:
+    """``--out`` as given (before click turns ``""`` into ``.``), checked before any work: non-empty,
+    creatable and writable (:func:`timescale_probe.fileio.check_out_dir`)."""
+    from ..fileio import check_out_dir
+
+    return check_out_dir(text)
+
+
+def out_option(default: str = "out", help: str = OUT_HELP) -> Path:
+    return typer.Option(Path(default), "--out", "-o", help=help, parser=checked_out_dir, metavar="DIR")
 
 
 def device_option() -> str:
