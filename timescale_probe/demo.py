@@ -4,9 +4,11 @@
    ``paper-lm`` spec), save it in our checkpoint format (in a temporary folder: 97 MB of untrained
    weights; ``keep_checkpoint`` keeps it in the output folder), load it back, tabulate the bias
    timescales and fit their distribution: layer 2 must give back inverse-gamma shape a = 0.56.
-2. Measure: when the shipped small PTB checkpoints are present (``checkpoints/`` of a source
-   checkout), evaluate both on the PTB test split (batch 1, state carried), compare them with the
-   paired chunk bootstrap, and fit the timescale distributions of both.
+2. Measure: evaluate the shipped small PTB checkpoints on the PTB test split (batch 1, state
+   carried), compare them with the paired chunk bootstrap, and fit the timescale distributions of
+   both. They are package data of a wheel and ``checkpoints/`` of a source checkout
+   (:func:`timescale_probe.locations.shipped_checkpoints_dir`); when neither has them the step is
+   skipped and the results say where they were looked for.
 """
 from __future__ import annotations
 
@@ -15,18 +17,29 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from . import locations
 from .fileio import OutputStage, write_run_json, write_table
+from .locations import SHIPPED_CHECKPOINTS, shipped_checkpoints_dir
 from .progress import ProgressLike
 
 #: The demo's step messages ("1/2 ...", "2/2 ..."), a child of ``logging.getLogger("timescale_probe")``.
 LOG = logging.getLogger("timescale_probe.demo")
 
-SHIPPED = ("ptb-baseline-small.pt", "ptb-mts-small.pt")
+#: The two checkpoints part 2 compares (baseline first); see :mod:`timescale_probe.locations`.
+SHIPPED = SHIPPED_CHECKPOINTS
+
+__all__ = ["run_demo", "impose_and_recover", "compare_shipped", "comparison_markdown", "shipped_checkpoints_dir",
+           "SHIPPED"]
 
 
-def shipped_checkpoints_dir() -> Path:
-    """``checkpoints/`` beside the package (present in a source checkout / editable install)."""
-    return Path(__file__).resolve().parents[1] / "checkpoints"
+def _not_found(ckpt_dir: Path | None) -> str:
+    """Why part 2 cannot run: which files are missing where, and what supplies them."""
+    if ckpt_dir is not None:
+        missing = [f for f in SHIPPED if not (ckpt_dir / f).is_file()]
+        return f"shipped checkpoints not found in {ckpt_dir}: {', '.join(missing)}"
+    places = [str(locations.PACKAGE_DATA_DIR)] + [str(p) for p in [locations.checkout_path("checkpoints")] if p]
+    return (f"shipped checkpoints {', '.join(SHIPPED)} not found (looked in {' and '.join(places)}); "
+            "install the wheel, which ships them, or pass checkpoints_dir")
 
 
 def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, reference_curve=None):
@@ -84,10 +97,13 @@ def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0, keep_chec
 
 
 def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_boot: int = 200, seed: int = 0,
-                    batch_size: int = 1, device: str = "cpu", progress: ProgressLike = True) -> dict[str, Any]:
-    """Part 2: evaluate the shipped baseline and MTS checkpoints on PTB and compare them."""
+                    batch_size: int = 1, device: str = "cpu", progress: ProgressLike = True,
+                    max_tokens: int | None = None) -> dict[str, Any]:
+    """Part 2: evaluate the shipped baseline and MTS checkpoints on PTB and compare them. With
+    ``max_tokens`` only the first ``max_tokens`` targets of the test split are scored (the first
+    ``max_tokens + 1`` tokens, as the model cards' ``test_ppl_head``): a quick check, not the table."""
     from .corpora import load_corpus
-    from .evaluation import comparison_table, evaluate_model, paired_bootstrap
+    from .evaluation import comparison_table, evaluate_model, paired_bootstrap, perplexity_by_bin, token_nll
     from .fileio import atomic_write_text, save_figure
     from .models import load_language_model
     from .plots.lm import plot_comparison
@@ -97,8 +113,13 @@ def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_bo
     results: dict[str, Any] = {"checkpoints": {}}
     for name, fname in zip(("baseline", "mts"), SHIPPED):
         stack, model, corpus = load_language_model(ckpt_dir / fname, corpus, device=device)
-        ppl, nll, targets = evaluate_model(model, corpus, split="test", batch_size=batch_size, device=device,
-                                           progress=progress)
+        if max_tokens is None:
+            ppl, nll, targets = evaluate_model(model, corpus, split="test", batch_size=batch_size, device=device,
+                                               progress=progress)
+        else:
+            nll, targets = token_nll(model, corpus.tokens("test")[: max_tokens + 1], batch_size=batch_size,
+                                     device=device, progress=progress, description=f"test, first {max_tokens:,} tokens")
+            ppl = perplexity_by_bin(nll, targets, *corpus.bins("train"))
         tables[name], nlls[name] = ppl, nll
         sub = out / name
         sub.mkdir(exist_ok=True)
@@ -109,6 +130,7 @@ def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_bo
         pooled = report.fits_[(report.fits_["scope"] == "pooled") & (report.fits_["family"] == "invgamma")].iloc[0]
         results["checkpoints"][name] = {
             "path": str(ckpt_dir / fname),
+            "test_tokens": int(ppl.loc[ppl["bin"] == "overall", "tokens"].iloc[0]),
             "test_ppl": float(ppl.loc[ppl["bin"] == "overall", "ppl"].iloc[0]),
             "best_family_pooled": report.best("pooled"),
             "invgamma_pooled": {"a": float(pooled["shape"]), "b": float(pooled["scale"])},
@@ -137,11 +159,13 @@ def comparison_markdown(table) -> str:
 
 def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples: int = 10000, seed: int = 0,
              checkpoints_dir: str | Path | None = None, device: str = "cpu", keep_checkpoint: bool = False,
-             options: dict[str, Any] | None = None, progress: ProgressLike = True,
+             max_tokens: int | None = None, options: dict[str, Any] | None = None, progress: ProgressLike = True,
              say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run both parts; returns the numbers the command prints. Outputs appear in ``out`` only
     when everything succeeded (a failed run leaves nothing); with ``options`` a ``run.json``
-    records them and the results.
+    records them and the results. ``checkpoints_dir`` overrides where the shipped checkpoints are
+    found; ``max_tokens`` (at least 100, one bootstrap chunk) scores only the first ``max_tokens``
+    test targets in part 2: the smoke path (CI runs it from an installed wheel), not the demo's table.
 
     The step messages go to the logger ``timescale_probe.demo`` at INFO (``say``, an older
     callable ``say(text)``, receives them instead when given); ``progress`` (see
@@ -150,11 +174,13 @@ def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples
 
     check_int(n_boot, "n_boot", minimum=1)
     check_int(n_resamples, "n_resamples", minimum=1)
+    if max_tokens is not None:
+        max_tokens = check_int(max_tokens, "max_tokens", minimum=100)
     stage = OutputStage(out)
     try:
         results = _run_demo(stage.path, n_boot=n_boot, n_resamples=n_resamples, seed=seed,
                             checkpoints_dir=checkpoints_dir, device=device, keep_checkpoint=keep_checkpoint,
-                            say=say if say is not None else LOG.info, progress=progress)
+                            max_tokens=max_tokens, say=say if say is not None else LOG.info, progress=progress)
         if keep_checkpoint:  # where it will be once the outputs are in place
             results["impose"]["checkpoint"] = str(Path(out) / CHECKPOINT_NAME)
         if options is not None:
@@ -167,19 +193,20 @@ def run_demo(out: str | Path = "tsprobe-demo", *, n_boot: int = 200, n_resamples
 
 
 def _run_demo(out: Path, *, n_boot: int, n_resamples: int, seed: int, checkpoints_dir, device: str,
-              keep_checkpoint: bool, say: Callable[[str], None], progress: ProgressLike) -> dict[str, Any]:
+              keep_checkpoint: bool, max_tokens: int | None, say: Callable[[str], None],
+              progress: ProgressLike) -> dict[str, Any]:
     t0 = time.time()
     say("1/2 building the paper's MTS architecture (paper-lm spec), saving, reloading, fitting layer 2")
     results: dict[str, Any] = {"impose": impose_and_recover(out, n_boot=n_boot, seed=seed,
                                                             keep_checkpoint=keep_checkpoint)}
-    ckpt_dir = Path(checkpoints_dir) if checkpoints_dir is not None else shipped_checkpoints_dir()
-    missing = [f for f in SHIPPED if not (ckpt_dir / f).is_file()]
-    if missing:
-        results["compare"] = {"skipped": f"shipped checkpoints not found in {ckpt_dir}: {', '.join(missing)}"}
+    ckpt_dir = Path(checkpoints_dir).expanduser() if checkpoints_dir is not None else shipped_checkpoints_dir()
+    if ckpt_dir is None or any(not (ckpt_dir / f).is_file() for f in SHIPPED):
+        results["compare"] = {"skipped": _not_found(ckpt_dir)}
         say(f"2/2 skipped: {results['compare']['skipped']}")
     else:
-        say("2/2 evaluating the shipped PTB checkpoints (test split, batch 1) and comparing them")
+        part = "test split" if max_tokens is None else f"first {max_tokens:,} test tokens only"
+        say(f"2/2 evaluating the shipped PTB checkpoints in {ckpt_dir} ({part}, batch 1) and comparing them")
         results["compare"] = compare_shipped(out, ckpt_dir, n_resamples=n_resamples, n_boot=n_boot, seed=seed,
-                                             device=device, progress=progress)
+                                             device=device, progress=progress, max_tokens=max_tokens)
     results["seconds"] = round(time.time() - t0, 1)
     return results

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,6 +18,8 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of every bootstrap."),
     keep_checkpoint: bool = typer.Option(False, "--keep-checkpoint", help="Keep the untrained paper-architecture "
                                          "checkpoint (97 MB) in --out; by default it lives in a temporary folder."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Score only the first N test tokens of the "
+                                             "shipped checkpoints (>= 100): a quick check, not the demo's table."),
     device: str = device_option(),
 ) -> None:
     """Impose the paper's timescales on its MTS architecture and recover them (inverse-gamma fit of
@@ -30,9 +33,9 @@ def demo(
     dev = resolve_device(device)
     with log_messages(lambda m: console.print(f"[bold]{m}[/bold]"), name="timescale_probe.demo"):
         res = run_demo(out, n_boot=bootstrap, n_resamples=resamples, seed=seed, device=str(dev),
-                       keep_checkpoint=keep_checkpoint,
+                       keep_checkpoint=keep_checkpoint, max_tokens=max_tokens,
                        options={"out": out, "bootstrap": bootstrap, "resamples": resamples, "device": str(dev),
-                                "keep_checkpoint": keep_checkpoint},
+                                "keep_checkpoint": keep_checkpoint, "max_tokens": max_tokens},
                        progress=RichProgress(console=console))
     imp = res["impose"]
     console.print(
@@ -43,7 +46,8 @@ def demo(
     )
     cmp_ = res["compare"]
     if "skipped" not in cmp_:
-        t = Table(title="PTB test perplexity (batch 1), paired chunk bootstrap of baseline - MTS")
+        part = "" if max_tokens is None else f", first {max_tokens:,} tokens"
+        t = Table(title=f"PTB test perplexity (batch 1{part}), paired chunk bootstrap of baseline - MTS")
         for col in ("bin", "tokens", "baseline", "MTS", "diff", "interval"):
             t.add_column(col, justify="right")
         for r in cmp_["comparison"]:

@@ -11,6 +11,7 @@ redone. See :mod:`.steps` for what each step computes and :mod:`.report` for the
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -49,6 +50,9 @@ def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[st
     ``progress`` counts the settled steps; the step events are logged to ``timescale_probe.pipeline``
     (:func:`timescale_probe.pipeline.pipeline_events` receives them) and passed to ``on_event`` if given."""
     out = prepare_out_dir(out)
+    missing_inputs = opts.missing_inputs()  # said once up front; each step that needs one says so again
+    for line in missing_inputs:
+        logging.getLogger("timescale_probe.reproduce").info("input missing: %s", line)
     steps = build_steps(opts)
     only = set(only)
     if only:
@@ -72,7 +76,7 @@ def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[st
                                                  "markov-ptb-baseline-small.pt")] if opts.profile == "small" else []
     write_run_json(out, "tsprobe reproduce", opts.to_dict() | {"force": sorted(force), "only": sorted(only)},
                    seed=opts.seed, inputs=[p for p in inputs if p.is_file()],
-                   results={"seconds": round(time.time() - t0, 1),
+                   results={"seconds": round(time.time() - t0, 1), "missing_inputs": missing_inputs,
                             "steps": {n: {"status": r.get("status"), "seconds": r.get("seconds"),
                                           "reason": r.get("reason")} for n, r in records.items()},
                             "verdicts": (records.get("report") or {}).get("results", {}).get("verdicts")})

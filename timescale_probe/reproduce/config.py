@@ -10,14 +10,23 @@ Profiles (what each step does is in :mod:`.steps`):
   the shipped models, paired by seed), the committed Dyck small-profile sweep (``figures/dyck/``),
   full corpora.
 - ``paper``: paper-profile models (1150/1150/400, 1000 epochs; a GPU), the paper's Dyck sweep.
+
+Where inputs come from (:mod:`timescale_probe.locations`; nothing else is searched): what the
+options name (``checkpoints_dir``, ``dyck_results``, ``seeds_dir``, ``reference_dir``,
+``corpus_dir``); else, in a source checkout, ``checkpoints/``, ``figures/dyck``, ``figures/seeds``
+and ``../shared/reference-results`` (or ``$TSPROBE_SHARED/reference-results``). An installed
+wheel has only the two PTB checkpoints it ships: the Markov-PTB baseline, the Dyck sweep, the
+per-seed folders and the reference arrays must be passed, and each step that needs a missing one
+is skipped with a line that names it and the option that supplies it (:meth:`ReproduceOptions.inputs`
+lists them all before a run).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import locations
 from ..errors import OptionError
 from ..paper import PAPER as _PAPER
 from ..validation import check_int
@@ -59,15 +68,27 @@ SHIPPED = {
 
 
 def repo_root() -> Path:
-    """The source checkout holding the package (``checkpoints/``, ``figures/`` live there)."""
+    """The folder above the package: the source checkout when there is one (paths inside it are
+    shown relative to it in the report); for an installed wheel, site-packages. Use
+    :func:`timescale_probe.locations.source_checkout` to know whether there is a checkout."""
     return Path(__file__).resolve().parents[2]
 
 
 def default_reference_dir() -> Path | None:
-    """``../shared/reference-results`` beside the checkout (or under ``$TSPROBE_SHARED``), if present."""
-    shared = Path(os.environ.get("TSPROBE_SHARED", repo_root().parent / "shared"))
-    p = shared / "reference-results"
-    return p if p.is_dir() else None
+    """The authors' reference results where documented: ``$TSPROBE_SHARED/reference-results``, else
+    ``../shared/reference-results`` beside a source checkout; None when that folder is absent."""
+    return locations.reference_results_dir()
+
+
+def default_checkpoints_dir() -> Path:
+    """``checkpoints/`` of the source checkout; for an installed wheel, its package data (the two PTB
+    checkpoints; the Markov-PTB baseline is not shipped there)."""
+    return locations.checkout_path("checkpoints") or locations.PACKAGE_DATA_DIR
+
+
+#: The ``tsprobe reproduce`` flag of each path option (seeds_dir is Python-only).
+_FLAGS = {"checkpoints_dir": "--checkpoints", "dyck_results": "--dyck-results", "reference_dir": "--reference-dir",
+          "corpus_dir": "--corpus-dir"}
 
 
 @dataclass
@@ -76,8 +97,9 @@ class ReproduceOptions:
 
     profile: str = "smoke"
     corpus_dir: Path | None = None
-    checkpoints_dir: Path = field(default_factory=lambda: repo_root() / "checkpoints")
-    dyck_results: Path = field(default_factory=lambda: repo_root() / "figures" / "dyck")
+    checkpoints_dir: Path = field(default_factory=default_checkpoints_dir)
+    #: the committed Dyck small-profile sweep (``figures/dyck`` of a checkout; None outside one)
+    dyck_results: Path | None = field(default_factory=lambda: locations.checkout_path("figures", "dyck"))
     reference_dir: Path | None = field(default_factory=default_reference_dir)
     device: str = "cpu"
     seed: int = 0
@@ -105,13 +127,45 @@ class ReproduceOptions:
         if self.threads is not None:
             check_int(self.threads, "threads", minimum=1)
         if self.seeds_dir is None and self.profile == "small":
-            self.seeds_dir = repo_root() / "figures" / "seeds"
+            self.seeds_dir = locations.checkout_path("figures", "seeds")
         if self.seeds_dir is not None:
             self.seeds_dir = Path(self.seeds_dir).expanduser()
             if self.seeds_dir.exists() and not self.seeds_dir.is_dir():
                 raise OptionError(f"seeds_dir {self.seeds_dir} is not a directory", param="seeds_dir")
         self.checkpoints_dir = Path(self.checkpoints_dir).expanduser()
-        self.dyck_results = Path(self.dyck_results).expanduser()
+        if self.dyck_results is not None:
+            self.dyck_results = Path(self.dyck_results).expanduser()
+
+    def inputs(self) -> list[tuple[str, str, Path | None, bool]]:
+        """The external inputs this profile reads: ``(what, option, path or None, present)`` each,
+        so a run can say up front what is missing and which option supplies it."""
+        rows: list[tuple[str, str, Path | None, bool]] = []
+        if self.profile == "small":
+            for key, name in SHIPPED.items():
+                p = self.checkpoints_dir / name
+                rows.append((f"checkpoint {key}", "checkpoints_dir", p, p.is_file()))
+            rows.append(("Dyck small-profile sweep", "dyck_results", self.dyck_results,
+                         self.dyck_results is not None and self.dyck_results.is_dir()))
+            rows.append(("per-seed folders", "seeds_dir", self.seeds_dir,
+                         self.seeds_dir is not None and self.seeds_dir.is_dir()))
+        rows.append(("authors' reference results", "reference_dir", self.reference_dir, self.reference_dir is not None))
+        rows.append(("corpora beyond PTB (WikiText-2, Brown, KJV, War and Peace)", "corpus_dir", self.corpus_dir,
+                     self.corpus_dir is not None))
+        return rows
+
+    def missing_inputs(self) -> list[str]:
+        """One line per missing input of :meth:`inputs`: what, where it was looked for, the option."""
+        lines = []
+        for what, option, path, present in self.inputs():
+            if present:
+                continue
+            if option == "reference_dir" and path is None:
+                where = f"looked in {locations.where_reference_results_are_looked_for()}"
+            else:
+                where = "not given" if path is None else f"{path} not found"
+            flag = _FLAGS.get(option)
+            lines.append(f"{what}: {where}; pass {option}" + (f" ({flag} DIR)" if flag else ""))
+        return lines
 
     @property
     def settings(self) -> dict[str, Any]:

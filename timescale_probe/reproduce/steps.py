@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .. import locations
 from ..errors import OptionError
 from ..fileio import atomic_write_text, finite_or_none, write_table
 from ..paper import PAPER
@@ -339,7 +340,8 @@ REF_BASELINES = {"ptb": "PTB", "wt2": "WT2"}
 
 def _reference(opts: ReproduceOptions, sub: str) -> Path:
     if opts.reference_dir is None:
-        raise StepSkipped("no reference results (../shared/reference-results): pass --reference-dir DIR")
+        raise StepSkipped(f"no reference results (looked in {locations.where_reference_results_are_looked_for()}): "
+                          "pass --reference-dir DIR")
     p = opts.reference_dir / sub
     if not p.exists():
         raise StepSkipped(f"reference data {p} not found")
@@ -658,8 +660,8 @@ def step_dyck(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     s = opts.settings
     files: list[str] = []
     if opts.profile == "small":
-        if not opts.dyck_results.is_dir():
-            raise StepSkipped(f"Dyck small-profile results folder {opts.dyck_results} not found "
+        if opts.dyck_results is None or not opts.dyck_results.is_dir():
+            raise StepSkipped(f"Dyck small-profile results folder {opts.dyck_results or '(not a source checkout)'} not found "
                               "(committed as figures/dyck/; or pass --dyck-results DIR)")
         results, spans, where = _find_dyck_results(opts.dyck_results)
         source = f"committed results {where}"
