@@ -88,13 +88,18 @@ def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
     return params
 
 
+_CTX = "typer_context__"
+
+
 def _alias_name(field: str, i: int) -> str:
     return f"alias{i}__{field}"
 
 
-def _merge_aliases(options_cls: type[Options], values: dict[str, Any]) -> dict[str, Any]:
+def _merge_aliases(options_cls: type[Options], values: dict[str, Any],
+                   explicit: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Fold the values given under former flag names into their fields (one line when a field was
-    given twice with different values)."""
+    given under both names with different values; ``explicit(name)``: whether the field's own flag
+    was on the command line, else a value other than the default counts as given)."""
     from ..errors import OptionError
 
     for f, spec in options_cls.specs():
@@ -104,7 +109,8 @@ def _merge_aliases(options_cls: type[Options], values: dict[str, Any]) -> dict[s
                 continue
             given = tuple(given) if isinstance(given, list) else given
             default = f.default if f.default is not dataclasses.MISSING else None
-            if values.get(f.name, default) not in (default, given):
+            both = explicit(f.name) if explicit is not None else values.get(f.name, default) != default
+            if both and values.get(f.name, default) != given:
                 raise OptionError(f"{flag_name(f.name)} and {alias} (its former name) disagree: give one",
                                   param=f.name)
             values[f.name] = given
@@ -127,13 +133,22 @@ def options_command(app, name: str, options_cls: type[Options], *, arguments: di
         n_pos = sum(1 for p in opt_params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
         params = opt_params[:n_pos] + arg_params + opt_params[n_pos:]  # the options' own arguments first
 
+        ctx_param = inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+
         @functools.wraps(body)
         def command(**kwargs: Any) -> Any:
+            ctx = kwargs.pop(_CTX)
             args = {a: kwargs.pop(a) for a in arguments}
             values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items() if k in opt_names}
-            opts = options_cls(**_merge_aliases(options_cls, values))
+
+            def explicit(name: str) -> bool:
+                source = ctx.get_parameter_source(name)
+                return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+            opts = options_cls(**_merge_aliases(options_cls, values, explicit))
             return body(opts, **args)
 
+        params = params + [ctx_param]
         command.__signature__ = inspect.Signature(params)
         command.__annotations__ = {p.name: p.annotation for p in params}
         doc = help or inspect.getdoc(body) or ""
