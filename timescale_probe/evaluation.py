@@ -306,7 +306,7 @@ def seed_paired_comparison(nll_a: Sequence[np.ndarray], nll_b: Sequence[np.ndarr
     - ``per_seed``: ``seed, bin, tokens, ppl_<a>, ppl_<b>, diff, lo, hi, rel_nll_pct, rel_lo, rel_hi``
       (chunk bootstrap of that seed alone, same resamples, same level).
     """
-    from scipy import stats
+    from .stats import t_interval
 
     if len(nll_a) != len(nll_b) or not len(nll_a):
         raise OptionError(f"need the same number (>= 1) of runs per arm, got {len(nll_a)} and {len(nll_b)}")
@@ -343,7 +343,6 @@ def seed_paired_comparison(nll_a: Sequence[np.ndarray], nll_b: Sequence[np.ndarr
         return x[draw, rows_r, :].mean(axis=1)
 
     q = [(1 - level) / 2, (1 + level) / 2]
-    tq = stats.t.ppf((1 + level) / 2, S - 1) if S > 1 else np.nan
 
     def pct(x):
         import warnings
@@ -352,11 +351,9 @@ def seed_paired_comparison(nll_a: Sequence[np.ndarray], nll_b: Sequence[np.ndarr
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanquantile(x[1:], q, axis=0)
 
-    def t_iv(per_seed):  # per_seed (S, B+1)
-        if S < 2:
-            return np.full(per_seed.shape[1], np.nan), np.full(per_seed.shape[1], np.nan)
-        m, se = per_seed.mean(0), per_seed.std(0, ddof=1) / np.sqrt(S)
-        return m - tq * se, m + tq * se
+    def t_iv(per_seed):  # per_seed (S, B+1): the t interval across seeds of every bin
+        ci = t_interval(per_seed, level, axis=0)
+        return ci.lo, ci.hi
 
     a, b = names
     comb = {k: combine(v) for k, v in (("pa", pa), ("pb", pb), ("diff", diff), ("rel", rel))}

@@ -59,6 +59,7 @@ from .seeds import (
     load_reference_ablation,
     reference_chunk_timescales,
     routing_facts,
+    seed_mean_band,
 )
 from .study import ORDER_BY, AblationStudy, check_ablation_options, run_ablation_study
 from .tables import bootstrap_chunk_counts, control_band, ratio_table, routing_summary
@@ -69,7 +70,7 @@ __all__ = [
     "adjust_p_values", "bootstrap_chunk_counts", "bootstrap_p_values", "check_ablation_options",
     "check_group_spec", "combine_seed_ratios", "control_band", "control_groups",
     "groups_table", "load_reference_ablation", "make_groups", "ratio_table",
-    "reference_chunk_timescales", "routing_facts", "routing_summary", "run_ablation_study", "timescale_order",
+    "reference_chunk_timescales", "routing_facts", "routing_summary", "run_ablation_study", "seed_mean_band", "timescale_order",
     "POS_LABELS", "brown_tag_class", "normalize_brown_tag", "pos_classes_for_vocab", "pos_lexicon",
     "read_brown_tagged", "read_tagged_sentences",
 ]

@@ -90,42 +90,45 @@ def bootstrap_p_values(ratios: pd.DataFrame) -> np.ndarray:
 
 def adjust_p_values(p: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:
     """Holm (family-wise error) and Benjamini-Hochberg (false discovery rate) adjustments of ``p``
-    (``statsmodels.stats.multitest.multipletests``): columns ``p, p_holm, p_bh, sig_raw, sig_holm,
-    sig_bh`` at ``alpha``. NaN p-values (empty bins) stay NaN and are not counted as tests."""
-    from statsmodels.stats.multitest import multipletests
+    (:func:`timescale_probe.stats.holm` / :func:`~timescale_probe.stats.benjamini_hochberg`):
+    columns ``p, p_holm, p_bh, sig_raw, sig_holm, sig_bh`` at ``alpha``. NaN p-values (empty bins)
+    stay NaN and are not counted as tests."""
+    from ..stats import benjamini_hochberg, holm
 
     p = np.asarray(p, dtype=np.float64)
-    out = pd.DataFrame({"p": p, "p_holm": np.nan, "p_bh": np.nan})
-    ok = np.isfinite(p)
-    if ok.any():
-        out.loc[ok, "p_holm"] = multipletests(p[ok], alpha=alpha, method="holm")[1]
-        out.loc[ok, "p_bh"] = multipletests(p[ok], alpha=alpha, method="fdr_bh")[1]
+    out = pd.DataFrame({"p": p, "p_holm": holm(p), "p_bh": benjamini_hochberg(p)})
     for col, src in (("sig_raw", "p"), ("sig_holm", "p_holm"), ("sig_bh", "p_bh")):
         out[col] = out[src] < alpha
     return out
 
 
-def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95, binning: str = "frequency",
-                        alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fig. 3 over several seeds: ``tables[seed]`` is one model's ablation ratio table
-    (:func:`ratio_table` rows, ``kind`` group/control; e.g. a per-seed ``ablation.csv``).
-
-    Per quantile group and bin: ``seeds``, the geometric mean of the ratios, and with >= 2 seeds a t
-    interval (``df = seeds - 1``) and a one-sided t test (ratio > 1) on the log ratios across seeds;
-    with one seed that seed's bootstrap interval and bootstrap p. The p-values of all groups x bins
-    are adjusted by Holm and Benjamini-Hochberg (:func:`adjust_p_values`). Returns ``(groups,
-    band)``: ``groups`` has ``group, position, bin, seeds, ratio, lo, hi, p, p_holm, p_bh, sig_raw,
-    sig_holm, sig_bh, interval`` (and ``T_min, T_max`` when the tables carry them); ``band`` is the
-    null band of the control groups pooled over seeds (:func:`control_band`) with ``n_seeds``."""
-    from scipy import stats
-
-    if not tables:
-        raise OptionError("no ablation tables to combine")
+def _frames(tables: dict[int, pd.DataFrame], binning: str) -> pd.DataFrame:
     frames = []
     for s, t in tables.items():
         t = t[(t["binning"] == binning) & (t["bin"] != "all")] if "binning" in t else t[t["bin"] != "all"]
         frames.append(t.assign(seed=s, kind=t["kind"] if "kind" in t else "group"))
-    allr = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95, binning: str = "frequency",
+                        alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fig. 3 over several seeds, descriptive: ``tables[seed]`` is one model's ablation ratio table
+    (:func:`ratio_table` rows, ``kind`` group/control; e.g. a per-seed ``ablation.csv``).
+
+    Per quantile group and bin: ``seeds``, the geometric mean of the ratios, and with >= 2 seeds a t
+    interval (``df = seeds - 1``) and a one-sided t test (ratio > 1) on the log ratios across seeds
+    (:mod:`timescale_probe.stats`); with one seed that seed's bootstrap interval and bootstrap p.
+    Holm and Benjamini-Hochberg over all groups x bins are kept as columns for a reader; the report
+    decides Fig. 3 by its pre-specified contrasts against the controls, not by these. Returns
+    ``(groups, band)``: ``groups`` has ``group, position, bin, seeds, ratio, lo, hi, p, p_holm,
+    p_bh, sig_raw, sig_holm, sig_bh, interval`` (and ``T_min, T_max`` when the tables carry them);
+    ``band`` is the single-seed band of the control groups pooled over seeds (:func:`control_band`)
+    with ``n_seeds`` (the null of a k-seed mean is :func:`seed_mean_band`)."""
+    from ..stats import t_test
+
+    if not tables:
+        raise OptionError("no ablation tables to combine")
+    allr = _frames(tables, binning)
     main = allr[allr["kind"] == "group"].copy()
     order = list(dict.fromkeys(main["group"].astype(str)))
     main["group"] = main["group"].astype(str)
@@ -144,13 +147,9 @@ def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95,
                        hi=finite_or_none(one.get("ratio_hi")) or np.nan, p=float(p1),
                        interval=f"bootstrap over chunks ({one.get('level', 'n/a')}), one seed")
         else:
-            m, se = lr.mean(), lr.std(ddof=1) / np.sqrt(n)
-            tq = stats.t.ppf((1 + level) / 2, n - 1)
-            if se > 0:
-                p = float(stats.t.sf(m / se, n - 1))
-            else:
-                p = 0.0 if m > 0 else 1.0
-            row.update(ratio=float(np.exp(m)), lo=float(np.exp(m - tq * se)), hi=float(np.exp(m + tq * se)), p=p,
+            tt = t_test(lr, alternative="greater", level=level)
+            row.update(ratio=float(np.exp(tt.estimate)), lo=float(np.exp(tt.lo)), hi=float(np.exp(tt.hi)),
+                       p=tt.p if np.isfinite(tt.p) else (0.0 if tt.estimate > 0 else 1.0),
                        interval=f"t across {n} seeds ({level:g})")
         for col in ("T_min", "T_max"):
             known = sub[col].dropna() if col in sub else ()
@@ -164,3 +163,29 @@ def combine_seed_ratios(tables: dict[int, pd.DataFrame], *, level: float = 0.95,
     if not band.empty:
         band["n_seeds"] = allr[allr["kind"] == "control"].groupby("bin")["seed"].nunique().reindex(band["bin"]).to_numpy()
     return res, band
+
+
+def seed_mean_band(tables: dict[int, pd.DataFrame], *, binning: str = "frequency", n_draws: int = 20000,
+                   seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """The null band of a k-seed mean ratio per bin: the central ``level`` range of the geometric
+    mean over the k seeds of one random control group drawn from each seed's own controls
+    (:func:`timescale_probe.stats.mean_of_draws_null`), the null a k-seed mean of a timescale
+    group is compared with. Columns ``bin, n_seeds, n_controls (fewest per seed), null_mean,
+    null_lo, null_hi``."""
+    from ..stats import mean_of_draws_null
+
+    allr = _frames(tables, binning)
+    ctl = allr[allr["kind"] == "control"]
+    rows = []
+    for b, sub in ctl.groupby("bin", sort=False):
+        per = [np.log(g["ratio"].to_numpy(dtype=np.float64)) for _, g in sub.groupby("seed")]
+        per = [x[np.isfinite(x)] for x in per]
+        per = [x for x in per if x.size]
+        if not per:
+            continue
+        null = np.exp(mean_of_draws_null(per, n_draws=n_draws, seed=seed))
+        lo, hi = np.quantile(null, [(1 - level) / 2, (1 + level) / 2])
+        rows.append({"bin": b, "n_seeds": len(per), "n_controls": int(min(x.size for x in per)),
+                     "null_mean": float(np.exp(np.mean([x.mean() for x in per]))), "null_lo": float(lo),
+                     "null_hi": float(hi)})
+    return pd.DataFrame(rows, columns=["bin", "n_seeds", "n_controls", "null_mean", "null_lo", "null_hi"])

@@ -10,7 +10,13 @@ evidence it is (DESIGN.md, Conventions):
 - ``beyond the paper``: a re-analysis or a question the paper does not print an answer to;
 - ``by construction``: true because of how the experiment is built (not counted as evidence).
 
-Display strings are made by the report from these fields, never stored in them.
+Verdicts: ``holds`` / ``fails`` (the rule decided), ``inconclusive`` (it could not decide: the
+note says why and, for an effect of training, how many more seeds 80% power needs), ``not
+comparable`` (an absolute number of a model below the paper's scale), ``not run``.
+
+Display strings are made by the report from these fields, never stored in them. Adding a claim
+is one builder function returning a :class:`Claim` plus one line registering it in the report's
+list (``timescale_probe/reproduce/claims_*.py``).
 """
 from __future__ import annotations
 
@@ -21,13 +27,16 @@ from typing import Any, Iterable
 __all__ = ["Claim", "LABELS", "VERDICTS", "claims_table", "find_claim"]
 
 LABELS = ("code check", "reproduction", "beyond the paper", "by construction")
-VERDICTS = ("holds", "fails", "inconclusive", "not run")
+VERDICTS = ("holds", "fails", "inconclusive", "not comparable", "not run")
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
     """One claim and its evidence. ``estimate``/``lo``/``hi`` are in ``unit``; ``paper`` is the
-    number the paper prints for it (None when it prints none)."""
+    number the paper prints for it (None when it prints none) and ``expected`` what the paper (or,
+    beyond the paper, the hypothesis) says in words. For an effect over seeds: ``n`` seeds,
+    ``sd`` the between-seed SD, ``effect`` the standardised effect ``(estimate - null) / sd``,
+    ``p`` the p value of the rule's test and ``seeds_needed`` the seeds 80% power needs."""
 
     id: str
     statement: str
@@ -46,6 +55,9 @@ class Claim:
     section: str = ""
     note: str = ""
     step: str = ""
+    expected: str = ""
+    effect: float | None = None
+    p: float | None = None
 
     def __post_init__(self) -> None:
         if not self.id or any(c.isspace() for c in self.id):
@@ -59,6 +71,13 @@ class Claim:
     def is_evidence(self) -> bool:
         """Whether the claim counts as evidence (rows true by construction do not)."""
         return self.label != "by construction"
+
+    @property
+    def more_seeds(self) -> int | None:
+        """Seeds still missing for 80% power (0 when there are enough; None when unknown)."""
+        if self.seeds_needed is None or self.n is None:
+            return None
+        return max(int(self.seeds_needed) - int(self.n), 0)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
