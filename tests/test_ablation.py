@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import one_thread_fixture  # noqa: F401  (small models run on one torch thread)
 
 from timescale_probe.ablation import (
     MODES,
@@ -31,6 +32,8 @@ from timescale_probe.evaluation import token_nll
 from timescale_probe.models import LanguageModel, LMConfig
 from timescale_probe.plots.ablation import plot_routing
 from timescale_probe.runner import collect, mask_output, run_stream, silence
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

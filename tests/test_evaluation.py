@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread_fixture  # noqa: F401  (small models run on one torch thread)
 
 from timescale_probe.errors import OptionError
 from timescale_probe.evaluation import (
@@ -17,6 +18,8 @@ from timescale_probe.evaluation import (
 )
 from timescale_probe.models import LanguageModel, LMConfig
 from timescale_probe.runner import mask_output
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 V = 23
 

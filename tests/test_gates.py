@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread_fixture  # noqa: F401  (small models run on one torch thread)
 from torch import nn
 
 from timescale_probe.errors import OptionError
@@ -20,6 +21,8 @@ from timescale_probe.gates import (
 from timescale_probe.runner import Hook, collect, run_stream
 from timescale_probe.stack import LSTMLayer, LSTMStack
 from timescale_probe.timescales import MTSSpec, apply_mts_spec, paper_lm_spec, parse_mts_spec
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @torch.no_grad()
