@@ -117,7 +117,7 @@ def step_seeds(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     from ..evaluation import seed_paired_comparison
     from ..fileio import write_table
     from ..plots.reproduce import figure_seeds, save_pdf_png
-    from .steps import _corpus_spec
+    from .common import corpus_spec as _corpus_spec
 
     s = opts.settings
     own = own_runs(ctx)
