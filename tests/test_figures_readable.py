@@ -91,3 +91,43 @@ def test_lm_figures_name_the_checkpoints():
     assert "99.9% interval" in fig.axes[1].get_title()  # not "100.0%"
     fig = plot_ppl_by_bin(pd.DataFrame({"bin": [">10K", "overall"], "ppl": [5.0, 6.0]}), title="a.pt on ptb test")
     assert fig.axes[0].get_title() == "a.pt on ptb test"
+
+
+def _points_under_legend(ax) -> dict[str, int]:
+    """Per drawn line, how many of its points (in the view) lie inside the legend's box."""
+    fig = ax.figure
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    lo, hi = sorted(ax.get_ylim())
+    counts = {}
+    for ln in ax.get_lines():
+        x, y = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+        keep = np.isfinite(x) & np.isfinite(y) & (y >= lo) & (y <= hi)
+        xy = ax.transData.transform(np.c_[x[keep], y[keep]])
+        counts[ln.get_label()] = int(((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+                                      & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)).sum())
+    return counts
+
+
+def test_fit_legends_cover_no_curve_in_the_demos_layer2_figures():
+    """Issue 19: in the demo's log_density_layer2.pdf the legend covered the exponential curve. The
+    demo's layer 2 (the paper-lm spec on 1150 units), all eight families fitted."""
+    import matplotlib.pyplot as plt
+
+    from timescale_probe.distributions import figure_tables, fit_table
+    from timescale_probe.mts_specs import paper_lm_spec
+    from timescale_probe.plots.distributions import plot_ccdf, plot_log_density
+    from timescale_probe.timescale_math import forget_bias_to_timescale
+
+    T = np.asarray(forget_bias_to_timescale(np.asarray(paper_lm_spec().forget_biases([1150, 1150, 400])[1])), float)
+    report = fit_table(pd.DataFrame({"layer": 2, "unit": np.arange(T.size), "T_bias": T}), column="T_bias",
+                       layers="2", n_boot=0)
+    tables = figure_tables(report, scopes=report.scopes)
+    for fig in (plot_log_density(tables["hist"], tables["density"], "layer 2", source="paper-mts-untrained.pt"),
+                plot_ccdf(tables["ccdf"], "layer 2", source="paper-mts-untrained.pt")):
+        try:
+            covered = _points_under_legend(fig.axes[0])
+            assert len(covered) >= 8 and not any(covered.values()), covered
+            assert "paper-mts-untrained.pt" in fig.axes[0].get_title()
+        finally:
+            plt.close(fig)

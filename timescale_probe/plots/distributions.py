@@ -8,7 +8,9 @@ log axes are base 10. ``source`` (e.g. the input file) is named in every title.
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -95,8 +97,14 @@ def plot_log_density(hist_df: pd.DataFrame, density_df: pd.DataFrame, scope: str
     top = max(h["density"].max(), 1e-12)
     ax.set_ylim(0, top * 1.35)
     ax.set_title(title or _title(f"Density of log timescales, {scope}", source), fontsize=9)
-    ax.legend(frameon=False, fontsize=6.5, ncol=2)
+    _legend_outside(ax)
     return fig
+
+
+def _legend_outside(ax) -> None:
+    """The legend to the right of the axes: with eight families, a legend inside covers curves
+    (it hid the exponential's peak in the demo's layer-2 density)."""
+    ax.legend(frameon=False, fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def plot_qq(qq_df: pd.DataFrame, scope: str, title: str | None = None, source: str | None = None):
@@ -137,31 +145,34 @@ def plot_ccdf(ccdf_df: pd.DataFrame, scope: str, title: str | None = None, sourc
     ax.set_xlabel("timescale t (steps)")
     ax.set_ylabel("P(T >= t)")
     ax.set_title(title or _title(f"Complementary CDF, {scope}", source), fontsize=9)
-    ax.legend(frameon=False, fontsize=6.5, ncol=2)
+    _legend_outside(ax)
     return fig
+
+
+def fit_figures(tables: dict[str, pd.DataFrame], scopes=None, prefix: str = "",
+                source: str | None = None) -> dict[str, Callable[[], object]]:
+    """The fit figures as ``{file name: builder}`` (drawn only when called, as
+    :attr:`timescale_probe.analysis.Result.figures` wants): ``<kind>_<scope>.pdf`` for every kind in
+    :data:`FIGURE_KINDS` and scope (e.g. ``sorted_units_pooled.pdf``, ``qq_layer2.pdf``) and, with
+    several scopes, ``sorted_units_all.pdf`` with one panel per scope that has data. ``source``
+    (the input) is named in every title."""
+    scopes = list(dict.fromkeys(tables["sorted"]["scope"])) if scopes is None else list(scopes)
+    out: dict[str, Callable[[], object]] = {}
+    for scope in scopes:
+        slug = scope_slug(scope)
+        out[f"{prefix}sorted_units_{slug}.pdf"] = partial(plot_sorted_units, tables["sorted"], scope, source=source)
+        out[f"{prefix}log_density_{slug}.pdf"] = partial(plot_log_density, tables["hist"], tables["density"], scope,
+                                                          source=source)
+        out[f"{prefix}qq_{slug}.pdf"] = partial(plot_qq, tables["qq"], scope, source=source)
+        out[f"{prefix}ccdf_{slug}.pdf"] = partial(plot_ccdf, tables["ccdf"], scope, source=source)
+    present = set(tables["sorted"].loc[tables["sorted"]["series"] == "units", "scope"])
+    if len(scopes) > 1 and present & set(scopes):
+        out[f"{prefix}sorted_units_all.pdf"] = partial(plot_sorted_units_panels, tables["sorted"], scopes, source=source)
+    return out
 
 
 def draw_fit_figures(tables: dict[str, pd.DataFrame], out_dir, scopes=None, prefix: str = "",
                      source: str | None = None) -> list[Path]:
-    """Write ``sorted_units``, ``log_density``, ``qq`` and ``ccdf`` PDFs for every scope as
-    ``<kind>_<scope>.pdf`` (e.g. ``sorted_units_pooled.pdf``, ``qq_layer2.pdf``) and, when there
-    are several scopes, ``sorted_units_all.pdf`` with one panel per scope; returns the paths.
-    ``source`` (the input) is named in every title."""
+    """Write :func:`fit_figures` into ``out_dir``; returns the paths."""
     out_dir = Path(out_dir)
-    scopes = list(dict.fromkeys(tables["sorted"]["scope"])) if scopes is None else list(scopes)
-    paths = []
-    for scope in scopes:
-        slug = scope_slug(scope)
-        figs = {
-            "sorted_units": plot_sorted_units(tables["sorted"], scope, source=source),
-            "log_density": plot_log_density(tables["hist"], tables["density"], scope, source=source),
-            "qq": plot_qq(tables["qq"], scope, source=source),
-            "ccdf": plot_ccdf(tables["ccdf"], scope, source=source),
-        }
-        for kind, fig in figs.items():
-            paths.append(save_figure(fig, out_dir / f"{prefix}{kind}_{slug}.pdf"))
-    if len(scopes) > 1:
-        fig = plot_sorted_units_panels(tables["sorted"], scopes, source=source)
-        if fig is not None:
-            paths.append(save_figure(fig, out_dir / f"{prefix}sorted_units_all.pdf"))
-    return paths
+    return [save_figure(build(), out_dir / name) for name, build in fit_figures(tables, scopes, prefix, source).items()]
