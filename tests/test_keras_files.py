@@ -99,18 +99,11 @@ def test_gate_conversion_by_hand():
     np.testing.assert_allclose(T, -1.0 / np.log(1.0 / (1.0 + np.exp(-bias[H:2 * H].astype(np.float64)))), rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["gru.keras", "gru.h5", "simple_rnn.keras"])
-def test_gru_and_simple_rnn_refused(name):
-    with pytest.raises(CheckpointError, match="not an LSTM") as exc:
-        load_checkpoint(FIX / name)
-    assert "\n" not in str(exc.value)
-
-
-def test_cli_gru_exits_2_with_one_line(cli):
-    r = cli("inspect", FIX / "gru.keras")
-    assert r.returncode == 2
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    assert len(lines) == 1 and "GRU" in lines[0] and "not an LSTM" in lines[0]
+@pytest.mark.parametrize("name,cell", [("gru.keras", "gru"), ("gru.h5", "gru"), ("simple_rnn.keras", "rnn_tanh")])
+def test_gru_and_simple_rnn_are_read(name, cell):
+    """GRUs and SimpleRNNs are recurrent stacks now (their maths: tests/test_recurrent_frameworks.py)."""
+    stack = load_checkpoint(FIX / name)
+    assert stack.cell_name == cell and stack.layer_sizes == [4]
 
 
 def test_cli_inspect_keras(cli, tmp_path):

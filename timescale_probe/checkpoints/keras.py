@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..cells import CellSpec
 from ..errors import CheckpointError
-from ..stack import LSTMLayer, LSTMStack, Provenance
+from ..stack import LSTMLayer, LSTMStack, Provenance, RecurrentLayer
 from .state_dict import natural_key
 
 _KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>recurrent_kernel|kernel|weights|bias|biases|embeddings)(?::\d+)?$")
@@ -40,13 +41,91 @@ def _reorder_tf1(x: np.ndarray, axis: int) -> np.ndarray:
     return np.concatenate([blocks[i] for i in _TF1_ORDER], axis=axis)
 
 
+_KIND_BY_RATIO = {4: "lstm", 3: "gru", 1: "rnn"}
+_KERAS_GRU_ORDER = (1, 0, 2)  # Keras z, r, h  ->  PyTorch r, z, n
+
+
+def keras_kind(kernel: np.ndarray, rec: np.ndarray) -> str | None:
+    """``lstm``/``gru``/``rnn`` from a Keras kernel ``(I, G*H)`` and recurrent kernel ``(H, G*H)``."""
+    if kernel.ndim != 2 or rec.ndim != 2 or rec.shape[0] == 0 or rec.shape[1] % rec.shape[0] or kernel.shape[1] != rec.shape[1]:
+        return None
+    return _KIND_BY_RATIO.get(rec.shape[1] // rec.shape[0])
+
+
+def from_cudnn_layout(kernel: np.ndarray, rec: np.ndarray, n_gates: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keras 2's ``CuDNNLSTM``/``CuDNNGRU`` kernels as the plain layer's (what Keras's own loader does,
+    ``hdf5_format._convert_rnn_weights``): the CuDNN layer hands each gate's ``(I, H)`` block to cuDNN
+    as a flat buffer read as an ``(H, I)`` matrix, and each recurrent ``(H, H)`` block untransposed."""
+    I, H = kernel.shape[0], rec.shape[0]
+    k_blocks = [blk.reshape(H, I).T for blk in np.split(np.ascontiguousarray(kernel), n_gates, axis=1)]
+    r_blocks = [blk.T for blk in np.split(rec, n_gates, axis=1)]
+    return np.concatenate(k_blocks, axis=1), np.concatenate(r_blocks, axis=1)
+
+
+def _reorder_gru(x: np.ndarray, axis: int) -> np.ndarray:
+    blocks = np.split(x, 3, axis=axis)
+    return np.concatenate([blocks[i] for i in _KERAS_GRU_ORDER], axis=axis)
+
+
+def keras_recurrent_layer(kernel: np.ndarray, rec: np.ndarray, bias: np.ndarray | None, where: str,
+                          cell: CellSpec | None = None) -> RecurrentLayer:
+    """A Keras LSTM / GRU / SimpleRNN layer's arrays in PyTorch's layout and gate order.
+
+    GRU: Keras's z, r, h blocks become r, z, n; a ``(2, 3H)`` (or CuDNNGRU ``(6H,)``) bias is the input
+    and recurrent bias (``reset_after=True``), a ``(3H,)`` bias the input bias alone
+    (``reset_after=False``, whose candidate adds no recurrent bias inside the reset). ``cell`` (from
+    the config) gives the activations; without it the cell's defaults, ``reset_after`` from the bias.
+    """
+    kind = keras_kind(kernel, rec)
+    if kind is None:
+        raise CheckpointError(f"{where}: kernel {kernel.shape} / recurrent_kernel {rec.shape} are no LSTM, GRU or "
+                              "SimpleRNN's (I, G*H) / (H, G*H)")
+    if kind == "lstm":
+        layer = _keras_layer(kernel, rec, bias, where)
+        return layer if cell is None else RecurrentLayer(layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh,
+                                                         _checked(cell, kind, where))
+    H = rec.shape[0]
+    b = None if bias is None else np.asarray(bias)
+    if kind == "rnn":
+        b_ih = np.zeros(H, np.float32) if b is None else b
+        if b_ih.shape != (H,):
+            raise CheckpointError(f"{where}: bias has shape {b_ih.shape}, expected ({H},)")
+        return RecurrentLayer(_t(kernel.T), _t(rec.T), _t(b_ih), torch.zeros(H), _checked(cell or CellSpec("rnn"), kind, where))
+    if b is None:
+        b_ih, b_hh, two = np.zeros(3 * H, np.float32), np.zeros(3 * H, np.float32), None
+    elif b.shape == (2, 3 * H):
+        b_ih, b_hh, two = b[0], b[1], True
+    elif b.shape == (6 * H,):  # CuDNNGRU
+        kernel, rec = from_cudnn_layout(kernel, rec, 3)
+        b_ih, b_hh, two = b[: 3 * H], b[3 * H:], True
+    elif b.shape == (3 * H,):
+        b_ih, b_hh, two = b, np.zeros(3 * H, np.float32), False
+    else:
+        raise CheckpointError(f"{where}: GRU bias has shape {b.shape}, expected (2, {3 * H}) or ({3 * H},)")
+    if cell is None:
+        cell = CellSpec("gru", reset_after=two is not False)
+    cell = _checked(cell, kind, where)
+    if two is not None and two != cell.reset_after:
+        raise CheckpointError(f"{where}: the config says reset_after={cell.reset_after} but the bias has shape "
+                              f"{b.shape}; the file is inconsistent")
+    return RecurrentLayer(_t(_reorder_gru(kernel, 1).T), _t(_reorder_gru(rec, 1).T), _t(_reorder_gru(b_ih, 0)),
+                          _t(_reorder_gru(b_hh, 0)), cell)
+
+
+def _checked(cell: CellSpec, kind: str, where: str) -> CellSpec:
+    if cell.kind != kind:
+        raise CheckpointError(f"{where}: the config says {cell.name} but the weights have a {kind}'s shapes")
+    return cell
+
+
 def _keras_layer(kernel: np.ndarray, rec: np.ndarray, bias: np.ndarray | None, where: str) -> LSTMLayer:
     H = rec.shape[0]
     if kernel.ndim != 2 or rec.shape != (H, 4 * H) or kernel.shape[1] != 4 * H:
         raise CheckpointError(f"{where}: kernel {kernel.shape} / recurrent_kernel {rec.shape} are not an LSTM's (I, 4H) / (H, 4H)")
     b_ih = np.zeros(4 * H, np.float32) if bias is None else np.asarray(bias)
     b_hh = np.zeros(4 * H, np.float32)
-    if b_ih.shape == (8 * H,):  # CuDNN-compatible layers keep input and recurrent biases
+    if b_ih.shape == (8 * H,):  # CuDNNLSTM: input and recurrent biases, kernels in cuDNN's layout
+        kernel, rec = from_cudnn_layout(kernel, rec, 4)
         b_ih, b_hh = b_ih[: 4 * H], b_ih[4 * H:]
     if b_ih.shape != (4 * H,):
         raise CheckpointError(f"{where}: bias has shape {b_ih.shape}, expected ({4 * H},)")

@@ -14,13 +14,15 @@ Three kinds of file:
   ``weight_names`` (``lstm/lstm_cell/kernel:0`` ...), in model order.
 
 Recurrent layers are told apart by the recurrent kernel's shape ``(H, k*H)``: k=4 LSTM, 3 GRU,
-1 SimpleRNN (GRU and SimpleRNN are refused with one line: tsprobe measures LSTM forget gates).
-Keras's gate order i, f, c, o is PyTorch's i, f, g, o, so the conversion is a transpose:
-``weight_ih = kernel.T``, ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias``, ``bias_hh = 0``
-(as for ``.npz`` files, :mod:`.keras`). An ``Embedding`` whose width is the first LSTM's input
-and the ``Dense`` layer reading the last LSTM are kept as embedding and decoder.
-``Bidirectional`` layers hold two LSTMs: the stack holds one direction (``direction``), the
-notes report both.
+1 SimpleRNN; a stack holds one kind (mixed kinds are refused with one line). Conversions
+(:func:`.keras.keras_recurrent_layer`): LSTM gate order i, f, c, o is PyTorch's i, f, g, o (a
+transpose, the bias in ``bias_ih``); GRU z, r, h is reordered to r, z, n (a ``reset_after`` bias's
+two rows go to ``bias_ih`` and ``bias_hh``). Each layer's cell and activations come from the
+config (:mod:`.keras_config`), read by the writing Keras version (``hard_sigmoid`` differs between
+Keras 2 and 3); weights-only files get the version's defaults, noted as assumed. An ``Embedding``
+whose width is the first layer's input and the ``Dense`` layer reading the last one are kept as
+embedding and decoder. ``Bidirectional`` layers hold two directions: the stack holds one
+(``direction``), the notes report both.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ import torch
 
 from ..errors import CheckpointError, OptionError
 from ..stack import LSTMStack, Provenance
-from .keras import _keras_layer, _t
+from .keras import _t, keras_recurrent_layer
+from .keras_config import KerasRNN, assumed_rnn, parse_version, rnn_layers_from_config
 from .state_dict import natural_key
 
 DIRECTIONS = ("forward", "backward")
@@ -182,6 +185,40 @@ def _config_order(config: Any) -> tuple[dict[str, int], dict[str, str]]:
     return order, classes
 
 
+def _snake_case(name: str) -> str:
+    """Keras's own rule for the group name of a layer class (``SimpleRNN`` -> ``simple_rnn``)."""
+    text = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", text).lower()
+
+
+def _name_unnamed(records: list[_Record], config: Any) -> None:
+    """Keras 2.13-2.15 ``.keras`` archives carry no layer names in their weights tree: their groups
+    are ``layers/<snake_case class>[_n]`` in model order. Name those records from the config's
+    top-level layer list the same way (nested models stay unnamed)."""
+    cfg = config.get("config") if isinstance(config, dict) else None
+    layer_list = cfg.get("layers") if isinstance(cfg, dict) else None
+    if not isinstance(layer_list, list):
+        return
+    counts: dict[str, int] = {}
+    by_group: dict[str, str] = {}
+    for node in layer_list:
+        if not isinstance(node, dict) or not isinstance(node.get("class_name"), str):
+            continue
+        base = _snake_case(node["class_name"])
+        k = counts.get(base, 0)
+        counts[base] = k + 1
+        name = (node.get("config") or {}).get("name", node.get("name"))
+        if isinstance(name, str):
+            by_group[f"layers/{base}" + (f"_{k}" if k else "")] = name
+    for r in records:
+        if not r.names:
+            group = "/".join(r.path.split("/")[:2])
+            if group in by_group:
+                r.names = [by_group[group]]
+                if r.owner is None and r.direction is not None:
+                    r.owner = by_group[group]
+
+
 # ----------------------------------------------------------------------------------------------
 # legacy HDF5 (Keras 2 / tf.keras, Keras 3 legacy writer)
 # ----------------------------------------------------------------------------------------------
@@ -257,6 +294,30 @@ def _read_keras_zip(p: Path) -> tuple[bytes, Any, dict[str, Any]]:
     return data, config, meta if isinstance(meta, dict) else {}
 
 
+_LAYOUT_NOTE = {
+    "LSTM": "Keras gate order i,f,c,o = i,f,g,o; kernel transposed, the bias vector(s) in bias_ih (bias_hh zero unless "
+            "two were stored)",
+    "GRU": "Keras gate order z,r,h reordered to r,z,n; kernel transposed; input bias in bias_ih, recurrent bias "
+           "(reset_after=True) in bias_hh",
+    "SimpleRNN": "kernel transposed, the bias in bias_ih (bias_hh zero)",
+}
+
+
+def _info(r: _Record, infos: dict[str, KerasRNN], version: tuple[int, ...] | None, has_config: bool,
+          notes: list[str]) -> KerasRNN:
+    """The config's description of record ``r`` (by layer name; ``owner/direction`` inside a
+    Bidirectional), else the defaults of the writing version (noted as assumed)."""
+    keys = ([f"{r.owner}/{r.direction}"] if r.owner and r.direction else []) + list(reversed(r.names))
+    for key in keys:
+        if key in infos:
+            return infos[key]
+    kind = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}[r.rnn_kind]
+    bias = r.arrays[2].shape if len(r.arrays) > 2 else None
+    why = ("no config entry for it in the file" if has_config else
+           "a weights-only Keras file (no model config)")
+    return assumed_rnn(kind, version, bias, r.arrays[1].shape[0], r.owner or r.name, why)
+
+
 def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "forward") -> LSTMStack:
     """A Keras ``.keras``, ``.weights.h5`` or legacy ``.h5`` file as an :class:`LSTMStack` (see the module doc).
 
@@ -274,7 +335,7 @@ def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "
     meta: dict[str, Any] = {}
     if head[:4] == b"PK\x03\x04":
         data, config, meta = _read_keras_zip(p)
-        source, kind_text = "keras", "Keras 3 .keras archive (config.json + model.weights.h5)"
+        source, kind_text = "keras", "Keras .keras archive (config.json + model.weights.h5)"
         f = _open_h5(io.BytesIO(data), f"{p}:model.weights.h5")
     else:
         f = _open_h5(p, str(p))
@@ -301,7 +362,7 @@ def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "
             records = []
             _walk_keras3(f, "", [], records, notes)
             if source is None:
-                source, kind_text = "keras-weights-h5", "Keras 3 weights file (.weights.h5; no config)"
+                source, kind_text = "keras-weights-h5", "Keras weights file (.weights.h5, the layout of Keras 3 and 2.13+; no config)"
             version = meta.get("keras_version")
             if version:
                 kind_text += f", keras {version}"
@@ -309,6 +370,8 @@ def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "
             keys = ", ".join(list(f.keys())[:6]) or "none"
             raise CheckpointError(f"{p} is an HDF5 file but not a Keras model or weights file (top-level groups: {keys})")
     where = str(p)
+    if config is not None and source == "keras":
+        _name_unnamed(records, config)
     order, classes = _config_order(config) if config is not None else ({}, {})
     ordered = source == "keras-h5" or bool(order)
     if source == "keras-weights-h5" or not order:
@@ -322,36 +385,51 @@ def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "
     notes.append(f"read with h5py from a {kind_text}")
 
     rnns = [r for r in records if r.role == "rnn"]
-    lstms = [r for r in rnns if r.rnn_kind == "LSTM"]
-    other = [r for r in rnns if r.rnn_kind != "LSTM"]
-    if not lstms:
-        if other:
-            r = other[0]
-            cls = classes.get(r.name) or classes.get(r.owner or "") or r.rnn_kind
-            raise CheckpointError(
-                f"{where}: layer '{r.owner or r.name}' is a {r.rnn_kind if r.rnn_kind != 'unknown' else cls} "
-                f"(recurrent kernel {tuple(r.arrays[1].shape)}), not an LSTM; tsprobe measures LSTM forget gates only"
-            )
-        raise CheckpointError(f"{where}: no LSTM layer in this Keras file (layers with weights: "
-                              f"{', '.join(r.name for r in records) or 'none'})")
-    if other:
-        notes.append("skipped recurrent layers that are not LSTMs: " + ", ".join(f"{r.name} ({r.rnn_kind})" for r in other))
-    owners = list(dict.fromkeys(r.owner for r in lstms if r.direction))
+    known = [r for r in rnns if r.rnn_kind != "unknown"]
+    if not known:
+        if rnns:
+            r = rnns[0]
+            raise CheckpointError(f"{where}: layer '{r.owner or r.name}' has a recurrent kernel of shape "
+                                  f"{tuple(r.arrays[1].shape)}, which is no LSTM, GRU or SimpleRNN")
+        raise CheckpointError(f"{where}: no recurrent layer (LSTM, GRU, SimpleRNN) in this Keras file (layers with "
+                              f"weights: {', '.join(r.name for r in records) or 'none'})")
+    kinds = list(dict.fromkeys(r.rnn_kind for r in known))
+    if len(kinds) > 1:
+        raise CheckpointError(f"{where}: the recurrent layers mix cell types ({', '.join(kinds)}: "
+                              f"{', '.join(f'{r.name} ({r.rnn_kind})' for r in known)}); tsprobe reads a stack of one "
+                              "cell type")
+    kind_name = kinds[0]
+    vtuple = parse_version(version)
+    if vtuple is not None and vtuple < (2,):
+        raise CheckpointError(f"{where}: written by Keras {version}; Keras 1 files (weights W_i, U_i, b_i ... per gate) "
+                              "are not supported: load the model in Keras 2 and save it again")
+    infos = rnn_layers_from_config(config, vtuple) if config is not None else {}
+    owners = list(dict.fromkeys(r.owner for r in known if r.direction))
     for owner in owners:
-        both = {r.direction: r for r in lstms if r.owner == owner}
+        both = {r.direction: r for r in known if r.owner == owner}
         parts = []
         for d in DIRECTIONS:
             if d in both:
-                layer = _keras_layer(*both[d].arrays[:3], both[d].path) if len(both[d].arrays) >= 3 else \
-                    _keras_layer(both[d].arrays[0], both[d].arrays[1], None, both[d].path)
-                parts.append(f"{d} {layer.hidden_size} units (median forget bias {float(np.median(layer.forget_bias.numpy())):.4g})")
+                layer = keras_recurrent_layer(both[d].arrays[0], both[d].arrays[1],
+                                              both[d].arrays[2] if len(both[d].arrays) > 2 else None, both[d].path,
+                                              _info(both[d], infos, vtuple, config is not None, notes).cell)
+                median = (f" (median {'forget' if layer.cell.kind == 'lstm' else 'update-gate'} bias "
+                          f"{float(np.median(layer.forget_bias.numpy())):.4g})" if layer.cell.retention_gate else "")
+                parts.append(f"{d} {layer.hidden_size} units{median}")
         notes.append(f"Bidirectional layer '{owner}': {'; '.join(parts)}; this stack holds the {direction} direction "
                      f"(direction='{'backward' if direction == 'forward' else 'forward'}' reads the other)")
-    chosen = [r for r in lstms if r.direction in (None, direction)]
+    chosen = [r for r in known if r.direction in (None, direction)]
     if not chosen:
-        raise CheckpointError(f"{where}: no {direction} LSTM in this file")
-    layers = [_keras_layer(r.arrays[0], r.arrays[1], r.arrays[2] if len(r.arrays) > 2 else None, f"{where}:{r.path}")
-              for r in chosen]
+        raise CheckpointError(f"{where}: no {direction} recurrent layer in this file")
+    layers = []
+    for r in chosen:
+        info = _info(r, infos, vtuple, config is not None, notes)
+        if info.go_backwards and r.direction is None:
+            raise CheckpointError(f"{where}: layer '{r.name}' has go_backwards=True (it reads the sequence backwards); "
+                                  "tsprobe reads left-to-right layers (and Bidirectional ones by direction)")
+        layers.append(keras_recurrent_layer(r.arrays[0], r.arrays[1], r.arrays[2] if len(r.arrays) > 2 else None,
+                                            f"{where}:{r.path}", info.cell))
+        notes.extend(n for n in info.notes if n not in notes)
     I, H_last = layers[0].input_size, layers[-1].hidden_size
     first_pos, last_pos = records.index(chosen[0]), records.index(chosen[-1])
     if not ordered:  # no model order across layer classes: any embedding / dense of the right shape
@@ -366,16 +444,15 @@ def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "
         if len(decs[0].arrays) > 1 and decs[0].arrays[1].shape == (decoder_w.shape[0],):
             decoder_b = _t(decs[0].arrays[1])
     names = [r.name for r in chosen]
-    notes.append(f"LSTM layers in model order: {', '.join(names)}; Keras gate order i,f,c,o = i,f,g,o; kernel "
-                 "transposed, the single bias vector in bias_ih (bias_hh zero)")
+    notes.append(f"{kind_name} layers in model order: {', '.join(names)}; " + _LAYOUT_NOTE[kind_name])
     if embedding is not None and decoder_w is not None and torch.equal(embedding, decoder_w):
         decoder_w = embedding
     try:
         stack = LSTMStack(layers=layers, embedding=embedding, decoder_weight=decoder_w, decoder_bias=decoder_b, vocab=None,
-                          config={"arch": "keras-lstm", "layer_names": names},
+                          config={"arch": f"keras-{kind_name.lower()}", "layer_names": names},
                           provenance=Provenance(source, path=where, sha256=sha256, notes=notes))
     except CheckpointError as exc:
-        raise CheckpointError(f"{where}: the LSTM layers ({', '.join(names)}) do not form one stack: {exc}") from None
+        raise CheckpointError(f"{where}: the {kind_name} layers ({', '.join(names)}) do not form one stack: {exc}") from None
     if embedding is not None or decoder_w is not None:
         stack.config["tie_weights"] = stack.tied
     from .loader import NO_VOCAB_NOTE

@@ -126,5 +126,5 @@ def describe_model(root: Any, flat: Flattened, lstm_prefix: str) -> ModelDescrip
     if "dropout" not in config and is_inert(drop) and isinstance(drop.attributes.get("p"), (int, float)):
         config["dropout"] = drop.attributes["p"]
     if "WeightDrop" in classes:
-        notes.append("AWD-LSTM DropConnect (weight_drop.WeightDrop) around each LSTM")
+        notes.append("AWD-LSTM DropConnect (weight_drop.WeightDrop) around each recurrent layer")
     return ModelDescription(source, model_class, config, notes)
