@@ -35,13 +35,15 @@ def build(cell: str, vocab: int, emb: int, sizes: tuple[int, ...], seed: int) ->
 
 
 def bare_layers(model: LanguageModel) -> list[nn.Module]:
+    """Fused modules with the same weights (for a step-cell layer: the fused module of its kind)."""
     out = []
-    for rnn in model.rnns:
-        cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(getattr(rnn, "mode_name", "lstm"), None)
-        if cls is None:  # plain RNNs
-            m = nn.RNN(rnn.input_size, rnn.hidden_size, nonlinearity="relu" if "relu" in rnn.mode_name else "tanh")
+    for k, rnn in enumerate(model.rnns):
+        cell = model.cells[k] if hasattr(model, "cells") else None  # before the recurrent-stack change: LSTMs
+        kind = cell.kind if cell is not None else "lstm"
+        if kind == "rnn":
+            m = nn.RNN(rnn.input_size, rnn.hidden_size, nonlinearity=cell.activation)
         else:
-            m = cls(rnn.input_size, rnn.hidden_size)
+            m = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](rnn.input_size, rnn.hidden_size)
         m.load_state_dict({k: v for k, v in rnn.state_dict().items() if k.endswith("_l0")})
         out.append(m.eval())
     return out
