@@ -256,3 +256,53 @@ def fused_module(input_size: int, hidden_size: int, cell: CellSpec) -> nn.Module
 def recurrent_module(input_size: int, hidden_size: int, cell: CellSpec) -> nn.Module:
     """A fused module where it is exact, else a :class:`StepRecurrent`."""
     return fused_module(input_size, hidden_size, cell) if cell.is_fused else StepRecurrent(input_size, hidden_size, cell)
+
+
+def block_gates(cell: CellSpec, module: nn.Module, x: torch.Tensor, out: torch.Tensor, state0: Any,
+                names: set[str], offsets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Gates of a whole block of steps of a GRU (or plain RNN: none) layer, for the stream runner.
+
+    ``x (S, B, I)`` is the layer's input, ``out (S, B, H)`` the outputs the layer returned, ``state0``
+    the state it started from (None: zeros). The previous states are ``[h0, out[:-1]]``, so every
+    gate of every step comes from a few matmuls over the block. ``offsets (B, n_gates*H)`` are
+    constant pre-activation offsets on the input side (as the runner's extra input channel adds
+    them). Returns the gates asked for by ``names`` (``r``, ``z``, ``n``) and, with ``z``,
+    ``z_comp = 1 - z`` computed as ``act(-pre)`` (exact near 1 for symmetric gate activations).
+    """
+    if cell.kind == "rnn":
+        return {}
+    if cell.kind != "gru":
+        raise OptionError(f"block_gates computes GRU gates; the runner computes {cell.kind} gates itself", param="cell")
+    S, B, _ = x.shape
+    H = module.hidden_size
+    h0 = x.new_zeros(1, B, H) if state0 is None else (state0[0] if isinstance(state0, tuple) else state0).reshape(1, B, H)
+    h_prev = torch.cat([h0, out[:-1]], dim=0)
+    w_ih, w_hh = module.weight_ih_l0, module.weight_hh_l0
+    b_ih = getattr(module, "bias_ih_l0", None)
+    b_hh = getattr(module, "bias_hh_l0", None)
+    gi = x @ w_ih.t()
+    if b_ih is not None:
+        gi = gi + b_ih
+    if offsets is not None:
+        gi = gi + offsets
+    ga = cell.gate_activation
+    rz_h = h_prev @ w_hh[: 2 * H].t()
+    if b_hh is not None:
+        rz_h = rz_h + b_hh[: 2 * H]
+    pre_r = gi[..., :H] + rz_h[..., :H]
+    pre_z = gi[..., H:2 * H] + rz_h[..., H:]
+    values: dict[str, torch.Tensor] = {}
+    r = activate(ga, pre_r)
+    if "r" in names:
+        values["r"] = r
+    if "z" in names:
+        values["z"] = activate(ga, pre_z)
+        values["z_comp"] = activate(ga, -pre_z)
+    if "n" in names:
+        if cell.reset_after:
+            hn = h_prev @ w_hh[2 * H:].t() + (b_hh[2 * H:] if b_hh is not None else 0.0)
+            pre_n = gi[..., 2 * H:] + r * hn
+        else:
+            pre_n = gi[..., 2 * H:] + (r * h_prev) @ w_hh[2 * H:].t() + (b_hh[2 * H:] if b_hh is not None else 0.0)
+        values["n"] = activate(cell.activation, pre_n)
+    return values

@@ -269,6 +269,10 @@ class CellMaths:
 
     def wanted(self, gates: str) -> set[str]:
         """Gate names for a hook's ``gates`` string (``""``: the retention gate; ``"all"``: every gate)."""
+        if not self.gate_names:
+            from .cells import NO_RETENTION_GATE
+
+            raise OptionError(NO_RETENTION_GATE, param="hooks")
         names = set(self.gate_names) if gates == "all" else set(gates)
         unknown = names - set(self.gate_names)
         if unknown:
@@ -279,8 +283,21 @@ class CellMaths:
 
 LSTM_MATHS = CellMaths("lstm", ("i", "f", "g", "o"), "f", ("o", -1.0e4), _lstm_gates, _lstm_cells, "ifg")
 
+def _gru_gates(mod: nn.Module, x: torch.Tensor, out: torch.Tensor, state0: Any, names: set[str],
+               offsets: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """GRU gates of a block (r, z, n and ``z_comp``): :func:`timescale_probe.cells.block_gates`."""
+    from .cells import CellSpec, block_gates
+
+    return block_gates(getattr(mod, "cell", None) or CellSpec("gru"), mod, x, out, state0, names, offsets)
+
+
+#: A GRU's output cannot be zeroed through one gate (h = z h_prev + (1-z) n): ablate it by output masks.
+GRU_MATHS = CellMaths("gru", ("r", "z", "n"), "z", None, _gru_gates)
+#: A plain RNN has no gates (asking for them is one error naming activity-timescales).
+RNN_MATHS = CellMaths("rnn", (), None, None, lambda *args: {})
+
 #: Cell maths by kind; other cell types add their entry here.
-CELL_MATHS: dict[str, CellMaths] = {"lstm": LSTM_MATHS}
+CELL_MATHS: dict[str, CellMaths] = {"lstm": LSTM_MATHS, "gru": GRU_MATHS, "rnn": RNN_MATHS}
 
 
 def cell_maths(module: nn.Module) -> CellMaths:
@@ -316,9 +333,12 @@ def split_lstm(lstm: nn.LSTM) -> list[nn.LSTM]:
     return out
 
 
-def lstm_from_layer(layer: LSTMLayer, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> nn.LSTM:
-    """A single-layer ``nn.LSTM`` holding the weights of an :class:`LSTMLayer` (in eval mode)."""
-    m = nn.LSTM(layer.input_size, layer.hidden_size, 1)
+def lstm_from_layer(layer: LSTMLayer, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A single-layer module holding the weights of a stack layer (in eval mode): PyTorch's fused
+    module where it computes the layer's cell exactly, else a :class:`~timescale_probe.cells.StepRecurrent`."""
+    from .cells import recurrent_module
+
+    m = recurrent_module(layer.input_size, layer.hidden_size, layer.cell)
     with torch.no_grad():
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(m, f"{name}_l0").copy_(getattr(layer, name))
@@ -338,6 +358,8 @@ def as_lstm_modules(layers: Any, device: Any = None, dtype: torch.dtype = torch.
             mods.append(lstm_from_layer(layer, device or "cpu", dtype))
         elif isinstance(layer, nn.LSTM):
             mods.extend(split_lstm(layer))
+        elif isinstance(getattr(layer, "weight_hh_l0", None), torch.Tensor) and not hasattr(layer, "weight_hh_l1"):
+            mods.append(layer)  # a single-layer nn.GRU / nn.RNN / StepRecurrent
         else:
             raise OptionError(f"cannot run a {type(layer).__name__}: expected nn.LSTM or LSTMLayer")
     return mods
