@@ -39,8 +39,7 @@ def _cli_type(tp: Any) -> Any:
     (click would turn ``""`` into ``.``; the options class refuses an empty path); the rest as declared."""
     inner, optional = _unwrap_optional(tp)
     if typing.get_origin(inner) is tuple:
-        args = typing.get_args(inner)
-        inner = list[str if args and args[0] is Path else args[0]] if args else list[str]
+        inner = list[str]  # each value as text: "1.4,1" is two values, checked by the options class
     elif inner is Path:
         inner = str
     return typing.Optional[inner] if optional else inner
@@ -72,6 +71,8 @@ def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
             kw["metavar"] = spec.metavar
         elif _unwrap_optional(tp)[0] is Path:
             kw["metavar"] = "PATH"
+        elif typing.get_origin(_unwrap_optional(tp)[0]) is tuple:
+            kw["metavar"] = "A,B,..."  # comma-separated, or the flag repeated
         if spec.argument:  # positional, before every option, in declaration order
             kw["show_default"] = default is not ...
             params.insert(sum(1 for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD),

@@ -183,10 +183,26 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)
         item = args[0] if args else Any
+        if isinstance(value, str) and item is not Path:
+            value = (value,)
         if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
             raise OptionError(f"{name} must be a list of values (got {value!r})", param=name)
-        return tuple(_coerce(v, item, name) if item is not Any else v for v in value)
+        if item is not Path:  # "1.4,1" (one flag, or one string from Python) is two values
+            value = [p for v in value for p in (
+                [t.strip() for t in v.split(",") if t.strip()] if isinstance(v, str) else [v])]
+        return tuple(_coerce(_number(v, item, name), item, name) if item is not Any else v for v in value)
     return value  # other annotations (Any, callables, dicts) are taken as given
+
+
+def _number(value: Any, tp: Any, name: str) -> Any:
+    """A list item given as text (from the command line or a comma-separated string) as a number."""
+    if isinstance(value, str) and tp in (int, float):
+        try:
+            return tp(value) if tp is float else int(value)
+        except ValueError:
+            kind = "a whole number" if tp is int else "a number"
+            raise OptionError(f"{name} must be a list of numbers ('{value}' is not {kind})", param=name) from None
+    return value
 
 
 def _check_bounds(value: Any, spec: OptionSpec, name: str) -> None:

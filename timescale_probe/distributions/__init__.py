@@ -26,7 +26,6 @@ from .fitting import (
     FIT_COLUMNS,
     MIN_DISTINCT,
     FitReport,
-    check_fit_options,
     fit_table,
     fit_timescales,
     fit_verdict,
@@ -38,7 +37,7 @@ __all__ = [
     "FAMILIES", "FAMILY_ORDER", "NESTED_PAIRS", "Family", "family_label", "fit_mle", "parse_families",
     "CI_METHODS", "KS_ALPHA", "exclusion_counts", "fit_one_family", "ks_statistic",
     "LikelihoodRatioTest", "likelihood_ratio_test",
-    "COMPARISON_COLUMNS", "FIT_COLUMNS", "MIN_DISTINCT", "FitReport", "check_fit_options", "fit_table",
+    "COMPARISON_COLUMNS", "FIT_COLUMNS", "MIN_DISTINCT", "FitReport", "fit_table",
     "fit_timescales", "fit_verdict",
     "layer_timescales", "load_timescales", "parse_layers", "figure_tables", "sorted_curve",
 ]

@@ -29,7 +29,7 @@ from .compare import likelihood_ratio_test
 from .families import FAMILIES, NESTED_PAIRS, parse_families
 from .inputs import parse_layers
 
-__all__ = ["FitReport", "fit_timescales", "fit_table", "fit_verdict", "check_fit_options", "FIT_COLUMNS",
+__all__ = ["FitReport", "fit_timescales", "fit_table", "fit_verdict", "FIT_COLUMNS",
            "COMPARISON_COLUMNS", "MIN_DISTINCT"]
 
 #: Fewest distinct usable values a scope needs before continuous laws are fitted to it.
@@ -105,10 +105,11 @@ class FitReport:
         return fit_verdict(self.fits_, scope=self.scopes[0] if scope is None else scope, reference=reference)
 
 
-def check_fit_options(*, n_boot: int = 1000, ci_level: float = 0.95, ci_method: str = "auto",
-                      fix_scale: float | None = None, families=None, compare_to: str = "invgamma") -> list[str]:
-    """Validate fitting options before any work (messages name the Python parameter); returns the
-    parsed family names. Raises OptionError."""
+def _check_fit_args(*, n_boot: int, ci_level: float, ci_method: str, fix_scale: float | None, families,
+                    compare_to: str) -> list[str]:
+    """The arguments of :func:`fit_table`, checked before any fitting (messages name the Python
+    parameter; the command line checks them earlier, as fields of ``analyses.fit.FitOptions``);
+    returns the parsed family names."""
     check_int(n_boot, "n_boot", minimum=0)
     check_fraction(ci_level, "ci_level")
     check_choice(ci_method, "ci_method", CI_METHODS)
@@ -227,7 +228,7 @@ def fit_table(df: pd.DataFrame, column: str = "T", layers: str | Sequence | None
     Scopes that cannot be fitted (fewer than 3 usable values or fewer than ``MIN_DISTINCT``
     distinct values) are skipped and listed in ``skipped_``; if none can be fitted, InputError.
     """
-    fams = check_fit_options(n_boot=n_boot, ci_level=ci_level, ci_method=ci_method, fix_scale=fix_scale,
+    fams = _check_fit_args(n_boot=n_boot, ci_level=ci_level, ci_method=ci_method, fix_scale=fix_scale,
                              families=families, compare_to=compare_to)
     compare_to = parse_families([compare_to], param="compare_to")[0]
     if column not in df.columns:
