@@ -35,6 +35,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -57,9 +58,26 @@ DEFAULT_CONTROLS = 230
 LEVEL = 0.95
 
 
+#: ``<corpus>-<arch>-seed<N>``; corpus ``ptb`` or ``markov-ptb``.
+FOLDER_RE = re.compile(r"^(markov-ptb|ptb)-(.+)-seed(\d+)$")
+
+
 def seed_folder_name(corpus: str, arch: str, seed: int) -> str:
     """``<corpus>-<arch>-seed<N>`` (the shared per-seed folder name)."""
     return f"{corpus}-{arch}-seed{int(seed)}"
+
+
+def parse_folder_name(name: str) -> tuple[str, str, int] | None:
+    """``ptb-mts-seed2`` -> ``("ptb", "mts", 2)``; None for a name not in the shared format."""
+    m = FOLDER_RE.match(name)
+    return None if m is None else (m.group(1), m.group(2), int(m.group(3)))
+
+
+def seed_folders(directory: str | Path | None) -> list[Path]:
+    """The per-seed folders directly under ``directory`` (sorted; none when it does not exist)."""
+    if directory is None or not Path(directory).is_dir():
+        return []
+    return sorted(q for q in Path(directory).iterdir() if q.is_dir() and parse_folder_name(q.name))
 
 
 def _plain(obj: Any) -> Any:
@@ -135,7 +153,7 @@ def check_recipes(cards: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     for arm, groups in by_arm.items():
         if len(groups) > 1:
             (h1, n1), (h2, n2) = list(groups.items())[:2]
-            a, b = _flat(recipes[h1]), _flat(recipes[h2])
+            a, b = flatten_recipe(recipes[h1]), flatten_recipe(recipes[h2])
             diff = [f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             raise InputError(f"{arm[0]} {arm[1]}: seeds trained with different recipes ({', '.join(n1)} vs "
                              f"{', '.join(n2)}): " + "; ".join(diff[:6]))
@@ -143,12 +161,13 @@ def check_recipes(cards: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_recipe(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A recipe as ``{'train_config.epochs': '10', ...}`` (values as canonical JSON), to name differences."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
+            out.update(flatten_recipe(v, key + "."))
         else:
             out[key] = json.dumps(_plain(v), sort_keys=True)
     return out
@@ -463,8 +482,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .fileio import atomic_write_text, require_file, resolve_device
 
         if a.cmd == "check":
-            from .reproduce.seedruns import seed_folders
-
             cards = {q.name: json.loads((q / "card.json").read_text()) for q in seed_folders(a.folder)
                      if (q / "card.json").is_file()}
             for h, names in check_recipes(cards).items():

@@ -189,3 +189,59 @@ def seed_mean_band(tables: dict[int, pd.DataFrame], *, binning: str = "frequency
                      "null_mean": float(np.exp(np.mean([x.mean() for x in per]))), "null_lo": float(lo),
                      "null_hi": float(hi)})
     return pd.DataFrame(rows, columns=["bin", "n_seeds", "n_controls", "null_mean", "null_lo", "null_hi"])
+
+
+#: pre-specified Fig. 3 contrast: groups whose units all have T >= LONG_T are "long", T <= SHORT_T "short"
+LONG_T = 10.0
+SHORT_T = 1.0
+RARE_BIN = "<100"
+
+
+def routing_contrasts(table: pd.DataFrame, *, n_draws: int = 20000, seed: int = 0, long_t: float = LONG_T,
+                      short_t: float = SHORT_T, rare: str = RARE_BIN, binning: str = "frequency") -> dict[str, Any]:
+    """One seed's pre-specified Fig. 3 statistics and their single-seed nulls from its own controls.
+
+    ``table``: one model's ablation ratio table with ``kind`` group/control and ``T_min, T_max`` per
+    group. On log ratios ``L`` (log of ppl ablated / intact):
+
+    - ``long_vs_short`` = mean over long-T groups (``T_min >= long_t``) of ``L[rare]`` minus the mean
+      over short-T groups (``T_max <= short_t``); null: the same difference for disjoint random sets
+      of as many control groups, drawn ``n_draws`` times;
+    - ``rare_vs_<bin>`` for every other bin = mean over long-T groups of ``L[rare] - L[bin]``; null:
+      the same mean over as many random control groups.
+
+    Returns ``{"observed": {name: value}, "null": {name: array (n_draws,)}, "long": [groups],
+    "short": [groups], "controls": m}``; ``observed`` is empty when the table lacks long or short
+    groups, controls or the rare bin.
+    """
+    t = table[(table["binning"] == binning) & (table["bin"] != "all")] if "binning" in table else table[table["bin"] != "all"]
+    t = t.assign(L=np.log(t["ratio"].to_numpy(dtype=np.float64)), group=t["group"].astype(str))
+    wide = t.pivot_table(index=["kind", "group"], columns="bin", values="L", aggfunc="first")
+    bins = [b for b in dict.fromkeys(t["bin"]) if b in wide.columns]
+    out: dict[str, Any] = {"observed": {}, "null": {}, "long": [], "short": [], "controls": 0}
+    if rare not in bins or "group" not in wide.index.get_level_values(0):
+        return out
+    g = t[t["kind"] == "group"].drop_duplicates("group").set_index("group")
+    longs = [x for x in g.index if np.isfinite(g.loc[x, "T_min"]) and g.loc[x, "T_min"] >= long_t] if "T_min" in g else []
+    shorts = [x for x in g.index if np.isfinite(g.loc[x, "T_max"]) and g.loc[x, "T_max"] <= short_t] if "T_max" in g else []
+    ctl = wide.loc["control"] if "control" in wide.index.get_level_values(0) else None
+    out.update(long=longs, short=shorts, controls=0 if ctl is None else int(len(ctl)))
+    if not longs or ctl is None or len(ctl) < len(longs) + len(shorts):
+        return out
+    G = wide.loc["group"]
+    C = ctl[bins].to_numpy(dtype=np.float64)  # (m, bins)
+    r = bins.index(rare)
+    rng = np.random.default_rng(seed)
+    order = rng.random((n_draws, C.shape[0])).argsort(axis=1)  # disjoint random control sets per draw
+    a, b = len(longs), len(shorts)
+    first = C[order[:, :a]]  # (n_draws, a, bins)
+    if shorts:
+        out["observed"]["long_vs_short"] = float(G.loc[longs, rare].mean() - G.loc[shorts, rare].mean())
+        out["null"]["long_vs_short"] = first[:, :, r].mean(1) - C[order[:, a:a + b]][:, :, r].mean(1)
+    for k, other in enumerate(bins):
+        if other == rare:
+            continue
+        name = f"rare_vs_{other}"
+        out["observed"][name] = float((G.loc[longs, rare] - G.loc[longs, other]).mean())
+        out["null"][name] = (first[:, :, r] - first[:, :, k]).mean(1)
+    return out

@@ -16,16 +16,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..analysis.claims import LABELS, VERDICTS, Claim, find_claim
 from ..fileio import prepare_out_dir, write_run_json
 from ..pipeline import pipeline_events, run_pipeline
 from ..progress import ProgressLike
 from .config import PAPER, PROFILES, SETTINGS, ReproduceOptions
-from .report import Claim, build_claims
+from .report import build_claims
 from .steps import CHEAP_STEPS, FIGURES, build_steps
-from .verdicts import VERDICTS, code_check, effect_verdict, value_verdict
+from .verdicts import code_check, value_rule
 
 __all__ = ["PAPER", "PROFILES", "SETTINGS", "ReproduceOptions", "run_reproduce", "step_names", "build_steps",
-           "FIGURES", "VERDICTS", "analysis_main", "Claim", "build_claims", "code_check", "effect_verdict", "value_verdict"]
+           "FIGURES", "VERDICTS", "LABELS", "analysis_main", "Claim", "build_claims", "find_claim", "code_check",
+           "value_rule"]
 
 
 def step_names(opts: ReproduceOptions | None = None) -> list[str]:
@@ -118,9 +120,16 @@ def analysis_main(figure: str, doc: str, argv: list[str] | None = None) -> int:
         with pipeline_events(say):
             records = run_reproduce(a.out, opts, only=FIGURES[figure], force=a.force)
     except TsprobeError as exc:
-        from ..cli._common import option_error_line
+        import re
 
-        print(f"error: {option_error_line(exc)}", file=sys.stderr)
+        from ..analysis.options import flag_name
+
+        param, text = getattr(exc, "param", None), str(exc)
+        if param:  # the parameter named as this script's flag
+            flag = flag_name(param)
+            text = re.sub(rf"\b{re.escape(param)}\b", flag, text, count=1) if re.search(rf"\b{re.escape(param)}\b", text) \
+                else f"{flag}: {text}"
+        print(f"error: {text}", file=sys.stderr)
         return 2
     bad = [n for n in FIGURES[figure] if records.get(n, {}).get("status") == "failed"]
     return 1 if bad else 0

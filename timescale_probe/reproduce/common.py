@@ -146,7 +146,7 @@ def corpus_spec(ctx: StepContext, opts: ReproduceOptions, key: str) -> str:
 
 
 def _card_summary(card: dict) -> dict[str, Any]:
-    keys = ("status", "corpus", "arch", "profile", "epochs", "best_epoch", "best_valid_ppl", "test_ppl", "parameters",
+    keys = ("status", "corpus", "arch", "profile", "seed", "epochs", "best_epoch", "best_valid_ppl", "test_ppl", "parameters",
             "wall_time_s", "command", "mts_spec")
     return {k: card.get(k) for k in keys if k in card}
 

@@ -2,13 +2,16 @@
 
 A step builds one of these dataclasses and returns :func:`as_results` of it (the pipeline stores it
 as JSON in ``<out>/.steps/<name>.json``); the report reads it back with :func:`load`, so both sides
-name the same fields and neither imports the other. Nested statistics (a summary of timescales,
-one fit, the facts of one bin) stay plain dicts whose keys are documented on the field.
+name the same fields and neither imports the other. Every pre-specified claim's statistics are a
+typed :class:`~.rules.Decision` keyed by the claim's id; descriptive numbers (a summary of
+timescales, one fit, table rows) stay plain dicts whose keys are documented on the field.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
+
+from ..errors import InputError
 
 T = TypeVar("T")
 
@@ -22,10 +25,21 @@ def as_results(obj: Any, files: list[str] | None = None) -> dict[str, Any]:
 
 
 def from_results(cls: type[T], results: dict[str, Any]) -> T:
-    """A dataclass of ``cls`` from a stored results dict (unknown keys are ignored, missing
-    optional ones take their defaults)."""
+    """A dataclass of ``cls`` from a stored results dict (``_files`` aside). A key the class does
+    not know is an error, never dropped in silence: a stored result of another version says so
+    (rerun that step with ``--force``). Fields typed as :class:`~.rules.Decision` mappings are
+    rebuilt from their dicts."""
+    from .rules import Decision
+
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in (results or {}).items() if k in names})
+    data = {k: v for k, v in (results or {}).items() if k != "_files"}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"stored {cls.__name__} has field(s) {', '.join(unknown)} this version does not know: "
+                         "redo the step (--force STEP)")
+    if "decisions" in data and isinstance(data["decisions"], dict):
+        data["decisions"] = {k: v if isinstance(v, Decision) else Decision(**v) for k, v in data["decisions"].items()}
+    return cls(**data)
 
 
 def load(records: dict[str, dict], step: str, cls: type[T]) -> T | None:
@@ -115,6 +129,7 @@ class RoutingResult:
     ppl_intact: float | None = None
     controls: int = 0
     control_size: int | None = None
+    control_seed: int | None = None
     band: dict[str, Any] = field(default_factory=dict)
     tests: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -128,6 +143,10 @@ class DyckResult:
     overall: dict[str, Any] = field(default_factory=dict)  # arch -> {mean, std, seeds}
     paired_overall: dict[str, Any] | None = None  # diff, ci_lo, ci_hi, pairs, bin, sign_p
     paired_tail: dict[str, Any] | None = None
+    #: per seed pair, MTS - baseline accuracy: ``{"overall": {seed: diff}, "tail": {seed: diff}}``
+    paired_by_seed: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per arch, the overall test accuracy of every seed: ``{"mts": {seed: accuracy}}``
+    accuracy_by_seed: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,10 +157,11 @@ class MIResult:
 
 @dataclass
 class SeedsResult:
-    """The ``seeds`` step (:mod:`.multiseed`). ``table1``: ``{seeds, rows, per_seed}`` (rows as
-    :func:`evaluation.seed_paired_comparison`); ``gap``: ``{seeds, mean_by_epoch, budget}``;
-    ``fig3``: ``{seeds, facts, tests, tests_total, band}``; ``markov``: ``{seeds_ptb, seeds_markov,
-    pairs, diff, lo, hi}``; ``fits`` and ``appendix``: one dict per seed."""
+    """The ``seeds`` step (:mod:`.multiseed`). ``decisions``: the pre-specified claims' statistics
+    by claim id (:class:`~.rules.Decision`); ``table1``: ``{seeds, rows, per_seed}`` (rows as
+    :func:`evaluation.seed_paired_comparison`); ``gap``: ``{seeds, mean_by_epoch, last_change,
+    budget}``; ``fig3``: ``{seeds, seeds_controls, left_out, facts, band, long, short}``;
+    ``recipes``: arm -> recipe hash -> seeds; ``markov``, ``fits``, ``appendix``: one dict per seed."""
 
     arms: dict[str, list[int]] = field(default_factory=dict)
     arm_counts: dict[str, int] = field(default_factory=dict)
@@ -150,9 +170,12 @@ class SeedsResult:
     left_out: list[str] = field(default_factory=list)
     seeds_dir: str | None = None
     level: float = 0.95
+    recipes: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)
     gap: dict[str, Any] = field(default_factory=dict)
     table1: dict[str, Any] | None = None
     fig3: dict[str, Any] | None = None
     markov: dict[str, Any] = field(default_factory=dict)
     fits: list[dict[str, Any]] = field(default_factory=list)
     appendix: list[dict[str, Any]] = field(default_factory=list)
+    decisions: dict[str, Any] = field(default_factory=dict)

@@ -9,7 +9,6 @@ out, with the reason, runs trained at another profile or scored on another test 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -17,8 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-#: ``<corpus>-<arch>-seed<N>``; corpus ``ptb`` or ``markov-ptb``.
-FOLDER_RE = re.compile(r"^(markov-ptb|ptb)-(.+)-seed(\d+)$")
+from ..seeds import FOLDER_RE, parse_folder_name, seed_folders  # noqa: F401 - re-exported names
 
 
 @dataclass
@@ -36,6 +34,8 @@ class SeedRun:
     ablation: pd.DataFrame | None = None
     timescales: pd.DataFrame | None = None
     missing: list[str] = field(default_factory=list)
+    #: how the ablation's controls were drawn: ``{"controls": n, "control_seed": s}`` (from the card)
+    ablation_meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -48,12 +48,6 @@ class SeedRun:
     @property
     def profile(self) -> str | None:
         return None if not self.card else self.card.get("profile")
-
-
-def parse_folder_name(name: str) -> tuple[str, str, int] | None:
-    """``ptb-mts-seed2`` -> ``("ptb", "mts", 2)``; None for a name not in the shared format."""
-    m = FOLDER_RE.match(name)
-    return None if m is None else (m.group(1), m.group(2), int(m.group(3)))
 
 
 def read_seed_run(path: str | Path) -> SeedRun:
@@ -80,14 +74,9 @@ def read_seed_run(path: str | Path) -> SeedRun:
             setattr(run, attr, read(f))
         except (OSError, ValueError, UnicodeDecodeError) as exc:  # json/csv/npy errors are ValueErrors
             run.missing.append(f"{fname} (unreadable: {type(exc).__name__})")
+    meta = ((run.card or {}).get("seed_tables") or {}).get("ablation") or {}
+    run.ablation_meta = {"controls": meta.get("controls"), "control_seed": meta.get("control_seed")}
     return run
-
-
-def seed_folders(directory: str | Path | None) -> list[Path]:
-    """The per-seed folders directly under ``directory`` (sorted; none when it does not exist)."""
-    if directory is None or not Path(directory).is_dir():
-        return []
-    return sorted(q for q in Path(directory).iterdir() if q.is_dir() and parse_folder_name(q.name))
 
 
 @dataclass
@@ -124,6 +113,7 @@ def collect_seed_runs(own: Iterable[SeedRun], directories: Sequence[str | Path |
 
     def consider(r: SeedRun) -> None:
         if r.key in kept:
+            merge(kept[r.key], r)
             return
         if profile is not None and r.profile is not None and r.profile != profile:
             left.append(f"{r.name} ({r.source}): trained with the {r.profile} profile, this report is for {profile}")
@@ -133,6 +123,20 @@ def collect_seed_runs(own: Iterable[SeedRun], directories: Sequence[str | Path |
                         f"test stream {test_lengths[r.corpus]:,} targets")
             return
         kept[r.key] = r
+
+    def merge(have: SeedRun, new: SeedRun) -> None:
+        """The same model from a folder: fill what this run lacks, and take the folder's ablation when it
+        has more controls (e.g. the shipped seed-141 model's >= 200-control ablation in figures/seeds)."""
+        if (have.card or {}).get("seed") != (new.card or {}).get("seed") or (new.card or {}).get("profile") != have.profile:
+            return
+        for attr in ("metrics", "token_nll", "perplexity", "timescales"):
+            if getattr(have, attr) is None and getattr(new, attr) is not None:
+                setattr(have, attr, getattr(new, attr))
+        n_have = int((have.ablation_meta or {}).get("controls") or 0)
+        n_new = int((new.ablation_meta or {}).get("controls") or 0)
+        if new.ablation is not None and (have.ablation is None or n_new > n_have):
+            have.ablation, have.ablation_meta = new.ablation, dict(new.ablation_meta)
+            have.source = f"{have.source} + ablation of {new.source}"
 
     for r in own:
         consider(r)

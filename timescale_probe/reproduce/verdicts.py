@@ -1,66 +1,39 @@
-"""Verdicts of the reproduce report, in one place, as pure functions (no I/O, no state).
+"""Verdicts of rows that are not effects of training (pure functions, no I/O): a number of ours
+against one the paper prints, an absolute number of a model trained here, a condition, and the
+summary line that counts the claims.
 
-Kinds of evidence and the verdict each can get:
+Labels and verdicts are those of :mod:`timescale_probe.analysis.claims`:
 
-- **code check** (``code check: pass`` / ``code check: fail``): our code run on the authors' own
-  published arrays (or a property our code must have by construction) gives the number it should.
-  It shows our code is right, *not* that the paper's claim holds.
-- **trained here** (``reproduced`` / ``contradicted`` / ``inconclusive``): an effect measured on
-  models trained here. ``reproduced`` needs at least :data:`MIN_SEEDS` seeds per arm and an
-  interval that clears the null in the paper's direction; ``contradicted`` the same in the
-  opposite direction. Otherwise ``inconclusive``, and the reason says which, with the numbers:
-  the interval includes the null, too few seeds, or the training budget is visibly too small
-  (the validation gap between the arms still moving at the last epoch, :func:`budget_check`).
-- ``not comparable at this scale``: an absolute number of a model smaller / shorter-trained than
-  the paper's (only directions of effects are held against the paper below its scale).
-- ``not run``: the step measuring it was skipped or failed (the reason is given).
-- ``beyond the paper``: a claim the paper does not make (e.g. how the corpora's mutual information
-  decays); its own section, with an *outcome* (:data:`OUTCOMES`) instead of a verdict on the paper.
+- **code check** (only for numbers the paper prints): ``holds`` when our code gives the printed
+  number to its last printed digit (:func:`code_check`);
+- **reproduction**: effects of training are decided by :mod:`.rules`; an absolute number of our
+  models (:func:`value_rule`) is ``not comparable`` below the paper's scale, and at it needs
+  :data:`.rules.MIN_SEEDS` seeds and an interval that covers the paper's number (or lies within
+  :data:`REL_TOL` of it);
+- **beyond the paper**: a re-analysis or a question the paper does not print an answer to, with
+  its outcome as the verdict;
+- **by construction**: true because of how the experiment is built; shown, never counted as evidence.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
-CODE_PASS = "code check: pass"
-CODE_FAIL = "code check: fail"
-REPRODUCED = "reproduced"
-CONTRADICTED = "contradicted"
-INCONCLUSIVE = "inconclusive"
-NOT_COMPARABLE = "not comparable at this scale"
-NOT_RUN = "not run"
-BEYOND = "beyond the paper"
-#: Every verdict, in the order the summary line counts them.
-VERDICTS = (CODE_PASS, CODE_FAIL, REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN, BEYOND)
+import numpy as np
 
-HOLDS = "holds"
-DOES_NOT_HOLD = "does not hold"
-#: Outcomes of a ``beyond the paper`` row (``inconclusive`` and ``not run`` as above).
-OUTCOMES = (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE, NOT_RUN)
+from .. import stats
+from ..analysis.claims import LABELS, VERDICTS
+from .rules import FAILS, HOLDS, INCONCLUSIVE, MIN_SEEDS, NOT_COMPARABLE, NOT_RUN, Decision
 
-#: Seeds per arm an effect of training needs before it can be called reproduced or contradicted.
-MIN_SEEDS = 3
-#: A validation gap between two arms that still moves by more than this many percentage points
-#: from the second-last to the last epoch marks the budget as visibly too small.
-GAP_TOL_PCT = 1.0
 #: Relative tolerance for an absolute number of ours against the paper's, at the paper's scale,
 #: when our interval does not cover it (perplexities, accuracies, fitted shapes).
 REL_TOL = 0.03
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """A verdict and the reason for it (with the numbers behind it)."""
-
-    verdict: str
-    reason: str = ""
-
-
 def finite(x) -> bool:
     """True for a real, finite number (bools and strings are not numbers here)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return isinstance(x, (int, float, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _g(x: float) -> str:
@@ -74,149 +47,76 @@ def published_tolerance(paper: float) -> float:
     return 10.0 ** min(int(exp), 0) + 1e-12
 
 
-def code_check(ours: float | None, expected: float, *, tol: float | None = None) -> Verdict:
-    """Our code on the authors' arrays must give the printed number to its last digit (or within
-    ``tol``): ``code check: pass`` / ``fail``; ``not run`` when there is no number."""
-    if not finite(ours):
-        return Verdict(NOT_RUN, "not measured")
+def code_check(ours: float | None, expected: float, *, tol: float | None = None, what: str = "") -> Decision:
+    """Our number must equal ``expected`` to its last printed digit (or within ``tol``):
+    ``holds`` / ``fails``; ``not run`` when there is no number."""
     tol = published_tolerance(expected) if tol is None else float(tol)
-    d = abs(float(ours) - float(expected))
-    if d <= tol:
-        return Verdict(CODE_PASS, f"|{_g(ours)} - {_g(expected)}| = {_g(d)} <= {_g(tol)}")
-    return Verdict(CODE_FAIL, f"|{_g(ours)} - {_g(expected)}| = {_g(d)} > {_g(tol)}")
-
-
-def code_check_holds(ok: bool | None, reason: str = "") -> Verdict:
-    """A code check stated as a condition (``None``: not measured)."""
-    if ok is None:
-        return Verdict(NOT_RUN, reason or "not measured")
-    return Verdict(CODE_PASS if ok else CODE_FAIL, reason)
-
-
-def budget_check(gap_by_epoch: Sequence[float], *, tol_pct: float = GAP_TOL_PCT) -> str | None:
-    """Whether a training budget is visibly too small to compare two arms.
-
-    ``gap_by_epoch``: the validation gap between the arms per epoch, in percent (e.g. MTS vs
-    baseline perplexity, ``100 * (ppl_mts / ppl_baseline - 1)``; NaN entries are ignored). Returns
-    ``None`` when the gap has settled (it moved by at most ``tol_pct`` points over the last epoch),
-    else the reason, with the gaps: ``"the validation gap was still closing: +9.9, +3.8, +1.1 % over
-    epochs 1-3"``. Fewer than 2 epochs: too small (nothing shows the gap has settled)."""
-    g = [float(x) for x in gap_by_epoch if finite(x)]
-    if not g:
-        return None
-    shown = ", ".join(f"{x:+.1f}" for x in g)
-    if len(g) < 2:
-        return f"only {len(g)} epoch of training (validation gap {shown} %): nothing shows the gap has settled"
-    step = g[-1] - g[-2]
-    if abs(step) > tol_pct:
-        trend = "closing" if abs(g[-1]) < abs(g[-2]) else "moving"
-        return (f"the validation gap was still {trend} ({step:+.1f} points at the last epoch, more than "
-                f"{tol_pct:g}): {shown} % over epochs 1-{len(g)}")
-    return None
-
-
-def _seeds(seeds: int | Mapping[str, int] | None) -> tuple[int, str]:
-    if seeds is None:
-        return 0, "0"
-    if isinstance(seeds, Mapping):
-        if not seeds:
-            return 0, "0"
-        n = min(int(v) for v in seeds.values())
-        return n, ", ".join(f"{k} {int(v)}" for k, v in seeds.items())
-    return int(seeds), str(int(seeds))
-
-
-def effect_verdict(lo: float | None, hi: float | None, *, seeds: int | Mapping[str, int] | None,
-                   null: float = 0.0, direction: int = 1, budget: str | None = None,
-                   min_seeds: int = MIN_SEEDS) -> Verdict:
-    """An effect of training judged by its interval ``[lo, hi]`` against ``null``.
-
-    ``direction``: +1 when the paper claims the effect lies above ``null``, -1 below. ``seeds``: the
-    number of seeds behind the interval (per arm: a mapping arm -> count; the smallest counts).
-    ``budget``: a reason the training budget is visibly too small (:func:`budget_check`), or None.
-    ``reproduced`` / ``contradicted`` only with ``min_seeds`` seeds per arm, a budget that is not
-    visibly too small, and an interval clearing the null; else ``inconclusive`` with the reason."""
-    if direction not in (1, -1):
-        raise ValueError(f"direction must be +1 or -1, got {direction}")
-    if not (finite(lo) and finite(hi)):
-        return Verdict(NOT_RUN, "not measured")
-    iv = f"[{_g(lo)}, {_g(hi)}]"
-    if lo > null:
-        side = 1
-        where = f"interval {iv} above {_g(null)}"
-    elif hi < null:
-        side = -1
-        where = f"interval {iv} below {_g(null)}"
-    else:
-        side = 0
-        where = f"interval {iv} includes {_g(null)}"
-    agrees = side == direction
-    where += "" if side == 0 else (" (the paper's direction)" if agrees else " (opposite to the paper)")
-    n, per_arm = _seeds(seeds)
-    if n < min_seeds:
-        return Verdict(INCONCLUSIVE, f"only {per_arm} seed(s) per arm (needs >= {min_seeds}); {where}")
-    if budget:
-        return Verdict(INCONCLUSIVE, f"budget visibly too small: {budget}; {where}")
-    if side == 0:
-        return Verdict(INCONCLUSIVE, where)
-    return Verdict(REPRODUCED if agrees else CONTRADICTED, f"{where}; {per_arm} seeds per arm")
-
-
-def value_verdict(ours: float | None, paper: float, *, comparable: bool, lo: float | None = None,
-                  hi: float | None = None, seeds: int | Mapping[str, int] | None = None,
-                  rel_tol: float = REL_TOL, min_seeds: int = MIN_SEEDS) -> Verdict:
-    """An absolute number of a model trained here against the paper's: ``not comparable at this
-    scale`` below the paper's scale; at it, ``inconclusive`` with fewer than ``min_seeds`` seeds,
-    else ``reproduced`` when our interval covers the paper's value or we are within ``rel_tol`` of
-    it, ``contradicted`` otherwise. ``seeds=None`` at the paper's scale counts as one seed."""
+    rule = f"|ours - {_g(expected)}| <= {_g(tol)}" + (f" ({what})" if what else "")
     if not finite(ours):
-        return Verdict(NOT_RUN, "not measured")
+        return Decision(NOT_RUN, rule, "not measured", level=None)
+    d = abs(float(ours) - float(expected))
+    return Decision(HOLDS if d <= tol else FAILS, rule, f"|{_g(ours)} - {_g(expected)}| = {_g(d)}",
+                    estimate=float(ours), level=None)
+
+
+def condition(ok: bool | None, rule: str, reason: str = "", *, estimate: float | None = None) -> Decision:
+    """A rule stated as a condition (``None``: not measured)."""
+    if ok is None:
+        return Decision(NOT_RUN, rule, reason or "not measured", level=None)
+    return Decision(HOLDS if ok else FAILS, rule, reason, estimate=estimate, level=None)
+
+
+def value_rule(values: Sequence[float], paper: float, *, comparable: bool, rel_tol: float = REL_TOL,
+               min_seeds: int = MIN_SEEDS, lo: float | None = None, hi: float | None = None) -> Decision:
+    """An absolute number of models trained here (one value per seed) against the paper's.
+
+    ``not comparable`` below the paper's scale; at it, ``inconclusive`` with fewer than
+    ``min_seeds`` seeds, else ``holds`` when the 95% t interval across seeds covers ``paper`` or the
+    mean lies within ``rel_tol`` of it, ``fails`` otherwise. ``lo, hi``: an interval to show when
+    there is one seed (e.g. its chunk bootstrap)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    rule = (f"the 95% t interval across >= {min_seeds} seeds covers {_g(paper)} or the mean is within "
+            f"{rel_tol:.0%} of it; only at the paper's scale")
+    if v.size == 0:
+        return Decision(NOT_RUN, rule, "not measured")
+    ci = stats.t_interval(v)
+    ilo, ihi = (ci.lo, ci.hi) if v.size > 1 else (lo, hi)
+    base = dict(rule=rule, estimate=float(ci.mean), lo=ilo if finite(ilo) else None, hi=ihi if finite(ihi) else None,
+                n=int(v.size), sd=float(ci.sd) if finite(ci.sd) else None)
     if not comparable:
-        return Verdict(NOT_COMPARABLE, f"ours {_g(ours)} vs the paper's {_g(paper)} at a smaller scale")
-    n, per_arm = _seeds(1 if seeds is None else seeds)
-    covers = finite(lo) and finite(hi) and lo <= paper <= hi
-    close = abs(ours - paper) <= rel_tol * abs(paper)
-    what = (f"interval [{_g(lo)}, {_g(hi)}] covers {_g(paper)}" if covers else
-            f"{_g(ours)} within {rel_tol:.0%} of {_g(paper)}" if close else
-            f"{_g(ours)} differs from {_g(paper)} by more than {rel_tol:.0%}")
-    if n < min_seeds:
-        return Verdict(INCONCLUSIVE, f"only {per_arm} seed(s) (needs >= {min_seeds}); {what}")
-    return Verdict(REPRODUCED if (covers or close) else CONTRADICTED, what)
+        return Decision(NOT_COMPARABLE, reason=f"ours {_g(ci.mean)} vs the paper's {_g(paper)} at a smaller scale", **base)
+    covers = finite(ilo) and finite(ihi) and ilo <= paper <= ihi
+    close = abs(ci.mean - paper) <= rel_tol * abs(paper)
+    what = (f"interval [{_g(ilo)}, {_g(ihi)}] covers {_g(paper)}" if covers else
+            f"{_g(ci.mean)} within {rel_tol:.0%} of {_g(paper)}" if close else
+            f"{_g(ci.mean)} differs from {_g(paper)} by more than {rel_tol:.0%}")
+    if v.size < min_seeds:
+        return Decision(INCONCLUSIVE, reason=f"only {v.size} seed(s) (needs >= {min_seeds}); {what}", **base)
+    return Decision(HOLDS if (covers or close) else FAILS, reason=what, **base)
 
 
-def not_run(reason: str) -> Verdict:
-    return Verdict(NOT_RUN, reason)
-
-
-def beyond_outcome(holds: bool | None, *, reason: str = "", inconclusive: str | None = None) -> Verdict:
-    """Outcome of a ``beyond the paper`` row: ``holds`` / ``does not hold``; ``inconclusive`` with
-    the given reason; ``not run`` when ``holds`` is None and no reason for inconclusive is given."""
-    if inconclusive:
-        return Verdict(INCONCLUSIVE, inconclusive)
-    if holds is None:
-        return Verdict(NOT_RUN, reason or "not measured")
-    return Verdict(HOLDS if holds else DOES_NOT_HOLD, reason)
-
-
-def count_verdicts(verdicts: Iterable[str], outcomes: Iterable[str] = ()) -> dict[str, int]:
-    """How many rows got each verdict (every kind in :data:`VERDICTS`, zeros included) and, under
-    ``beyond: <outcome>``, how the ``beyond the paper`` rows came out."""
-    verdicts = list(verdicts)
-    unknown = set(verdicts) - set(VERDICTS)
-    if unknown:
-        raise ValueError(f"unknown verdict(s) {sorted(unknown)}: use {VERDICTS}")
-    out = {v: sum(1 for x in verdicts if x == v) for v in VERDICTS}
-    outcomes = list(outcomes)
-    for o in OUTCOMES:
-        out[f"beyond: {o}"] = sum(1 for x in outcomes if x == o)
+def count_claims(claims: Iterable) -> dict[str, dict[str, int]]:
+    """``{label: {verdict: count}}`` over every label and verdict (zeros included)."""
+    out = {lab: {v: 0 for v in VERDICTS} for lab in LABELS}
+    for c in claims:
+        out[c.label][c.verdict] += 1
     return out
 
 
-def summary_line(counts: Mapping[str, int]) -> str:
-    """``Summary: 13 code check: pass, 0 code check: fail, 2 reproduced, ... ; beyond the paper:
-    6 (5 holds, 1 inconclusive).``: every kind counted separately, zeros shown."""
-    head = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != BEYOND)
-    beyond = counts.get(BEYOND, 0)
-    parts = [f"{counts.get('beyond: ' + o, 0)} {o}" for o in OUTCOMES if counts.get("beyond: " + o, 0)]
-    tail = f"; {beyond} {BEYOND}" + (f" ({', '.join(parts)})" if parts else "")
-    return f"Summary: {head}{tail}."
+def summary_line(counts: Mapping[str, Mapping[str, int]]) -> str:
+    """``Evidence: reproduction 2 holds, 0 fails, 5 inconclusive, ...; code check ...; beyond the
+    paper ...; by construction (not counted as evidence): 3 holds.`` (zeros of a label shown, verdicts
+    a label never has left out)."""
+    parts = []
+    for lab in LABELS:
+        c = counts.get(lab, {})
+        total = sum(c.values())
+        if not total and lab == "by construction":
+            continue
+        shown = ", ".join(f"{n} {v}" for v, n in c.items() if n or v in (HOLDS, FAILS, INCONCLUSIVE))
+        parts.append(f"{lab} ({total}): {shown}")
+    evidence = [p for p in parts if not p.startswith("by construction")]
+    tail = [p for p in parts if p.startswith("by construction")]
+    return ("Evidence: " + "; ".join(evidence) + "."
+            + (f" Not counted as evidence: {tail[0]}." if tail else ""))
