@@ -175,8 +175,15 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
     if fmt == "safetensors" or (fmt == "auto" and kind == "safetensors"):
         return _stack_from_tree(_read_safetensors(p), p, sha, loaded_by="safetensors", fmt=fmt)
     if kind in ("torch-zip", "pickle"):
+        from .integrity import LEGACY_NO_CHECKSUM_NOTE, check_zip_records
+
+        if kind == "torch-zip":
+            check_zip_records(p)  # torch itself does not check the records' CRC-32s
         obj, loaded_by = _read_torch(p, fmt)
-        return _stack_from_tree(obj, p, sha, loaded_by=loaded_by, fmt=fmt)
+        stack = _stack_from_tree(obj, p, sha, loaded_by=loaded_by, fmt=fmt)
+        if kind == "pickle":
+            stack.provenance.notes.append(LEGACY_NO_CHECKSUM_NOTE)
+        return stack
     if fmt != "auto":
         raise CheckpointError(f"{p} cannot be read as --format {fmt}: it is {_NOT_A_CHECKPOINT.get(kind, kind)}")
     raise CheckpointError(f"{p} is {_NOT_A_CHECKPOINT[kind]}")
