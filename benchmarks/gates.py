@@ -1,10 +1,15 @@
-"""Benchmark: exact gates from the fused nn.LSTM (timescale_probe.gates) against the reference's
-approach, a Python loop over time steps computing each LSTM cell by hand, and against the limit: a
-bare fused forward of the same stack over the same tokens (embedding + nn.LSTM layers, same
-blocks, state carried, no gates kept), which is what any gate extraction must at least cost.
-Prints the times (wall and CPU time of each process), the ratios (target: gates extraction at
-least 0.8 of the bare forward's tokens/s), the T_data agreement, how far parallel streams move
-T_data from the batch-1 values, and the peak resident memory (each method runs in a fresh process).
+"""Benchmark: gate extraction (timescales from data through the stream runner's ``gates`` hook)
+against its limit, a bare fused forward of the same stack over the same tokens (embedding +
+``nn.LSTM`` layers, the same blocks, state carried, nothing kept), at batch 1 and with parallel
+streams. Both run in the same process, alternating, ``--rounds`` times after a warm-up; the
+medians of their CPU times (and wall times) give the printed ratio ``bare / gates`` (1.0: gates
+for free). The machine may be shared: the load average is printed before and after.
+
+The forget-gate products the gates cost on top of the forward are a quarter of the LSTM's own
+multiply-adds (``H (I + H)`` of ``4 H (I + H)`` per token and layer); the printed bound is the
+ratio if they ran at the fused kernel's speed. ``--loop`` also times the reference code's approach
+(a Python loop over time steps computing each LSTM cell by hand, batch 1) and checks that both give
+the same T_data.
 
     .venv/bin/python benchmarks/gates.py                      # PTB test tokens, a mid-size random model
     .venv/bin/python benchmarks/gates.py --checkpoint checkpoints/ptb-baseline-small.pt --tokens 20000
@@ -12,21 +17,18 @@ T_data from the batch-1 values, and the peak resident memory (each method runs i
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import resource
+import statistics
 import time
 
 import numpy as np
+import torch
 
 
 def build(args):
-    import torch
-
     from timescale_probe.corpora import check_vocab_compatible, load_corpus
     from timescale_probe.models import LanguageModel, LMConfig
 
-    torch.set_num_threads(args.threads)
     corpus = load_corpus(args.corpus)
     if args.checkpoint:
         from timescale_probe.checkpoints import load_checkpoint
@@ -45,40 +47,13 @@ def build(args):
     return model.eval(), corpus.tokens("test")[: args.tokens]
 
 
-def _best_of(fn, repeats):
-    """(wall, cpu, result) of the run with the least CPU time."""
-    best = None
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        out = fn()
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        if best is None or cpu < best[1]:
-            best = (wall, cpu, out)
-    return best
+def bare_forward(model, tokens, batch_size):
+    """The limit: the same embedding and fused layers over the same inputs (``tokens[:-1]``,
+    ``batch_size`` contiguous streams, the blocks gate extraction uses, state carried)."""
+    from timescale_probe.gates import BLOCK_TOKENS, DEFAULT_WINDOW
+    from timescale_probe.runner import batchify, model_layers
 
-
-def ours(args, batch_size, q):
-    from timescale_probe.gates import estimate_timescales
-
-    model, tokens = build(args)
-    estimate_timescales(model, tokens[:300], batch_size=batch_size, window=70)  # warm-up
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    wall, cpu, est = _best_of(lambda: estimate_timescales(model, tokens, batch_size=batch_size, window=70),
-                              args.repeats)
-    q.put(((wall, cpu), est.table_["T_data"].to_numpy(), rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-
-
-def bare(args, batch_size, q):
-    """The limit: the same embedding and fused nn.LSTM layers over the same inputs (``tokens[:-1]``,
-    ``batch_size`` contiguous streams, the blocks gates extraction uses, state carried), outputs
-    discarded."""
-    import torch
-
-    from timescale_probe.evaluation import batchify
-    from timescale_probe.gates import BLOCK_TOKENS, DEFAULT_WINDOW, _model_layers
-
-    model, tokens = build(args)
-    layers = _model_layers(model)
+    layers = model_layers(model)
     data = batchify(torch.as_tensor(tokens).long(), batch_size)
     n_inputs = data.shape[0] - 1
     step = max(1, BLOCK_TOKENS // (DEFAULT_WINDOW * batch_size)) * DEFAULT_WINDOW
@@ -90,30 +65,40 @@ def bare(args, batch_size, q):
             x = model.encoder(data[a:min(a + step, n_inputs)])
             for k, lstm in enumerate(layers):
                 x, states[k] = lstm(x, states[k])
-        return None
 
-    forward()  # warm-up
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    wall, cpu, _ = _best_of(forward, args.repeats)
-    q.put(((wall, cpu), None, rss0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    return forward
 
 
-def loop(args, q):
-    """The reference approach: LSTM cells by hand, one time step at a time, batch 1, gates copied
-    to numpy at every step and averaged per 70-step window."""
-
-    model, tokens = build(args)
-    run_loop(model, tokens[:300])  # warm-up
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def timed(fn):
     t, c = time.perf_counter(), time.process_time()
-    T = run_loop(model, tokens)
-    q.put(((time.perf_counter() - t, time.process_time() - c), T, rss0,
-           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    out = fn()
+    return time.perf_counter() - t, time.process_time() - c, out
+
+
+def compare(model, tokens, batch_size, rounds):
+    """Alternate bare forward and gate extraction; medians of (wall, cpu) and the T_data table."""
+    from timescale_probe.gates import estimate_timescales
+
+    bare = bare_forward(model, tokens, batch_size)
+
+    def gates():
+        return estimate_timescales(model, tokens, batch_size=batch_size, window=70).table_["T_data"].to_numpy()
+
+    bare()
+    gates()  # warm-up
+    b, g, T = [], [], None
+    for _ in range(rounds):
+        b.append(timed(bare)[:2])
+        wall, cpu, T = timed(gates)
+        g.append((wall, cpu))
+    med = [(statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for v in (b, g)]
+    per_round = [bb[1] / gg[1] for bb, gg in zip(b, g)]
+    return med[0], med[1], per_round, T
 
 
 def run_loop(model, tokens):
-    import torch
-
+    """The reference approach: LSTM cells by hand, one time step at a time, batch 1, gates copied
+    to numpy at every step and averaged per 70-step window."""
     layers = model.lstm_layers()
     with torch.no_grad():
         W = [(m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0 + m.bias_hh_l0) for m in layers]
@@ -135,8 +120,7 @@ def run_loop(model, tokens):
                     c = f * c + i * g
                     h = o * torch.tanh(c)
                     state[k] = (h, c)
-                    # as the reference (util/pytorch_lstm.py LSTMNew): each gate copied out per step
-                    fs[k].append(f[0].numpy().copy())
+                    fs[k].append(f[0].numpy().copy())  # as the reference (util/pytorch_lstm.py LSTMNew)
                     _ = (i.numpy().copy(), o.numpy().copy())
                     x = h
             for k in range(len(layers)):
@@ -145,62 +129,46 @@ def run_loop(model, tokens):
         return np.concatenate([(-1.0 / np.log((s / count).numpy())) for s in sums])
 
 
-def run(target, *a):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*a, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default="ptb")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--sizes", default="400,400,200", help="layer sizes of the random model (last = embedding)")
     ap.add_argument("--tokens", type=int, default=5000)
-    ap.add_argument("--batch", type=int, default=16, help="parallel streams for the second run")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch CPU threads for both methods (default: all cores)")
-    ap.add_argument("--repeats", type=int, default=3, help="timings of the fused methods (least CPU time kept)")
-    ap.add_argument("--skip-loop", action="store_true", help="skip the slow Python loop")
+    ap.add_argument("--batch", type=int, default=16, help="parallel streams for the second comparison")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: CPU times comparable "
+                                                           "on a shared machine)")
+    ap.add_argument("--rounds", type=int, default=7, help="alternating timings of each method (medians kept)")
+    ap.add_argument("--loop", action="store_true", help="also time the Python loop over time steps (slow)")
     args = ap.parse_args()
-
-    t_loop = T_loop = rss_loop = None
-    if not args.skip_loop:
-        t_loop, T_loop, _, rss_loop = run(loop, args)
-    t_one, T_one, rss_base, rss_one = run(ours, args, 1)
-    t_bare1, _, _, _ = run(bare, args, 1)
-    t_par, T_par, _, rss_par = run(ours, args, args.batch)
-    t_bareB, _, _, _ = run(bare, args, args.batch)
+    torch.set_num_threads(args.threads)
+    model, tokens = build(args)
+    load0 = os.getloadavg()
+    res = {B: compare(model, tokens, B, args.rounds) for B in (1, args.batch)}
+    load1 = os.getloadavg()
     what = args.checkpoint or f"random model {args.sizes}"
     n = args.tokens - 1
-
-    def line(label, t, extra=""):
-        wall, cpu = t
-        return f"{label:40s} {wall:8.3f} s wall {cpu:8.3f} s CPU  {n / cpu:9.0f} tokens/CPU-s{extra}"
-
     print(f"{what}; {args.corpus} test, first {args.tokens} tokens; window 70; {args.threads} thread(s); "
-          f"best of {args.repeats} (least CPU time)")
-    if t_loop is not None:
-        print(line("python loop over time steps (batch 1)", t_loop, f"   peak RSS {rss_loop / 1024:.0f} MiB"))
-    print(line("bare fused forward, batch 1 (limit)", t_bare1))
-    print(line("fused gates, batch 1", t_one, f"   peak RSS {rss_one / 1024:.0f} MiB"
-               + (f"   speed-up x{t_loop[1] / t_one[1]:.1f} vs loop (CPU)" if t_loop is not None else "")))
-    print(line(f"bare fused forward, {args.batch} streams (limit)", t_bareB))
-    print(line(f"fused gates, {args.batch} parallel streams", t_par, f"   peak RSS {rss_par / 1024:.0f} MiB"))
-    print(f"gates / bare forward tokens/s (CPU time): batch 1 {t_bare1[1] / t_one[1]:.2f}, "
-          f"{args.batch} streams {t_bareB[1] / t_par[1]:.2f} (wall: {t_bare1[0] / t_one[0]:.2f}, "
-          f"{t_bareB[0] / t_par[0]:.2f}); target >= 0.8")
-    print(f"(process RSS after loading model and corpus: {rss_base / 1024:.0f} MiB)")
-    if T_loop is not None:
-        rel = np.abs(T_one - T_loop) / np.maximum(np.abs(T_loop), 1e-12)
-        print(f"T_data fused vs loop (batch 1): max relative difference {rel.max():.2e}")
+          f"medians of {args.rounds} alternating rounds; load average {load0[0]:.1f} before, {load1[0]:.1f} after "
+          f"({os.cpu_count()} cores)")
+    for B, (bare, ours, _, _) in res.items():
+        label = "batch 1" if B == 1 else f"{B} streams"
+        print(f"  {label:11s} bare fused forward {bare[0]:7.3f} s wall {bare[1]:7.3f} s CPU ({n / bare[1]:7.0f} tokens/CPU-s)"
+              f" | gates {ours[0]:7.3f} s wall {ours[1]:7.3f} s CPU ({n / ours[1]:7.0f} tokens/CPU-s)")
+    ratios = {B: (r[0][1] / r[1][1], r[0][0] / r[1][0], r[2]) for B, r in res.items()}
+    for B, (cpu, wall, per_round) in ratios.items():
+        label = "batch 1" if B == 1 else f"{B} streams"
+        print(f"gates / bare forward tokens/s, {label}: {cpu:.2f} (CPU time), {wall:.2f} (wall); "
+              f"per round (CPU) {min(per_round):.2f}-{max(per_round):.2f}")
+    print("bound if the forget-gate products ran at the fused kernel's speed: 1 / (1 + 1/4) = 0.80")
+    T_one, T_par = res[1][3], res[args.batch][3]
     shift = np.abs(np.log(T_par / T_one))
-    print(f"T_data with {args.batch} streams vs batch 1: median |log ratio| {np.median(shift):.4f}, "
-          f"max {shift.max():.4f}; median T {np.median(T_one):.4f} -> {np.median(T_par):.4f}, "
-          f"max T {T_one.max():.4g} -> {T_par.max():.4g}")
+    print(f"T_data with {args.batch} streams vs batch 1: median |log ratio| {np.median(shift):.4f}, max {shift.max():.4f}")
+    if args.loop:
+        wall, cpu, T_loop = timed(lambda: run_loop(model, tokens))
+        rel = np.abs(T_one - T_loop) / np.maximum(np.abs(T_loop), 1e-12)
+        print(f"python loop over time steps (batch 1): {wall:.3f} s wall {cpu:.3f} s CPU; gates x{cpu / res[1][1][1]:.1f} "
+              f"faster (CPU); T_data max relative difference {rel.max():.2e}")
 
 
 if __name__ == "__main__":

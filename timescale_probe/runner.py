@@ -568,7 +568,7 @@ def run_stream(model: Any, tokens: torch.Tensor, hooks: Sequence[Hook] = (), *, 
                         out, expanded = _expand(out, copies), True
                         where = Block(a, rel, k, expanded, cm)
                     x = _fire(by.get(("output", k), ()), out, where, "output")
-                if lm:
+                if lm and (out_nll is not None or ("logits", None) in by):  # the decoder only when needed
                     if not expanded:
                         x, expanded = _expand(x, copies), True
                     logits = _fire(by.get(("logits", None), ()), model.decoder(x), Block(a, rel, None, True),
