@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from scipy import stats
 
 from timescale_probe.ablation import adjust_p_values, combine_seed_ratios, routing_facts
+from timescale_probe.analysis import find_claim
 from timescale_probe.evaluation import seed_paired_comparison
 from timescale_probe.reproduce.report import build_claims
 from timescale_probe.reproduce.seedruns import (
@@ -21,7 +23,6 @@ from timescale_probe.reproduce.seedruns import (
     read_seed_run,
     validation_gaps,
 )
-from timescale_probe.reproduce.verdicts import BEYOND, CONTRADICTED, INCONCLUSIVE, REPRODUCED
 
 LABELS = [">10K", "1K-10K", "100-1K", "<100"]
 
@@ -188,6 +189,21 @@ def test_combine_seed_ratios_geometric_mean_t_interval_and_band():
     assert facts["<100"]["peak_position"] == 2
 
 
+def test_seed_mean_band_is_the_null_of_a_k_seed_mean():
+    """The issue's point: a 3-seed mean of controls is narrower than a single control (by about
+    sqrt(3)); the band of k-seed means is what a k-seed group mean is held against."""
+    from timescale_probe.ablation import seed_mean_band
+
+    tables = {s: _ablation(s, controls=300) for s in (1, 2, 3)}
+    _, single = combine_seed_ratios(tables)
+    band = seed_mean_band(tables, n_draws=20000, seed=0).set_index("bin").loc["<100"]
+    one = single.set_index("bin").loc["<100"]
+    width_k = band["null_hi"] - band["null_lo"]
+    width_1 = one["control_hi"] - one["control_lo"]
+    assert band["n_seeds"] == 3 and band["n_controls"] == 300
+    assert width_k == pytest.approx(width_1 / math.sqrt(3), rel=0.15)  # 300 controls per seed: ~8% noise
+
+
 def test_combine_one_seed_keeps_its_bootstrap_interval_and_p():
     res, _ = combine_seed_ratios({7: _ablation(7)})
     peak = res[(res.group == "2") & (res.bin == "<100")].iloc[0]
@@ -216,59 +232,55 @@ def test_holm_and_bh_against_a_hand_implementation():
 
 
 # ----------------------------------------------------------------------------------------------
-# verdicts of the report with 1 vs 3 seeds
+# claims of the report with 1 vs 3 seeds (looked up by id)
 # ----------------------------------------------------------------------------------------------
 
-def _records(seeds, lo, hi, t_lo, t_hi, gaps=(17.9, 4.8, 2.0, 0.2, 0.9, -0.9, -1.6, -2.6, -2.2, -2.2)):
-    from timescale_probe.reproduce.verdicts import budget_check
+def _records(gains: dict[int, float], *, rare: float = 2.0, last_change: dict[int, float] | None = None):
+    """Records of a finished seeds step whose per-seed overall relative gains are ``gains``."""
+    from timescale_probe.reproduce.multiseed import table1_decisions
+    from timescale_probe.reproduce.rules import budget_rule
 
-    rows = [{"bin": b, "tokens": 100, "seeds": len(seeds), "ppl_baseline": 100.0, "ppl_baseline_lo": 95.0,
-             "ppl_baseline_hi": 105.0, "ppl_mts": 98.0, "ppl_mts_lo": 93.0, "ppl_mts_hi": 103.0, "diff": 2.0,
-             "lo": lo, "hi": hi, "t_lo": t_lo, "t_hi": t_hi, "rel_nll_pct": 0.4, "rel_lo": 0.1, "rel_hi": 0.7,
-             "direction": "mts better"} for b in LABELS + ["overall"]]
-    gap = list(gaps)
+    rows = [{"seed": s, "bin": b, "rel_nll_pct": (rare + 0.1 * (s % 3) if b == "<100" else g),
+             "ppl_baseline": 100.0, "ppl_mts": 98.0} for s, g in gains.items() for b in LABELS + ["overall"]]
+    per = pd.DataFrame(rows)
+    budget = budget_rule(last_change or {})
+    comb = [{"bin": b, "rel_lo": 0.1, "rel_hi": 0.7, "ppl_baseline_lo": 95.0, "ppl_baseline_hi": 105.0,
+             "ppl_mts_lo": 93.0, "ppl_mts_hi": 103.0} for b in LABELS + ["overall"]]
+    decisions = {k: asdict(v) for k, v in table1_decisions(per, budget).items()}
     return {"seeds": {"status": "done", "results": {
-        "table1": {"seeds": list(seeds), "rows": rows, "per_seed": []},
-        "arm_counts": {"ptb-baseline": len(seeds), "ptb-mts": len(seeds)},
-        "gap": {"seeds": list(seeds), "mean_by_epoch": gap, "budget": budget_check(gap)}}},
-        "table1_perplexity": {"status": "done", "results": {"rows": rows, "bins": {"line": "bins over train"}}}}
+        "table1": {"seeds": list(gains), "rows": comb, "per_seed": rows},
+        "arm_counts": {"ptb-baseline": len(gains), "ptb-mts": len(gains)},
+        "gap": {"seeds": list(gains), "mean_by_epoch": [], "last_change": [], "budget": budget},
+        "decisions": decisions}}}
 
 
-def _t1(claims):
-    return {c.claim: c for c in claims if c.section.startswith("Table 1 (PTB")}
+def test_three_seeds_with_a_clear_gain_hold_and_one_seed_is_inconclusive():
+    c = find_claim(build_claims(_records({2: 0.50, 3: 0.55, 141: 0.45}), "small"), "table1.overall_gain")
+    assert c.verdict == "holds" and c.n == 3 and c.lo > 0 and c.label == "reproduction"
+    assert c.seeds_needed <= 3 and c.more_seeds == 0  # d = 10: 80% power at 3 seeds (t_crit(1 df) = 12.7 at 2)
+    c = find_claim(build_claims(_records({141: 0.5}), "small"), "table1.overall_gain")
+    assert c.verdict == "inconclusive" and "only 1 seed(s)" in c.note and c.n == 1
 
 
-def test_three_seeds_with_clear_intervals_reproduce_and_one_seed_is_inconclusive():
-    c = _t1(build_claims(_records([2, 3, 141], 1.3, 2.9, 0.8, 3.1), "small"))
-    overall = c["MTS better than baseline overall (baseline - MTS > 0)"]
-    assert overall.verdict == REPRODUCED and "3 seeds per arm" in overall.note
-    c = _t1(build_claims(_records([141], 1.3, 2.9, float("nan"), float("nan")), "small"))
-    overall = c["MTS better than baseline overall (baseline - MTS > 0)"]
-    assert overall.verdict == INCONCLUSIVE and "only baseline 1, mts 1 seed(s) per arm" in overall.note
+def test_a_gain_on_the_other_side_fails_and_a_budget_too_small_blocks_the_verdict():
+    c = find_claim(build_claims(_records({2: -0.50, 3: -0.55, 141: -0.45}), "small"), "table1.overall_gain")
+    assert c.verdict == "fails" and c.hi < 0
+    recs = _records({2: 0.50, 3: 0.55, 141: 0.45}, last_change={2: -2.4, 3: -2.6, 141: -2.5})
+    c = find_claim(build_claims(recs, "small"), "table1.overall_gain")
+    assert c.verdict == "inconclusive" and "budget visibly too small" in c.note
 
 
-def test_the_t_interval_must_clear_too_and_opposite_intervals_contradict():
-    c = _t1(build_claims(_records([2, 3, 141], 1.3, 2.9, -0.5, 4.0), "small"))
-    assert c["MTS better than baseline overall (baseline - MTS > 0)"].verdict == INCONCLUSIVE
-    c = _t1(build_claims(_records([2, 3, 141], -3.0, -1.0, -3.5, -0.5), "small"))
-    assert c["MTS better than baseline overall (baseline - MTS > 0)"].verdict == CONTRADICTED
-
-
-def test_a_budget_visibly_too_small_makes_the_effect_inconclusive():
-    c = _t1(build_claims(_records([2, 3, 141], -3.8, -1.7, -4.0, -1.5, gaps=(9.9, 3.8, 1.1)), "small"))
-    v = c["MTS better than baseline overall (baseline - MTS > 0)"]
-    assert v.verdict == INCONCLUSIVE and "budget visibly too small" in v.note and "+9.9, +3.8, +1.1" in v.note
-
-
-def test_mi_rows_are_beyond_the_paper_and_markov_is_a_code_check():
+def test_mi_rows_are_beyond_the_paper_and_markov_is_by_construction():
     recs = {"mi_decay": {"status": "done", "results": {"corpora": {
         "PTB": {"tail": "power", "k_tail": 0.57, "k_tail_low": 0.51, "k_tail_high": 0.63, "max_retained_distance": 741},
         "Markov-PTB": {"tail": "exponential", "xi_exponential": 1.6, "max_retained_distance": 10},
         "KJV": {"tail": "insufficient"}}}}}
-    c = {x.claim.split(":")[0]: x for x in build_claims(recs, "small") if x.step == "mi_decay"}
-    assert c["PTB"].verdict == BEYOND and c["PTB"].outcome == "holds" and c["PTB"].section.startswith("Beyond the paper")
-    assert c["KJV"].outcome == INCONCLUSIVE
-    assert c["Markov-PTB (our resampler)"].verdict == "code check: pass"
+    claims = build_claims(recs, "small")
+    ptb = find_claim(claims, "mi.ptb.power_law")
+    assert ptb.label == "beyond the paper" and ptb.verdict == "holds" and ptb.estimate == pytest.approx(0.57)
+    assert find_claim(claims, "mi.kjv.power_law").verdict == "inconclusive"
+    mk = find_claim(claims, "mi.markov_ptb.exponential")
+    assert mk.label == "by construction" and mk.verdict == "holds" and "AICc" in mk.rule
 
 
 def test_routing_tests_of_one_run_count_raw_holm_and_bh():
