@@ -112,3 +112,27 @@ def test_summary_functions_chrono(tmp_path):
                                [12.5, 100.0, 0.5], rtol=1e-5)
     info = describe_stack(stack)
     assert info["source_format"] == "state-dict:nn.LSTM" and info["layer_table"][0]["parameters"] == 4 * 4 * 6 + 32
+
+
+def test_non_finite_forget_biases_get_one_note_and_no_warning(tmp_path):
+    """Issue 19: NaN forget biases leaked a numpy RuntimeWarning and the summary printed nan%. Now
+    one note with the counts, no Python warning, no nan in the summary (real subprocess: warnings
+    reach stderr there)."""
+    from helpers import run_cli
+
+    from timescale_probe.checkpoints import save_checkpoint
+    from timescale_probe.models import LanguageModel, LMConfig
+
+    torch.manual_seed(0)
+    stack = LanguageModel(LMConfig(vocab_size=20, emb_size=4, layer_sizes=(6, 4))).to_stack()
+    layer = stack.layers[0]
+    H = layer.hidden_size
+    with torch.no_grad():
+        layer.bias_ih[H:H + 3] = float("nan")  # the forget gate's biases (PyTorch order i, f, g, o)
+        layer.bias_hh[H + 3] = float("inf")
+    save_checkpoint(tmp_path / "nan.pt", stack)
+    res = run_cli("timescales", tmp_path / "nan.pt", "--out", tmp_path / "o")
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    notes = [line for line in res.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "3 NaN" in notes[0] and "1 at +inf" in notes[0], res.stdout
+    assert "nan%" not in res.stdout.lower()

@@ -90,4 +90,6 @@ def timescales_cmd(opts: TimescalesOptions) -> None:
     for row in summary.to_dict(orient="records"):
         t.add_row(row["layer"], str(row["units"]), _fmt(row["T_median"]), _fmt(row["T_max"]), f"{100 * row[share_col]:.1f}%")
     console.print(t)
+    for note in result.summary["notes"]:  # e.g. non-finite forget biases, with their counts
+        console.print(f"note: {note}", soft_wrap=True)
     console.print(f"wrote {opts.out / 'timescales.csv'} ({len(result.table)} units)")
