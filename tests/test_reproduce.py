@@ -14,17 +14,15 @@ import pytest
 from timescale_probe.errors import OptionError
 from timescale_probe.paper import PAPER as PAPER_TABLE
 from timescale_probe.pipeline import load_record
-from timescale_probe.reproduce import FIGURES, PAPER, ReproduceOptions, build_claims, run_reproduce
-from timescale_probe.reproduce.verdicts import (
-    BEYOND,
-    CODE_FAIL,
-    CODE_PASS,
-    CONTRADICTED,
-    INCONCLUSIVE,
-    NOT_COMPARABLE,
-    NOT_RUN,
-    REPRODUCED,
+from timescale_probe.reproduce import (
+    FIGURES,
+    LABELS,
+    PAPER,
     VERDICTS,
+    ReproduceOptions,
+    build_claims,
+    find_claim,
+    run_reproduce,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +47,8 @@ TABLES = {
     "fig3_seeds.csv": ["group", "bin", "seeds", "ratio", "lo", "hi", "p", "p_holm", "p_bh"],
     "mi_decay.csv": ["corpus", "distance", "mi_bits", "excess_bits", "retained"],
     "mi_summary.csv": ["corpus", "verdict", "tail", "k_tail"],
-    "claims.csv": ["section", "claim", "paper", "ours", "interval", "verdict"],
+    "claims.csv": ["id", "statement", "label", "verdict", "rule", "estimate", "lo", "hi", "level", "n", "sd",
+                   "seeds_needed", "paper", "section", "note"],
     "tables/timescales_ptb-baseline.csv": ["layer", "unit", "T_bias", "T_data"],
     "tables/fits_ptb-baseline.csv": ["fit", "family", "shape", "scale", "shape_lo", "shape_hi"],
 }
@@ -93,51 +92,67 @@ def test_smoke_profile_writes_every_figure_and_table(smoke):
 def test_smoke_report_states_verdicts_honestly(smoke):
     out, _ = smoke
     md = (out / "report.md").read_text()
-    assert "smoke profile" in md and "58.98" in md and "57.58" in md and "93.82%" in md
+    assert "smoke profile" in md and "58.98" in md and "57.58" in md and "0.9382" in md
+    assert "One interval level everywhere: **95%**" in md
     claims = pd.read_csv(out / "claims.csv")
-    assert set(claims["verdict"]) <= set(VERDICTS)
-    # one seed per arm: no effect of training is called reproduced or contradicted
-    trained = claims[~claims["verdict"].isin([CODE_PASS, CODE_FAIL, NOT_COMPARABLE, NOT_RUN, BEYOND])]
-    assert len(trained) >= 4 and set(trained["verdict"]) == {INCONCLUSIVE}
-    assert trained["note"].str.contains("seed").all()
-    # the random-group controls of Fig. 3: 20 groups of the quantile groups' size, a band per bin
+    assert claims["id"].is_unique and set(claims["verdict"]) <= set(VERDICTS) and set(claims["label"]) <= set(LABELS)
+    # one seed per arm: no effect of training holds or fails, and each says so and what power needs
+    effects = claims[claims["id"].isin(["table1.overall_gain", "table1.rare_gain", "table1.rare_gain_largest",
+                                        "fig3.rare_long_vs_short", "fig3.frequent_never_hurt", "fig2.mts_more_accurate"])]
+    assert len(effects) == 6 and set(effects["verdict"]) <= {"inconclusive", "not run"}
+    assert effects.loc[effects["verdict"] == "inconclusive", "note"].str.contains("seed").all()
+    # the random-group controls of Fig. 3: >= 200, taking the quantile groups' sizes in turn
     ratios = pd.read_csv(out / "fig3_routing.csv")
-    assert ratios.loc[ratios["kind"] == "control", "group"].nunique() == 20
-    assert "Summary: " in md and "Table 1 in full" in md and "Bin counting" in md and "# Beyond the paper" in md
+    assert ratios.loc[ratios["kind"] == "control", "group"].nunique() == 200
+    assert set(ratios["level"]) == {0.95}
+    assert "Evidence: " in md and "Table 1 in full" in md and "Bin counting" in md and "# Beyond the paper" in md
     # at the smoke scale no absolute perplexity or accuracy is held against the paper's
-    absolute = claims[claims["claim"].str.startswith("perplexity") | claims["claim"].str.startswith("test accuracy")]
-    assert set(absolute["verdict"]) <= {NOT_COMPARABLE, NOT_RUN}
-    assert len(absolute) >= 8
+    absolute = claims[claims["id"].str.startswith("table1.ppl_") | claims["id"].str.startswith("fig2.accuracy_")]
+    assert set(absolute["verdict"]) <= {"not comparable", "not run"} and len(absolute) >= 8
+    # rows true by construction are labelled so and kept out of the evidence count
+    assert find_claim(build_claims({}, "smoke"), "mi.markov_ptb.exponential").label == "by construction"
+    evidence = md.split("Not counted as evidence")[0]
+    assert "by construction" not in evidence.split("Evidence: ")[1].split("\n")[0]
     # WikiText-2 training is skipped (no --corpus-dir) and says what is missing and where
     rec = load_record(out, "train_wt2_baseline")
     assert rec["status"] == "skipped" and "wikitext-2" in rec["reason"].lower() and "--corpus-dir" in rec["reason"]
     html = (out / "report.html").read_text()
-    assert "<img src='fig1_timescales.png'" in html and "not comparable at this scale" in html
+    assert "<img src='fig1_timescales.png'" in html and "not comparable" in html
 
 
 def test_per_seed_folders_join_this_runs_models_paired_by_seed(smoke, tmp_path):
     """Two more seeds per arm as per-seed folders (the shared format; synthetic here: this run's token
-    NLLs shifted, MTS better by 0.05 nats per token) make 3 seeds per arm: the report combines them
-    and the seed count no longer decides the verdict; a folder of another profile is left out."""
+    NLLs shifted, MTS better by 0.05 nats per token; the own card with another seed, so one recipe)
+    make 3 seeds per arm: the report combines them and the seed count no longer decides the verdict;
+    a folder of another profile and one of another recipe are left out."""
     out, _ = smoke
     own_b = np.load(out / "tables" / "token_nll_ptb-baseline.npy")
     own_m = np.load(out / "tables" / "token_nll_ptb-mts.npy")
     ratios = pd.read_csv(out / "fig3_routing.csv", dtype={"group": str})
     metrics = pd.read_csv(out / "models" / "ptb-baseline.metrics.csv")
+    cards = {a: json.loads((out / "models" / f"ptb-{a}.json").read_text()) for a in ("baseline", "mts")}
     rng = np.random.default_rng(5)
     seeds_dir = tmp_path / "seeds"
-    for seed in (2, 3, 4):
+    for seed in (2, 3, 4, 5):
         for arch, nll, shift in (("baseline", own_b, 0.0), ("mts", own_b, 0.05)):
             d = seeds_dir / f"ptb-{arch}-seed{seed}"
             d.mkdir(parents=True)
-            profile = "tiny" if seed != 4 else "small"  # seed 4 was trained at another profile: left out
-            (d / "card.json").write_text(json.dumps({"seed": seed, "profile": profile, "arch": arch}))
+            card = json.loads(json.dumps(cards[arch]))
+            card["seed"] = seed
+            card["train_config"]["seed"] = seed
+            if seed == 4:
+                card["profile"] = "small"  # trained at another profile: left out
+            if seed == 5:
+                card["train_config"]["epochs"] = 7  # another recipe: left out, naming the field
+            card["seed_tables"] = {"ablation": {"controls": 200, "control_seed": seed}}
+            (d / "card.json").write_text(json.dumps(card))
             np.save(d / "token_nll.npy", nll * (1 + 0.01 * rng.standard_normal(nll.size)) - shift)
             m = metrics.copy()
             m["valid_ppl"] = m["valid_ppl"] * (0.98 if arch == "mts" else 1.0)
             m.to_csv(d / "metrics.csv", index=False)
             if arch == "mts":
-                r = ratios.copy()
+                r = ratios.merge(pd.read_csv(out / "fig3_groups.csv", dtype={"group": str})[["group", "T_min", "T_max"]],
+                                 on="group", how="left")
                 r["ratio"] = r["ratio"] * (1 + 0.001 * rng.standard_normal(len(r)))
                 r.to_csv(d / "ablation.csv", index=False)
     assert own_m.shape == own_b.shape
@@ -145,6 +160,8 @@ def test_per_seed_folders_join_this_runs_models_paired_by_seed(smoke, tmp_path):
     res = recs["seeds"]["results"]
     assert res["arms"]["ptb-baseline"] == [2, 3, 141] and res["arms"]["ptb-mts"] == [2, 3, 141]
     assert any("seed4" in x and "small profile" in x for x in res["left_out"])
+    assert any("seed5" in x and "train_config.epochs" in x for x in res["left_out"])
+    assert len(res["recipes"]["ptb-mts"]) == 2  # the arm's recipe and seed 5's
     t = pd.read_csv(out / "table1_seeds.csv").set_index("bin")
     assert (t["seeds"] == 3).all() and t.loc["overall", "t_lo"] < t.loc["overall", "t_hi"]
     per = pd.read_csv(out / "table1_per_seed.csv")
@@ -153,14 +170,15 @@ def test_per_seed_folders_join_this_runs_models_paired_by_seed(smoke, tmp_path):
     measured = fig3[fig3["ratio"].notna()]  # (a bin without test tokens has no ratio)
     assert len(measured) and (measured["seeds"] == 3).all() and {"p_holm", "p_bh"} <= set(fig3.columns)
     assert measured["T_max"].notna().all()  # the T range comes from the seed that has it
+    assert res["fig3"]["seeds_controls"] == [2, 3, 141]  # 200 controls, each drawn with the model's seed
     gaps = pd.read_csv(out / "validation_gap.csv")
     assert gaps.loc[gaps["seed"] == 2, "gap_pct"].to_numpy() == pytest.approx(-2.0)
-    claims = pd.read_csv(out / "claims.csv")
-    overall = claims[claims["claim"] == "MTS better than baseline overall (baseline - MTS > 0)"].iloc[0]
-    assert "seeds 2, 3, 141" in overall["note"] and "seed(s) per arm (needs" not in overall["note"]
-    assert overall["verdict"] in (REPRODUCED, INCONCLUSIVE, CONTRADICTED)
+    claims = pd.read_csv(out / "claims.csv").set_index("id")
+    overall = claims.loc["table1.overall_gain"]
+    assert overall["n"] == 3 and "only" not in overall["note"] and overall["verdict"] in ("holds", "inconclusive", "fails")
+    assert claims.loc["fig3.rare_long_vs_short", "n"] == 3
     md = (out / "report.md").read_text()
-    assert "ptb-mts: 3 seed(s): 2, 3, 141" in md and "left out" in md
+    assert "ptb-mts: 3 seed(s) finished: 2, 3, 141" in md and "left out" in md
 
 
 def test_finished_steps_are_cached(smoke):
@@ -265,70 +283,56 @@ def test_paper_numbers_live_in_one_table():
         PAPER["ppl_mts"] = 1.0  # read-only
 
 
-def _t1_records(diff_lo, diff_hi, rare_lo, rare_hi):
+def test_table1_value_claims_small_vs_paper_profile_with_one_seed():
     rows = [{"bin": b, "ppl_baseline": 100.0, "ppl_baseline_lo": 90.0, "ppl_baseline_hi": 110.0, "ppl_mts": 98.0,
-             "ppl_mts_lo": 88.0, "ppl_mts_hi": 108.0, "diff": 2.0, "lo": diff_lo, "hi": diff_hi}
-            for b in (">10K", "1K-10K", "100-1K")]
-    rows.append({"bin": "<100", "ppl_baseline": 2000.0, "ppl_baseline_lo": 1800.0, "ppl_baseline_hi": 2200.0,
-                 "ppl_mts": 1900.0, "ppl_mts_lo": 1700.0, "ppl_mts_hi": 2100.0, "diff": 100.0, "lo": rare_lo, "hi": rare_hi})
-    rows.append(dict(rows[0], bin="overall", ppl_baseline=59.2, ppl_mts=57.9, lo=diff_lo, hi=diff_hi))
-    return {"table1_perplexity": {"status": "done", "results": {"rows": rows}}}
-
-
-def test_table1_claims_small_vs_paper_profile_with_one_seed():
-    recs = _t1_records(0.5, 3.0, -20.0, 150.0)
-    small = {c.claim: c for c in build_claims(recs, "small")}
-    assert small["perplexity baseline, overall"].verdict == NOT_COMPARABLE
-    overall = small["MTS better than baseline overall (baseline - MTS > 0)"]
-    assert overall.verdict == INCONCLUSIVE and "only baseline 1, mts 1 seed(s)" in overall.note
-    rare = small["MTS better than baseline on rare words (<100) (baseline - MTS > 0)"]
-    assert rare.verdict == INCONCLUSIVE and "includes 0" in rare.note
-    paper = {c.claim: c for c in build_claims(recs, "paper")}
+             "ppl_mts_lo": 88.0, "ppl_mts_hi": 108.0} for b in (">10K", "1K-10K", "100-1K", "<100")]
+    rows.append(dict(rows[0], bin="overall", ppl_baseline=59.2, ppl_mts=57.9))
+    recs = {"table1_perplexity": {"status": "done", "results": {"rows": rows}}}
+    small = build_claims(recs, "small")
+    assert find_claim(small, "table1.ppl_baseline.overall").verdict == "not comparable"
+    paper = build_claims(recs, "paper")
     # at the paper's scale an absolute number is held against the paper's, but one seed cannot settle it
-    assert paper["perplexity baseline, overall"].verdict == INCONCLUSIVE
-    assert "within 3% of 58.98" in paper["perplexity baseline, overall"].note
-    assert "differs from 6.79" in paper["perplexity MTS, bin >10K"].note
+    c = find_claim(paper, "table1.ppl_baseline.overall")
+    assert c.verdict == "inconclusive" and "within 3% of 58.98" in c.note and c.paper == 58.98
+    assert "differs from 6.79" in find_claim(paper, "table1.ppl_mts.gt10k").note
     # a step that did not run: every claim of it says so with the reason
     none = [c for c in build_claims({"table1_perplexity": {"status": "skipped", "reason": "no checkpoint"}}, "small")
             if c.step == "table1_perplexity"]
-    assert none and all(c.verdict == NOT_RUN and "no checkpoint" in c.note for c in none)
+    assert none and all(c.verdict == "not run" and "no checkpoint" in c.note for c in none)
 
 
-def test_routing_claims_rule():
-    ours = {"<100": {"peak_ratio": 1.04, "peak_position": 2, "n_groups": 23, "peak_lo": 1.01, "peak_hi": 1.07,
-                     "peak_T_min": 50.0, "peak_T_max": 90.0},
-            ">10K": {"max_ratio": 1.002, "any_significantly_above_1": False}}
-    recs = {"fig3_routing": {"status": "done", "results": {"ours": ours, "groups": "quantiles:23", "units": 300}}}
-    c = {x.claim: x for x in build_claims(recs, "small") if x.step == "fig3_routing"}
-    rare = c["rare words (<100) hurt most by ablating long-timescale units"]
-    assert rare.verdict == INCONCLUSIVE and "only 1 seed(s)" in rare.note and "paper's direction" in rare.note
-    # three seeds combined (the seeds step): the peak in the longest third clears the random-group band
-    band = {"<100": {"lo": 0.99, "hi": 1.005, "n": 60}}
-    seeds = {"seeds": {"status": "done", "results": {"fig3": {
-        "seeds": [2, 3, 141], "facts": ours, "band": band, "tests_total": 92,
-        "tests": {"<100": {"peak_p": 0.001, "peak_p_holm": 0.02, "peak_p_bh": 0.01},
-                  ">10K": {"n_sig_raw": 0, "n_sig_holm": 0, "n_sig_bh": 0}}}}}}
-    c = {x.claim: x for x in build_claims(recs | seeds, "small") if x.section.startswith("Fig. 3")}
-    assert c["rare words (<100) hurt most by ablating long-timescale units"].verdict == REPRODUCED
-    assert c["frequent words (>10K) never hurt (ratio never above 1)"].verdict == REPRODUCED
-    band["<100"]["hi"] = 1.02  # the peak's interval [1.01, 1.07] does not clear the random groups' band
-    c = {x.claim: x for x in build_claims(recs | seeds, "small") if x.section.startswith("Fig. 3")}
-    rare = c["rare words (<100) hurt most by ablating long-timescale units"]
-    assert rare.verdict == INCONCLUSIVE and "includes 1.02" in rare.note
-    band["<100"]["hi"] = 1.2  # entirely below the band's top: still not evidence against the paper
-    c = {x.claim: x for x in build_claims(recs | seeds, "small") if x.section.startswith("Fig. 3")}
-    rare = c["rare words (<100) hurt most by ablating long-timescale units"]
-    assert rare.verdict == INCONCLUSIVE and "does not clear the random groups' band" in rare.note
-    band["<100"]["hi"] = 1.005
-    seeds["seeds"]["results"]["fig3"]["tests"]["<100"]["peak_p_holm"] = 0.2  # not significant after Holm
-    c = {x.claim: x for x in build_claims(recs | seeds, "small") if x.section.startswith("Fig. 3")}
-    assert c["rare words (<100) hurt most by ablating long-timescale units"].verdict == INCONCLUSIVE
-    ours["<100"]["peak_position"] = 20  # a clear peak among short timescales runs against the paper
-    c = {x.claim: x for x in build_claims(recs | seeds, "small") if x.section.startswith("Fig. 3")}
-    assert c["rare words (<100) hurt most by ablating long-timescale units"].verdict == CONTRADICTED
-    seeds["seeds"]["results"]["fig3"]["tests"][">10K"]["n_sig_holm"] = 2
-    c = {x.claim: x for x in build_claims(recs | seeds, "small") if x.section.startswith("Fig. 3")}
-    assert c["frequent words (>10K) never hurt (ratio never above 1)"].verdict == CONTRADICTED
+def test_routing_claims_word_the_seeds_steps_decisions():
+    from dataclasses import asdict
+
+    from timescale_probe.reproduce.rules import null_rule
+
+    null = np.random.default_rng(0).normal(0, 0.002, 5000)
+    d = {"fig3.rare_long_vs_short": asdict(null_rule([0.02, 0.025, 0.018], null))}
+    recs = {"seeds": {"status": "done", "results": {"decisions": d, "fig3": {
+        "seeds": [2, 3, 141], "seeds_controls": [2, 3, 141], "left_out": [], "facts": {}, "band": {},
+        "long": ["1", "2"], "short": ["22", "23"]}}}}
+    c = find_claim(build_claims(recs, "small"), "fig3.rare_long_vs_short")
+    assert c.verdict == "holds" and c.label == "reproduction" and c.n == 3 and "long-T groups 1, 2" in c.note
+    # not computed (no seed with controls): not run, saying why
+    c = find_claim(build_claims({}, "small"), "fig3.rare_vs_bins_long")
+    assert c.verdict == "not run" and "seeds" in c.note
+
+
+def test_paper_numbers_complete_for_what_the_report_compares():
+    # every number a claim holds against the paper comes from paper.PAPER (one table)
+    from timescale_probe.paper import FROM_ARRAYS, NOT_TRANSCRIBED, PRINTED
+
+    ids = {c.id: c for c in build_claims({}, "small")}
+    assert ids["table1.ppl_mts.lt100"].paper == PAPER_TABLE["ppl_mts_bins"]["<100"]
+    assert ids["fig2.span_slope"].paper == PAPER_TABLE["dyck_span_slope"]
+    # every number is either printed in the paper or measured from the authors' arrays, never both
+    assert PRINTED | FROM_ARRAYS == set(PAPER_TABLE) and not PRINTED & FROM_ARRAYS
+    assert not set(NOT_TRANSCRIBED) & set(PAPER_TABLE)
+    # "code check" only for numbers the paper prints; rows on the authors' arrays are re-analyses or loaders
+    code = [c for c in ids.values() if c.label == "code check"]
+    assert [c.id for c in code] == ["fig2.span_slope"] and "dyck_span_slope" in PRINTED
+    assert {c.label for i, c in ids.items() if i.startswith("fig1.published.")} == {"beyond the paper"}
+    assert {c.label for i, c in ids.items() if i.startswith("fig3.published.")} == {"by construction"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -400,7 +404,7 @@ def test_a_registered_study_becomes_a_beyond_the_paper_section(tmp_path, monkeyp
     assert recs["toy"]["status"] == "done" and (tmp_path / "out" / "toy_study.csv").is_file()
     claims = pd.read_csv(tmp_path / "out" / "claims.csv")
     toy = claims[claims["step"] == "toy"]
-    assert list(toy["outcome"]) == ["holds", "inconclusive"] and set(toy["verdict"]) == {BEYOND}
-    assert set(toy["section"]) == {"Beyond the paper: toy theory test"}
+    assert list(toy["verdict"]) == ["holds", "inconclusive"] and set(toy["label"]) == {"beyond the paper"}
+    assert set(toy["section"]) == {"toy theory test"} and list(toy["id"]) == ["study.toy.1", "study.toy.2"]
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "## toy theory test" in md and "learned shape tracks k/2" in md and "(1 holds, 1 inconclusive" in md
+    assert "## toy theory test" in md and "learned shape tracks k/2" in md and "# Beyond the paper" in md
