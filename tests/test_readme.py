@@ -172,3 +172,16 @@ def test_relative_links_resolve(doc):
             continue
         file_part = target.split("#", 1)[0]
         assert (path.parent / file_part).exists(), f"{doc}: link to {target} does not resolve"
+
+
+def test_architecture_map_lists_every_module_and_nothing_else():
+    text = (DOCS / "architecture.md").read_text()
+    block = text.split("\n## Module map\n", 1)[1].split("```", 2)[1]
+    listed = set(re.findall(r"^  (\w[\w.]*/?)\s", block, flags=re.M))
+    package = ROOT / "timescale_probe"
+    present = {p.name + "/" for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    present |= {p.name for p in package.iterdir() if p.suffix in (".py", ".typed")}
+    assert listed == present, f"missing from docs/architecture.md: {sorted(present - listed)}; " \
+                              f"listed but absent: {sorted(listed - present)}"
+    top = set(re.findall(r"^(\w[\w]*/)", block, flags=re.M)) - {"timescale_probe/"}
+    assert all((ROOT / d).is_dir() for d in top), top
