@@ -1,4 +1,4 @@
-"""``tsprobe demo``: the embedded default, end to end, in about a minute on 2 CPU cores.
+"""``tsprobe demo``: the embedded default, end to end, on 2 CPU cores (its wall time: docs/benchmarks.md).
 
 1. Impose: build the paper's MTS architecture (AWD-LSTM 1150/1150/400, PTB vocabulary, the
    ``paper-lm`` spec), save it in our checkpoint format (in a temporary folder: 97 MB of untrained
