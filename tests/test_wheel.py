@@ -113,9 +113,10 @@ def test_outside_a_checkout_reproduce_names_what_it_lacks(monkeypatch, tmp_path)
     opts = ReproduceOptions(profile="small")
     assert opts.checkpoints_dir == shipped and opts.dyck_results is None and opts.seeds_dir is None
     missing = "\n".join(opts.missing_inputs())
-    assert "checkpoint markov_baseline" in missing and "--checkpoints DIR" in missing
+    assert "checkpoint markov_baseline" in missing and "--checkpoints-dir DIR" in missing
     assert "ptb_mts" not in missing  # the wheel ships it
-    assert "Dyck small-profile sweep: not given; pass dyck_results (--dyck-results DIR)" in missing
+    assert "Dyck small-profile sweep: not given; pass dyck_results (tsprobe reproduce --dyck-results DIR)" in missing
+    assert "per-seed folders: not given; pass seeds_dir (tsprobe reproduce --seeds-dir DIR)" in missing
     assert "reference results: looked in nowhere by default outside a source checkout" in missing
     # told where: found there
     ref = tmp_path / "shared" / "reference-results"

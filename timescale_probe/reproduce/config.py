@@ -89,11 +89,6 @@ def default_checkpoints_dir() -> Path:
     return locations.checkout_path("checkpoints") or locations.PACKAGE_DATA_DIR
 
 
-#: The ``tsprobe reproduce`` flag of each path option (seeds_dir is Python-only).
-_FLAGS = {"checkpoints_dir": "--checkpoints", "dyck_results": "--dyck-results", "reference_dir": "--reference-dir",
-          "corpus_dir": "--corpus-dir"}
-
-
 @dataclass
 class ReproduceOptions:
     """Everything a run depends on. Paths may be None (then the steps needing them are skipped)."""
@@ -166,8 +161,7 @@ class ReproduceOptions:
                 where = f"looked in {locations.where_reference_results_are_looked_for()}"
             else:
                 where = "not given" if path is None else f"{path} not found"
-            flag = _FLAGS.get(option)
-            lines.append(f"{what}: {where}; pass {option}" + (f" ({flag} DIR)" if flag else ""))
+            lines.append(f"{what}: {where}; pass {option} (tsprobe reproduce --{option.replace('_', '-')} DIR)")
         return lines
 
     @property
