@@ -185,3 +185,22 @@ def test_architecture_map_lists_every_module_and_nothing_else():
                               f"listed but absent: {sorted(listed - present)}"
     top = set(re.findall(r"^(\w[\w]*/)", block, flags=re.M)) - {"timescale_probe/"}
     assert all((ROOT / d).is_dir() for d in top), top
+
+
+#: docs other helpers own (their flags may land with their code) and the page of script flags
+NOT_FLAG_CHECKED = {"cli.md", "benchmarks.md", "recurrent.md", "activity.md", "theory.md"}
+
+
+def test_every_flag_the_docs_name_exists():
+    """A renamed or removed flag must not live on in the manual: every ``--flag`` written in the
+    README or docs/ is a flag of some tsprobe command (lines about pip are not tsprobe's)."""
+    known = set(re.findall(r"--[a-z][a-z0-9-]*", _load_script("cli_reference").reference()))
+    docs = [README, *(p for p in sorted(DOCS.glob("*.md")) if p.name not in NOT_FLAG_CHECKED)]
+    unknown = []
+    for doc in docs:
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            if re.search(r"\bpip\b", line):
+                continue
+            unknown += [f"{doc.name}:{n}: {flag}" for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", line)
+                        if flag not in known]
+    assert not unknown, unknown
