@@ -79,3 +79,22 @@ def test_demo_command_end_to_end(tmp_path, cli):
     run = json.loads((tmp_path / "d" / "run.json").read_text())
     assert run["results"]["compare"]["comparison"][0]["bin"]
     assert (tmp_path / "d" / "comparison.md").is_file()
+
+
+def test_max_tokens_below_one_bootstrap_chunk_is_refused_before_any_work(tmp_path):
+    from timescale_probe.errors import OptionError
+
+    with pytest.raises(OptionError) as info:
+        run_demo(tmp_path / "d", max_tokens=99, say=lambda m: None)
+    assert info.value.param == "max_tokens" and "100" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_in_a_checkout_the_shipped_checkpoints_are_its_checkpoints_folder():
+    from timescale_probe import locations
+
+    checkout = locations.source_checkout()
+    assert checkout is not None and (checkout / "pyproject.toml").is_file()
+    # an editable install has no package data: the checkout's checkpoints/ serve the demo
+    assert shipped_checkpoints_dir() == checkout / "checkpoints"
+    assert all((shipped_checkpoints_dir() / f).is_file() for f in SHIPPED)
