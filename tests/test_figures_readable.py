@@ -131,3 +131,25 @@ def test_fit_legends_cover_no_curve_in_the_demos_layer2_figures():
             assert "paper-mts-untrained.pt" in fig.axes[0].get_title()
         finally:
             plt.close(fig)
+
+
+def test_demo_fit_figures_name_their_input(tmp_path, monkeypatch):
+    """Issue 19: the demo's fit figures had no input in their titles (the README says titles name it)."""
+    import matplotlib.pyplot as plt
+
+    import timescale_probe.plots.distributions as pd_plots
+    from timescale_probe import demo
+
+    titles = []
+
+    def keep_title(fig, path):  # instead of writing the PDF: what its title says
+        titles.append(" ".join(ax.get_title() for ax in fig.axes)
+                      + (fig._suptitle.get_text() if fig._suptitle is not None else ""))
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(pd_plots, "save_figure", keep_title)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"layer": 2, "unit": np.arange(200), "T_bias": np.exp(rng.normal(1, 1, 200))})
+    demo._fit_and_draw(table, tmp_path, layers="2", n_boot=0, seed=0, source=f"{demo.CHECKPOINT_NAME} (T_bias)")
+    assert len(titles) == 4 and all(demo.CHECKPOINT_NAME in t for t in titles), titles

@@ -234,3 +234,44 @@ def test_ablate_table_shows_top_n_per_bin_with_whole_numbers(tiny, tmp_path):
     for b in routing.loc[routing["ratio"].isna(), "bin"].unique():  # bins without tokens: a note, no nan rows
         assert f"frequency bin {b} has no target tokens" in text
     assert not any("nan" in c for c in rows)
+
+
+# -- issue 19: every option checked before work ----------------------------------------------------
+
+@pytest.mark.parametrize("argv, expected", [
+    (["fit-distribution", "x.npy", "--seed", "-1"], "--seed must be >= 0 (got -1)"),
+    (["fit-distribution", "x.npy", "--seed", str(2**32)], "--seed must be <= 4294967295"),
+    (["ablate", "x.pt", "--seed", "-1"], "--seed must be >= 0 (got -1)"),
+    (["demo", "--seed", "-1"], "--seed must be >= 0 (got -1)"),
+    (["compare", "a.pt", "b.pt", "--seed", "-1"], "--seed must be >= 0 (got -1)"),
+    (["fit-distribution", "x.npy", "--bootstrap", "1000000000000"], "--bootstrap must be <= 100000"),
+    (["demo", "--resamples", "1000000000000"], "--resamples must be <= 100000"),
+    (["compare", "a.pt", "b.pt", "--bootstrap", "1000000000000"], "--bootstrap must be <= 100000"),
+    (["ablate", "x.pt", "--bootstrap", "1000000000000"], "--bootstrap must be <= 100000"),
+    (["ablate", "x.pt", "--groups", "edges:100,1"], "--groups 'edges:100,1' must be strictly ascending"),
+    (["ablate", "x.pt", "--bin-edges", "5,3"], "--bin-edges '5,3' must be positive and strictly ascending"),
+    (["demo", "--threads", "0"], "--threads must be >= 1 (got 0)"),
+])
+def test_issue19_bad_values_refused_before_work(argv, expected, tmp_path):
+    """Before the fix: --seed -1 gave numpy's traceback (the demo after its whole first step),
+    --bootstrap 1e12 ran until killed, edges:100,1 was sorted silently."""
+    line = _one_line(cli(*argv, "--out", tmp_path / "out", cwd=tmp_path))
+    assert expected in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["timescales", "x.pt"], ["fit-distribution", "x.npy"], ["ablate", "x.pt"],
+                                     ["estimate-timescales", "x.pt"], ["evaluate", "x.pt"], ["demo"],
+                                     ["compare", "a.pt", "b.pt"], ["inspect", "x.pt"]])
+@pytest.mark.parametrize("out, expected", [("", "--out needs a"), ("/proc/x", "--out /proc/x cannot be written"),
+                                           ("f/sub", "--out f/sub cannot be made: f is a file")])
+def test_out_checked_before_work(command, out, expected, tmp_path):
+    """``--out ""`` wrote into the current folder and ``--out /proc/x`` gave a traceback after the
+    work; both are refused at once (the inputs do not even exist: no work was possible)."""
+    (tmp_path / "f").write_text("")
+    inputs = [a for a in command[1:] if "." in a]
+    for name in inputs:  # present (empty: any work on them would fail later, differently)
+        (tmp_path / name).write_text("")
+    line = _one_line(cli(*command, "--out", out, cwd=tmp_path))
+    assert expected in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f", *inputs])  # nothing written, no probe left

@@ -42,14 +42,16 @@ def _not_found(ckpt_dir: Path | None) -> str:
             "install the wheel, which ships them, or pass checkpoints_dir")
 
 
-def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, reference_curve=None):
+def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, reference_curve=None,
+                  source: str | None = None):
     from .distributions import figure_tables, fit_table
     from .plots.distributions import draw_fit_figures
 
     report = fit_table(table, column="T_bias", layers=layers, n_boot=n_boot, seed=seed)
     write_table(report.fits_, out_dir / "fits.csv")
     write_table(report.comparisons_, out_dir / "comparisons.csv")
-    draw_fit_figures(figure_tables(report, reference_curve=reference_curve, scopes=report.scopes), out_dir)
+    draw_fit_figures(figure_tables(report, reference_curve=reference_curve, scopes=report.scopes), out_dir,
+                     source=source)  # titles name the input
     return report
 
 
@@ -84,6 +86,7 @@ def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0, keep_chec
     sub.mkdir(exist_ok=True)
     write_table(table, sub / "timescales.csv")
     report = _fit_and_draw(table[table["layer"] == 2], sub, layers="2", n_boot=n_boot, seed=seed,
+                           source=f"{CHECKPOINT_NAME} (T_bias)",
                            reference_curve=(0.56, 1.0))
     row = report.fits_[report.fits_["family"] == "invgamma"].iloc[0]
     return {
@@ -126,7 +129,7 @@ def compare_shipped(out: Path, ckpt_dir: Path, *, n_resamples: int = 10000, n_bo
         ts = stack.timescales_table()
         write_table(ts, sub / "timescales.csv")
         write_table(ppl, sub / "perplexity.csv")
-        report = _fit_and_draw(ts, sub, layers="all", n_boot=n_boot, seed=seed)
+        report = _fit_and_draw(ts, sub, layers="all", n_boot=n_boot, seed=seed, source=f"{fname} (T_bias)")
         pooled = report.fits_[(report.fits_["scope"] == "pooled") & (report.fits_["family"] == "invgamma")].iloc[0]
         results["checkpoints"][name] = {
             "path": str(ckpt_dir / fname),

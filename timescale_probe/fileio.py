@@ -123,8 +123,8 @@ def check_out_dir(out: str | os.PathLike, param: str = "out") -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OptionError(f"{param} must be a directory, but {out} is a file", param=param)
-    anchor = out.absolute()
-    while not anchor.exists():
+    anchor = out  # the nearest existing folder, as the user wrote it (relative paths end at ".")
+    while not anchor.exists() and anchor != anchor.parent:
         anchor = anchor.parent
     if not anchor.is_dir():
         raise OptionError(f"{param} {out} cannot be made: {anchor} is a file", param=param)

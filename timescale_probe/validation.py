@@ -13,7 +13,7 @@ from typing import Iterable
 
 from .errors import OptionError
 
-__all__ = ["check_int", "check_fraction", "check_positive", "check_choice"]
+__all__ = ["check_int", "check_fraction", "check_positive", "check_choice", "check_ascending"]
 
 
 def check_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -61,3 +61,14 @@ def check_choice(value, param: str, choices: Iterable[str]) -> str:
         listed = ", ".join(choices[:-1]) + (" or " if len(choices) > 1 else "") + choices[-1]
         raise OptionError(f"unknown {param} '{value}': use {listed}", param=param)
     return value
+
+
+def check_ascending(values: Iterable[float], param: str, given: str | None = None) -> tuple[float, ...]:
+    """``values`` as a tuple if strictly ascending; else one line (edges are never sorted silently:
+    ``100,1`` is more likely a typo than a wish). ``given`` is the text the values came from."""
+    vals = tuple(float(v) for v in values)
+    if any(b <= a for a, b in zip(vals, vals[1:])):
+        shown = given if given is not None else ",".join(f"{v:g}" for v in vals)
+        raise OptionError(f"{param} '{shown}' must be strictly ascending, e.g. 1,10,100", param=param)
+    return vals
+

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, OptionError
+from ..validation import check_ascending
 
 
 @dataclass
@@ -93,12 +94,13 @@ def make_groups(spec: str, T: np.ndarray, layer: int) -> list[UnitGroup]:
         return [grp(i, p) for i, p in enumerate(parts, 1)]
     if kind == "edges":
         try:
-            edges = sorted(float(v) for v in arg.split(",") if v.strip())
+            edges = [float(v) for v in arg.split(",") if v.strip()]
         except ValueError:
             raise OptionError(f"cannot read '{spec}': use edges:a,b,... with timescales in steps",
                               param="groups") from None
         if not edges:
             raise OptionError(f"'{spec}' gives no edges", param="groups")
+        check_ascending(edges, "groups", spec)  # refused, as --bin-edges are, never sorted silently
         which = np.searchsorted(np.asarray(edges), T, side="right")  # 0 = below the first edge
         groups = []
         for b in range(len(edges), -1, -1):  # longest range first

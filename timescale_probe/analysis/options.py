@@ -205,6 +205,11 @@ def _number(value: Any, tp: Any, name: str) -> Any:
     return value
 
 
+def _num(v: float) -> str:
+    """A bound or value in a message: whole numbers in full (4294967295, not 4.29497e+09)."""
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
+
+
 def _check_bounds(value: Any, spec: OptionSpec, name: str) -> None:
     items = value if isinstance(value, tuple) else (value,)
     for v in items:
@@ -214,7 +219,7 @@ def _check_bounds(value: Any, spec: OptionSpec, name: str) -> None:
                                   (spec.le is None or v <= spec.le, "<=", spec.le),
                                   (spec.lt is None or v < spec.lt, "<", spec.lt)):
                 if not ok:
-                    raise OptionError(f"{name} must be {op} {bound:g} (got {v:g})", param=name)
+                    raise OptionError(f"{name} must be {op} {_num(bound)} (got {_num(v)})", param=name)
         if spec.choices is not None and v not in spec.choices:
             listed = ", ".join(spec.choices[:-1]) + (" or " if len(spec.choices) > 1 else "") + spec.choices[-1]
             raise OptionError(f"unknown {name} '{v}': use {listed}", param=name)
