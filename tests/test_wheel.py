@@ -33,20 +33,36 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _source_tree(root: Path, files=BUILD_FILES) -> Path:
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, root / rel)
+    shutil.copytree(ROOT / "timescale_probe", root / "timescale_probe",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "shipped"))
+    return root
+
+
+def _pip_wheel(src: Path, dist: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", "-w", str(dist)], capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for rel in BUILD_FILES:
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, src / rel)
-    shutil.copytree(ROOT / "timescale_probe", src / "timescale_probe",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "shipped"))
     dist = tmp_path_factory.mktemp("dist")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                        "--no-index", "-q", "-w", str(dist)], capture_output=True, text=True, timeout=600)
+    r = _pip_wheel(_source_tree(tmp_path_factory.mktemp("src")), dist)
     assert r.returncode == 0, r.stdout + r.stderr
     (whl,) = dist.glob("timescale_probe-*.whl")
     return whl
+
+
+def test_a_tree_without_the_checkpoints_builds_no_wheel(tmp_path):
+    """A wheel whose demo could not run is not built: the build stops and names the missing file."""
+    src = _source_tree(tmp_path / "src", [f for f in BUILD_FILES if not f.startswith("checkpoints/")])
+    r = _pip_wheel(src, tmp_path / "dist")
+    assert r.returncode != 0
+    assert f"{locations.SHIPPED_CHECKPOINTS[0]} is missing" in r.stdout + r.stderr
+    assert not list((tmp_path / "dist").glob("*.whl"))
 
 
 def test_the_wheel_ships_the_checkpoints_byte_for_byte(wheel):
