@@ -58,6 +58,7 @@ def _register() -> None:
         lm_cmds,
         sweep_cmds,
         analysis_cmds,
+        activity_cmds,
         mi_cmds,
         reproduce_cmds,
         dyck_cmds,
