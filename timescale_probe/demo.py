@@ -39,7 +39,7 @@ def _not_found(ckpt_dir: Path | None) -> str:
         return f"shipped checkpoints not found in {ckpt_dir}: {', '.join(missing)}"
     places = [str(locations.PACKAGE_DATA_DIR)] + [str(p) for p in [locations.checkout_path("checkpoints")] if p]
     return (f"shipped checkpoints {', '.join(SHIPPED)} not found (looked in {' and '.join(places)}); "
-            "install the wheel, which ships them, or pass checkpoints_dir")
+            "install the wheel, which ships them, or give their folder (Python: run_demo(checkpoints_dir=...))")
 
 
 def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, reference_curve=None,
