@@ -72,4 +72,12 @@ def not_run(claim_id: str, statement: str, label: str, section: str, *, step: st
                  why_missing=why)
 
 
+def num(x: Any) -> float:
+    """A stored number as a float (the step records keep non-finite values as the string 'nan')."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 BIN_IDS = {">10K": "gt10k", "1K-10K": "1k_10k", "100-1K": "100_1k", "<100": "lt100", "overall": "overall"}

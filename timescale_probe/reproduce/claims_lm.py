@@ -15,6 +15,7 @@ from .claims_base import (
     claim,
     decision,
     not_run,
+    num,
     seeds_results,
     status,
 )
@@ -34,7 +35,7 @@ def _ppl_values(records: dict) -> tuple[dict[tuple[str, str], list[float]], dict
     if sr.table1:
         for r in sr.table1["per_seed"]:
             for model in ("baseline", "mts"):
-                vals.setdefault((model, r["bin"]), []).append(r[f"ppl_{model}"])
+                vals.setdefault((model, r["bin"]), []).append(num(r[f"ppl_{model}"]))
         for r in sr.table1["rows"]:
             for model in ("baseline", "mts"):
                 iv[(model, r["bin"])] = (r.get(f"ppl_{model}_lo"), r.get(f"ppl_{model}_hi"))
@@ -42,7 +43,7 @@ def _ppl_values(records: dict) -> tuple[dict[tuple[str, str], list[float]], dict
     t1 = load(records, "table1_perplexity", Table1Result)
     for b, r in (t1.by_bin().items() if t1 else ()):
         for model in ("baseline", "mts"):
-            vals[(model, b)] = [r.get(f"ppl_{model}")]
+            vals[(model, b)] = [num(r.get(f"ppl_{model}"))]
             iv[(model, b)] = (r.get(f"ppl_{model}_lo"), r.get(f"ppl_{model}_hi"))
     return vals, iv, "this run's pair of models"
 
@@ -82,7 +83,7 @@ def table1_effects(records: dict, ctx: Context) -> list[Claim]:
         if not r:
             return ""
         return (f"secondary view: hierarchical bootstrap (seeds, then 100-token chunks) of the relative gain "
-                f"[{r['rel_lo']:.3f}, {r['rel_hi']:.3f}]% ({distinct_resamples(n)} distinct seed resamples)")
+                f"[{num(r['rel_lo']):.3f}, {num(r['rel_hi']):.3f}]% ({distinct_resamples(n)} distinct seed resamples)")
 
     specs = [("table1.overall_gain", "MTS has a lower test NLL than the baseline overall (relative gain > 0)",
               f"yes: {PAPER['ppl_baseline']} -> {PAPER['ppl_mts']}", "overall"),
@@ -94,8 +95,8 @@ def table1_effects(records: dict, ctx: Context) -> list[Claim]:
     for cid, text, expected, b in specs:
         d = decision(records, cid)
         unit = " points" if cid.endswith("largest") else "%"
-        out.append(claim(cid, text, REPRO, T1, d, step="seeds", expected=expected, unit=unit, note=boot(b),
-                         why_missing=why))
+        out.append(claim(cid, text, REPRO, T1, d, step="seeds", expected=expected, unit=unit,
+                         note="" if cid.endswith("largest") else boot(b), why_missing=why))
     return out
 
 
@@ -123,15 +124,15 @@ def fig3_published(records: dict, ctx: Context) -> list[Claim]:
                 not_run("fig3.published.frequent_max", max_text, BY_CONSTRUCTION, FIG3, step="fig3_routing", why=why,
                         paper=PAPER["fig3_frequent_max"])]
     rare, freq = pub.get("<100", {}), pub.get(">10K", {})
-    d = code_check(rare.get("peak_ratio"), PAPER["fig3_rare_peak"], what="our loader on unit_ablation/bin4.txt.npy")
+    d = code_check(num(rare.get("peak_ratio")), PAPER["fig3_rare_peak"], what="our loader on unit_ablation/bin4.txt.npy")
     if d.verdict == HOLDS and rare.get("peak_position") != PAPER["fig3_rare_peak_chunk"]:
         d = condition(False, d.rule, f"peak at chunk {rare.get('peak_position')}", estimate=d.estimate)
     note = "reads the authors' array: shows our loader, not the claim"
-    m = freq.get("max_ratio")
+    m = num(freq.get("max_ratio")) if freq.get("max_ratio") is not None else None
     return [claim("fig3.published.rare_peak", peak_text, BY_CONSTRUCTION, FIG3, d, step="fig3_routing",
-                  paper=PAPER["fig3_rare_peak"], note=note + f"; T_max of that chunk {rare.get('peak_T_max', float('nan')):.1f}"),
+                  paper=PAPER["fig3_rare_peak"], note=note + f"; T_max of that chunk {num(rare.get('peak_T_max')):.1f}"),
             claim("fig3.published.frequent_max", max_text, BY_CONSTRUCTION, FIG3,
-                  condition(None if m is None else m <= 1.0, "max ratio <= 1.0", estimate=m), step="fig3_routing",
+                  condition(None if m is None or m != m else m <= 1.0, "max ratio <= 1.0", estimate=m), step="fig3_routing",
                   paper=PAPER["fig3_frequent_max"], note=note)]
 
 
@@ -147,7 +148,7 @@ def fig3_effects(records: dict, ctx: Context) -> list[Claim]:
              + (f" (left out: {'; '.join(f3['left_out'])})" if f3.get("left_out") else "")) if f3 else ""
     rare = (f3.get("facts") or {}).get("<100", {})
     peak = (f"descriptive: the <100 peak is group {rare.get('peak_position')} of {rare.get('n_groups')} "
-            f"(geometric mean ratio {rare.get('peak_ratio', float('nan')):.4f})") if rare.get("peak_position") else ""
+            f"(geometric mean ratio {num(rare.get('peak_ratio')):.4f})") if rare.get("peak_position") else ""
     specs = [("fig3.rare_long_vs_short", "rare words (<100) are hurt more by ablating long-timescale units than "
               "short-timescale ones, beyond what random groups of the same sizes do",
               f"yes: <100 peaks at chunk {PAPER['fig3_rare_peak_chunk']} (T about 94), {PAPER['fig3_rare_peak']}",

@@ -6,7 +6,7 @@ import re
 
 from ..analysis.claims import Claim
 from ..paper import PAPER
-from .claims_base import BEYOND, BY_CONSTRUCTION, CODE, REPRO, Context, claim, not_run, status
+from .claims_base import BEYOND, BY_CONSTRUCTION, CODE, REPRO, Context, claim, not_run, num, status
 from .results import DyckResult, MIResult, load
 from .rules import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Decision, effect_rule
 from .verdicts import code_check, condition, value_rule
@@ -33,7 +33,7 @@ def dyck_claims(records: dict, ctx: Context) -> list[Claim]:
     out = []
     for cid, text, paper, arch in items:
         per_seed = list((r.accuracy_by_seed or {}).get(arch, {}).values())
-        d = value_rule(per_seed or [r.overall.get(arch, {}).get("mean", float("nan"))], paper, comparable=ctx.comparable)
+        d = value_rule(per_seed or [num(r.overall.get(arch, {}).get("mean"))], paper, comparable=ctx.comparable)
         out.append(claim(cid, text, REPRO, FIG2, d, step=step, paper=paper, unit=" (fraction)", note=r.source))
     for cid, text, kind, expected in effects:
         diffs = list((r.paired_by_seed or {}).get(kind, {}).values())
@@ -42,7 +42,7 @@ def dyck_claims(records: dict, ctx: Context) -> list[Claim]:
                          why_missing="no test sequences in this range for both models"))
     fit = r.span_slope
     if fit:
-        out.append(claim(span[0], span[1], CODE, FIG2, code_check(fit["slope"], PAPER["dyck_span_slope"], tol=0.15,
+        out.append(claim(span[0], span[1], CODE, FIG2, code_check(num(fit["slope"]), PAPER["dyck_span_slope"], tol=0.15,
                                                                     what="log-log least squares"),
                          step=step, paper=PAPER["dyck_span_slope"],
                          note="our generator against the slope the paper prints for its own (critical branching: -1.5)"))
@@ -64,9 +64,9 @@ def mi_claims(records: dict, ctx: Context) -> list[Claim]:
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         markov = name == "Markov-PTB"
         tail = s.get("tail")
-        xi = s.get("xi_tail") if s.get("xi_tail") is not None else s.get("xi_exponential")
-        k = (f"k_tail {s.get('k_tail', float('nan')):.3f} [{s.get('k_tail_low', float('nan')):.3f}, "
-             f"{s.get('k_tail_high', float('nan')):.3f}]") if tail == "power" else f"decay length xi {xi or float('nan'):.1f} tokens"
+        xi = num(s.get("xi_tail")) if s.get("xi_tail") is not None else num(s.get("xi_exponential"))
+        k = (f"k_tail {num(s.get('k_tail')):.3f} [{num(s.get('k_tail_low')):.3f}, "
+             f"{num(s.get('k_tail_high')):.3f}]") if tail == "power" else f"decay length xi {xi:.1f} tokens"
         where = f"tail {tail}; {k} (d <= {s.get('max_retained_distance')})"
         if markov:
             d = (Decision(INCONCLUSIVE, rule, "too few distances above the shuffle band") if tail == "insufficient"
@@ -76,7 +76,7 @@ def mi_claims(records: dict, ctx: Context) -> list[Claim]:
                              note="checks the resampler and the estimator, not a claim about language"))
             continue
         d = (Decision(INCONCLUSIVE, rule, f"too few distances above the shuffle band; {where}") if tail == "insufficient"
-             else condition(tail == "power", rule, where, estimate=s.get("k_tail")))
+             else condition(tail == "power", rule, where, estimate=num(s.get("k_tail"))))
         out.append(claim(f"mi.{slug}.power_law", f"{name}: I(d) decays as a power law", BEYOND, MI, d, step=step,
                          expected="power law (the paper assumes it, after Lin & Tegmark; it measures no corpus)"))
     return out

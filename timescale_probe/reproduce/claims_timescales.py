@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..analysis.claims import Claim
 from ..paper import PAPER
-from .claims_base import BEYOND, BY_CONSTRUCTION, REPRO, Context, claim, decision, not_run, seeds_results, status
+from .claims_base import BEYOND, BY_CONSTRUCTION, REPRO, Context, claim, decision, not_run, num, seeds_results, status
 from .results import AppendixResult, PublishedTimescalesResult, TimescaleResult, load
 from .verdicts import code_check, condition, value_rule
 
@@ -34,8 +34,8 @@ def _fit_text(fit: dict) -> str:
     if not fit.get("best_family"):
         return ""
     return (f"best of {fit.get('families', '?')} families: {fit.get('best_label', fit['best_family'])} "
-            f"(inverse gamma ΔAIC {fit.get('delta_aic_invgamma', float('nan')):.1f}; KS of inverse gamma "
-            f"{fit.get('invgamma_ks', float('nan')):.3f}, p {fit.get('invgamma_ks_p', float('nan')):.3g}"
+            f"(inverse gamma ΔAIC {num(fit.get('delta_aic_invgamma')):.1f}; KS of inverse gamma "
+            f"{num(fit.get('invgamma_ks')):.3f}, p {num(fit.get('invgamma_ks_p')):.3g}"
             + ("; rejected" if fit.get("invgamma_ks_rejected") else "") + ")")
 
 
@@ -60,7 +60,7 @@ def published_claims(records: dict, ctx: Context) -> list[Claim]:
                 continue
             src = r["summary"] if key in r["summary"] else r["fit"]
             tol = 0.01 if key in ("a", "b", "a_scale1") else None
-            d = code_check(src.get(key), PAPER[pk], tol=tol, what="the value measured from these arrays")
+            d = code_check(num(src.get(key)), PAPER[pk], tol=tol, what="the value measured from these arrays")
             out.append(claim(cid, text, BEYOND, FIG1, d, step=step, expected=str(PAPER[pk]),
                              note="a re-analysis: the paper prints no such number"))
         if r is None:
@@ -96,13 +96,13 @@ def ours_claims(records: dict, ctx: Context) -> list[Claim]:
                 out.append(not_run(cid, text, REPRO, FIG1, step=step, why=why, expected=str(PAPER[pk])))
                 continue
             src = r.summary if key in r.summary else (r.fit or {})
-            d = value_rule([src.get(key, float("nan"))], PAPER[pk], comparable=ctx.comparable,
+            d = value_rule([num(src.get(key))], PAPER[pk], comparable=ctx.comparable,
                            lo=src.get(f"{key}_lo"), hi=src.get(f"{key}_hi"))
             out.append(claim(cid, text, REPRO, FIG1, d, step=step, expected=str(PAPER[pk]),
                              note="the authors' model's value (their arrays); one seed of ours"))
     d = decision(records, "fig1.ours_invgamma_beats_gamma_lognormal")
     sr = seeds_results(records)
-    best = "; ".join(f"seed {f['seed']}: best {f['best_label']} (inverse gamma ΔAIC {f['delta_aic_invgamma']:.1f})"
+    best = "; ".join(f"seed {f['seed']}: best {f['best_label']} (inverse gamma ΔAIC {num(f['delta_aic_invgamma']):.1f})"
                      for f in sr.fits if "best_family" in f)
     out.append(claim("fig1.ours_invgamma_beats_gamma_lognormal",
                      "our PTB baselines' T_data: inverse gamma fits better (AIC) than gamma and lognormal", REPRO, FIG1,
@@ -114,7 +114,8 @@ def ours_claims(records: dict, ctx: Context) -> list[Claim]:
 def markov_claims(records: dict, ctx: Context) -> list[Claim]:
     sr = seeds_results(records)
     mk = sr.markov or {}
-    per = "; ".join(f"seed {p['seed']}: a {p['a_scale1_markov']:.3f} vs {p['a_scale1_ptb']:.3f}" for p in mk.get("pairs", []))
+    per = "; ".join(f"seed {p['seed']}: a {num(p['a_scale1_markov']):.3f} vs {num(p['a_scale1_ptb']):.3f}"
+                    for p in mk.get("pairs", []))
     why = (f"Markov-PTB seeds {mk.get('seeds_markov', [])} and PTB seeds {mk.get('seeds_ptb', [])} share no seed"
            if mk else status(records, "seeds")[1] or "not measured")
     return [claim("fig1.markov_lighter_tail", "a baseline trained on Markov-PTB has a narrower (lighter-tailed) "
@@ -135,12 +136,12 @@ def appendix_claims(records: dict, ctx: Context) -> list[Claim]:
     pub = stats.get(("published", 2))
     if pub:
         out.append(claim("appendix.published_rho", "published MTS arrays (our code): " + text, BY_CONSTRUCTION, APPX,
-                         condition(pub["spearman"] >= 0.9, "Spearman rho >= 0.9", f"rho {pub['spearman']:.3f}",
-                                   estimate=pub["spearman"]), step=step, expected="yes", note=note))
-    rhos = [a["spearman"] for a in seeds_results(records).appendix]
+                         condition(num(pub["spearman"]) >= 0.9, "Spearman rho >= 0.9", f"rho {num(pub['spearman']):.3f}",
+                                   estimate=num(pub["spearman"])), step=step, expected="yes", note=note))
+    rhos = [num(a["spearman"]) for a in seeds_results(records).appendix]
     ours = stats.get(("ours", 2))
     if not rhos and ours:
-        rhos = [ours["spearman"]]
+        rhos = [num(ours["spearman"])]
     if rhos:
         out.append(claim("appendix.ours_rho", "our MTS models: " + text, BY_CONSTRUCTION, APPX,
                          condition(all(r >= 0.9 for r in rhos), "Spearman rho >= 0.9 in every seed",

@@ -173,7 +173,7 @@ def table1_decisions(per_seed: pd.DataFrame, budget: str | None) -> dict[str, De
     if "<100" in w:
         out["table1.rare_gain"] = effect_rule(w["<100"].to_numpy(), unit="%", budget=budget,
                                               what="relative NLL gain on rare words (<100)")
-        others = [b for b in BINS if b != "<100" and b in w]
+        others = [b for b in BINS if b != "<100" and b in w and w[b].notna().any()]  # a bin without tokens has no gain
         M = np.column_stack([w["<100"].to_numpy() - w[b].to_numpy() for b in others])
         out["table1.rare_gain_largest"] = contrast_rule(M, [f"<100 - {b}" for b in others], unit=" points",
                                                         budget=budget, what="gain on <100 minus the gain on another bin")

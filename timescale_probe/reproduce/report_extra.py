@@ -7,16 +7,17 @@ import math
 from typing import Any, Sequence
 
 from ..analysis.claims import Claim
-from .claims_base import seeds_results, status
+from .claims_base import num, seeds_results, status
 from .results import Table1Result, TrainResult, from_results, load
 
 
 def _f(x, nd: int = 2) -> str:
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{nd}f}"
+    x = num(x)
+    return "-" if not math.isfinite(x) else f"{x:.{nd}f}"
 
 
 def _iv(lo, hi, nd: int = 2) -> str:
-    return "-" if lo is None or hi is None else f"[{_f(lo, nd)}, {_f(hi, nd)}]"
+    return "-" if not (math.isfinite(num(lo)) and math.isfinite(num(hi))) else f"[{_f(lo, nd)}, {_f(hi, nd)}]"
 
 
 def table1_full(records: dict) -> list[str]:
@@ -37,9 +38,9 @@ def table1_full(records: dict) -> list[str]:
              "/ NLL baseline per token, %; > 0: MTS better.", "",
              "| bin | tokens | baseline | MTS | baseline - MTS | gain % |", "|---|---:|---|---|---|---|"]
     for r in rows:
-        d_iv = _iv(r.get("lo"), r.get("hi")) + (f" t {_iv(r.get('t_lo'), r.get('t_hi'))}" if r.get("t_lo") is not None else "")
+        d_iv = _iv(r.get("lo"), r.get("hi")) + (f" t {_iv(r.get('t_lo'), r.get('t_hi'))}" if math.isfinite(num(r.get("t_lo"))) else "")
         g_iv = _iv(r.get("rel_lo"), r.get("rel_hi"), 3) + (
-            f" t {_iv(r.get('rel_t_lo'), r.get('rel_t_hi'), 3)}" if r.get("rel_t_lo") is not None else "")
+            f" t {_iv(r.get('rel_t_lo'), r.get('rel_t_hi'), 3)}" if math.isfinite(num(r.get("rel_t_lo"))) else "")
         lines.append(f"| {r['bin']} | {r.get('tokens', '')} | {_f(r.get('ppl_baseline'))} "
                      f"{_iv(r.get('ppl_baseline_lo'), r.get('ppl_baseline_hi'))} | {_f(r.get('ppl_mts'))} "
                      f"{_iv(r.get('ppl_mts_lo'), r.get('ppl_mts_hi'))} | {_f(r.get('diff'))} {d_iv} | "

@@ -84,8 +84,10 @@ def power_text(n: int, needed: int | None, *, why_none: str = "") -> str:
 
 
 def _needed(effect: float, sd: float | None, n: int, alternative: str = "greater") -> tuple[int | None, str]:
-    if n < 2 or sd is None or not sd > 0:
+    if n < 2 or sd is None:
         return None, "needs >= 2 seeds to estimate the spread between seeds"
+    if not sd > 0:
+        return None, "the seeds do not differ at all"
     need = stats.seeds_needed(effect, sd, alternative=alternative)
     if need is None:
         return None, "the effect points away from the claim" if effect * (1 if alternative == "greater" else -1) < 0 \
@@ -142,7 +144,7 @@ def contrast_rule(matrix: np.ndarray, names: Sequence[str], *, unit: str = "", m
     M = np.asarray(matrix, dtype=np.float64)
     rule = (f"every {what} > 0 by a one-sided t at {ALPHA:.1%} ({', '.join(names)}); all must hold "
             f"(intersection-union), >= {min_seeds} seeds")
-    if M.ndim != 2 or M.shape[0] == 0:
+    if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:
         return Decision(NOT_RUN, rule, "no seed measured it")
     tests = [stats.t_test(M[:, k], alternative="greater") for k in range(M.shape[1])]
     opps = [stats.t_test(M[:, k], alternative="less") for k in range(M.shape[1])]
@@ -181,8 +183,8 @@ def equivalence_rule(matrix: np.ndarray, names: Sequence[str], margin: float, *,
     M = np.asarray(matrix, dtype=np.float64)
     rule = (f"TOST: every {what}'s 95% interval inside ±{_g(margin)}{unit} (the stated margin), all must hold, "
             f">= {min_seeds} seeds; beyond the margin on the harmful side: fails")
-    if M.ndim != 2 or M.shape[0] == 0:
-        return Decision(NOT_RUN, rule, "no seed measured it")
+    if M.ndim != 2 or M.shape[0] == 0 or M.shape[1] == 0:
+        return Decision(NOT_RUN, rule, "no seed measured it (no test token in this bin?)")
     eqs = [stats.tost(M[:, k], margin) for k in range(M.shape[1])]
     n = int(min(e.n for e in eqs))
     k_worst = int(np.argmax([e.p if np.isfinite(e.p) else np.inf for e in eqs]))
