@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from timescale_probe.dyck.data import generate_dataset
 from timescale_probe.dyck.grammar import DyckGrammar, generate_pool
-from timescale_probe.dyck.train import TrainConfig, _Tensors, build_model, length_buckets
+from timescale_probe.dyck.train import DyckTrainConfig, _Tensors, build_model, length_buckets
 
 
 def naive_pool(g: DyckGrammar, size: int, seed: int) -> list[str]:
@@ -95,7 +95,7 @@ def main() -> None:
                 "random batches, padded (reference)": dict(bucketed=False, packed=False)}
     times = {}
     for name, kw in variants.items():
-        model, _ = build_model(TrainConfig(arch="mts", units=args.units, seed=1), 2)
+        model, _ = build_model(DyckTrainConfig(arch="mts", units=args.units, seed=1), 2)
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
         times[name] = epoch(model, opt, t, np.random.default_rng(0), **kw)
     ours = times["ours (bucketed, dense padded)"]

@@ -45,8 +45,9 @@ def test_train_sweep_plot_and_timescales(cli, data_dir, tmp_path):
     assert "MTS - baseline" in " ".join(r.stdout.split())
 
     figs = tmp_path / "figs"
-    r = cli("dyck", "plot", runs, "--out", figs, "--boot", 500)
+    r = cli("dyck", "plot", runs, "--out", figs, "--n-resamples", 500)
     assert r.returncode == 0, r.stderr
+    assert json.loads((figs / "run.json").read_text())["options"]["n_resamples"] == 500
     for f in ("fig2_dyck.pdf", "results.csv", "summary.csv", "paired.csv", "spans.csv", "run.json"):
         assert (figs / f).is_file(), f
     paired = pd.read_csv(figs / "paired.csv")
@@ -55,13 +56,32 @@ def test_train_sweep_plot_and_timescales(cli, data_dir, tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (("dyck", "train", "no-such-folder/", "--profile", "tiny"), "not found"),
-    (("dyck", "sweep", "no-such-folder/", "--seeds", "x"), "seeds"),
+    (("dyck", "sweep", "no-such-folder/", "--seeds", "x"), "not found"),  # the first bad option is named
 ])
 def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     r = cli(*args, "--out", tmp_path / "o")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("sweep", "--seeds", "x"), "cannot read seeds"),
+    (("sweep", "--jobs", "0"), "jobs must be >= 1"),
+    (("sweep", "--arch", "gru"), "unknown arch"),
+    (("sweep", "--executor", "local", "--address", "auto"), "address is for the ray executor"),
+    (("train", "--seed", "-1"), "seed must be >= 0"),
+    (("train", "--threads", "0"), "threads must be >= 1"),
+    (("train", "--lr", "0"), "lr must be > 0"),
+    (("train", "--profile", "huge"), "unknown profile 'huge'"),
+    (("train", "--loss", "hinge"), "unknown loss 'hinge'"),
+])
+def test_train_and_sweep_options_are_checked_before_any_work(cli, data_dir, tmp_path, args, needle):
+    cmd, *rest = args
+    r = cli("dyck", cmd, data_dir, *rest, "--out", tmp_path / ("o" if cmd == "sweep" else "o.pt"))
+    # (the message names the option; whether as a flag or as the parameter is the CLI's choice)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr.replace("--", ""), r.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plot_without_runs_is_one_line_exit_2(cli, tmp_path):
@@ -72,14 +92,16 @@ def test_plot_without_runs_is_one_line_exit_2(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (("--n", "0"), "--types (bracket types) must be between 1 and 30, got 0"),  # was a ZeroDivisionError traceback
-    (("--types", "0"), "--types (bracket types) must be between 1 and 30, got 0"),
-    (("--fit-lo", "100", "--fit-hi", "4"), "--fit-hi (4) must leave at least 3 even spans"),  # wrote the data, then failed
-    (("--fit-hi", "500"), "--fit-hi must be <= max_len (200)"),
-    (("--train", "0"), "--train must be >= 1"),
+    (("--types", "0"), "types must be >= 1 (got 0)"),  # was a ZeroDivisionError traceback
+    (("--types", "31"), "types must be <= 30 (got 31)"),
+    (("--fit-lo", "100", "--fit-hi", "4"), "fit-hi (4) must leave at least 3 even spans"),  # wrote the data, then failed
+    (("--fit-hi", "500"), "fit-hi must be <= max_len (200)"),
+    (("--train", "0"), "train must be >= 1"),
     (("--max-len", "10", "--train", "5000"), "only 1618 distinct Dyck-2 strings"),
-    (("--p-bracket", "1.5"), "--p-bracket must lie strictly between 0 and 1"),
-    (("--types", "2", "--n", "3"), "disagree"),
+    (("--p-bracket", "1.5"), "p-bracket must be < 1 (got 1.5)"),
+    (("--n", "3"), "No such option: --n"),  # renamed --types; the old name is gone (CHANGELOG)
+    (("--seed", "-1"), "seed must be >= 0 (got -1)"),  # was numpy's traceback
+    (("--seed", str(2**32)), "seed must be <= 4294967295"),
 ])
 def test_generate_checks_every_option_first_and_writes_nothing(args, needle, tmp_path):
     from timescale_probe.cli import main
@@ -92,18 +114,17 @@ def test_generate_checks_every_option_first_and_writes_nothing(args, needle, tmp
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing new on disk, not even a staging folder
 
 
-def test_generate_types_and_its_old_name_n(tmp_path):
+def test_generate_types(tmp_path):
     from timescale_probe.cli import main
     from timescale_probe.dyck import load_dataset
 
-    for flag in ("--types", "--n"):
-        out = tmp_path / flag.strip("-")
-        r = _run(main, ["dyck", "generate", flag, "3", "--max-len", "30", "--train", "60", "--valid", "10", "--test",
-                        "10", "--fit-hi", "14", "--out", str(out)])
-        assert r.code == 0, r.err
-        ds = load_dataset(out)
-        assert ds.grammar.n == 3 and set("".join(ds["train"].strings)) <= set("()[]{}")
-        assert json.loads((out / "run.json").read_text())["options"]["types"] == 3
+    out = tmp_path / "types"
+    r = _run(main, ["dyck", "generate", "--types", "3", "--max-len", "30", "--train", "60", "--valid", "10", "--test",
+                    "10", "--fit-hi", "14", "--out", str(out)])
+    assert r.code == 0, r.err
+    ds = load_dataset(out)
+    assert ds.grammar.n == 3 and set("".join(ds["train"].strings)) <= set("()[]{}")
+    assert json.loads((out / "run.json").read_text())["options"]["types"] == 3
 
 
 class _R:

@@ -101,10 +101,15 @@ def test_bad_inputs_one_line_exit_2(trained, tmp_path):
     (["--arch", "zz"], "unknown --arch 'zz'"),
     (["--profile", "huge"], "unknown --profile 'huge'"),
     (["--optimizer", "rms"], "unknown --optimizer 'rms'"),
-    (["--lr", "0"], "--lr (learning rate) must be > 0"),
-    (["--epochs", "0"], "--epochs must be >= 1"),
-    (["--mts-spec", "bogus:1"], "--mts-spec: cannot read layer spec 'bogus:1'"),
-    (["--threads", "0"], "--threads must be >= 1 (got 0)"),
+    (["--lr", "0"], "lr must be > 0 (got 0)"),
+    (["--epochs", "0"], "epochs must be >= 1"),
+    (["--bptt", "5"], "bptt must be >= 10 (got 5)"),
+    (["--mts-spec", "bogus:1"], "cannot read layer spec 'bogus:1'"),
+    (["--mts-spec", "paper-lm"], "arch 'baseline' cannot take"),
+    (["--threads", "0"], "threads must be >= 1 (got 0)"),
+    (["--seed", "-1"], "seed must be >= 0 (got -1)"),
+    (["--vocab-file", "no-such-vocab.txt"], "vocabulary file not found"),
+    (["--bin-edges", "5,3"], "ascending"),
 ])
 def test_train_options_are_checked_before_reading_the_corpus(args, expected, tmp_path):
     from helpers import run_cli_inprocess
@@ -114,3 +119,13 @@ def test_train_options_are_checked_before_reading_the_corpus(args, expected, tmp
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_out_is_checked_before_reading_the_corpus(tmp_path):
+    from helpers import run_cli_inprocess
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for out in (tmp_path, blocker / "m.pt"):  # a folder, a path below a file
+        r = run_cli_inprocess("train", "--corpus", tmp_path / "no-corpus", "--out", out)
+        assert r.returncode == 2 and "out" in r.stderr and "no-corpus" not in r.stderr, r.stderr

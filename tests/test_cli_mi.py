@@ -35,7 +35,7 @@ def ptb_dir(tmp_path_factory):
 
 def test_mi_decay_writes_tables_figure_and_run_json(cli, text_corpus, tmp_path):
     out = tmp_path / "mi"
-    r = cli("mi-decay", text_corpus, "--max-distance", "200", "--n-distances", "20", "--shuffles", "3",
+    r = cli("mi-decay", text_corpus, "--max-distance", "200", "--n-distances", "20", "--n-resamples", "3",
             "--seed", "4", "--out", out)
     assert r.returncode == 0, r.stderr
     for name in ("mi_curve.csv", "mi_null.csv", "mi_fits.csv", "mi_decay.pdf", "run.json"):
@@ -46,7 +46,7 @@ def test_mi_decay_writes_tables_figure_and_run_json(cli, text_corpus, tmp_path):
     null = pd.read_csv(out / "mi_null.csv")
     assert sorted(null["shuffle"].unique()) == [0, 1, 2]
     run = json.loads((out / "run.json").read_text())
-    assert run["seed"] == 4 and run["options"]["estimator"] == "grassberger"
+    assert run["seed"] == 4 and run["options"]["estimator"] == "grassberger" and run["options"]["n_resamples"] == 3
     assert str(text_corpus) in run["inputs"]
     res = run["results"]
     assert res["n_tokens"] == 2 ** 15 + len(range(0, 2 ** 15, 30))  # Gutenberg frame stripped
@@ -56,10 +56,11 @@ def test_mi_decay_writes_tables_figure_and_run_json(cli, text_corpus, tmp_path):
 
 def test_mi_decay_within_lines_and_explicit_distances(cli, ptb_dir, tmp_path):
     r = cli("mi-decay", ptb_dir, "--split", "train,valid", "--distances", "1-5,8", "--within", "lines",
-            "--estimator", "plugin", "--shuffles", "2", "--se", "delta", "--out", tmp_path / "o")
+            "--estimator", "plugin", "--shuffles", "2", "--se", "delta", "--out", tmp_path / "o")  # the former name
     assert r.returncode == 0, r.stderr
     curve = pd.read_csv(tmp_path / "o" / "mi_curve.csv")
     assert curve["distance"].tolist() == [1, 2, 3, 4, 5, 8]
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["options"]["n_resamples"] == 2
     assert (curve["mi_bits"] == curve["mi_plugin_bits"]).all()
     # pairs only inside lines: fewer pairs at longer distances
     assert curve["n_pairs"].is_monotonic_decreasing and curve["n_pairs"].iloc[-1] < 7000
@@ -69,7 +70,7 @@ def test_mi_decay_within_lines_and_explicit_distances(cli, ptb_dir, tmp_path):
 def test_mi_decay_delta_se_beside_the_jackknife_only_on_request(cli, ptb_dir, tmp_path):
     """The default jackknife run has no delta-SE column; --delta-se adds it (recorded in run.json)
     and leaves the jackknife SEs as they were."""
-    args = ("mi-decay", ptb_dir, "--distances", "1-4", "--shuffles", "1", "--estimator", "plugin")
+    args = ("mi-decay", ptb_dir, "--distances", "1-4", "--n-resamples", "1", "--estimator", "plugin")
     assert cli(*args, "--out", tmp_path / "plain").returncode == 0
     r = cli(*args, "--delta-se", "--out", tmp_path / "both")
     assert r.returncode == 0, r.stderr
@@ -85,6 +86,13 @@ def test_mi_decay_delta_se_beside_the_jackknife_only_on_request(cli, ptb_dir, tm
     (["mi-decay", "{ptb}", "--estimator", "magic"], "estimator"),
     (["mi-decay", "{ptb}", "--within", "paragraphs"], "within"),
     (["markov-corpus", "{ptb}", "--order", "-1"], "order"),
+    (["mi-decay", "{ptb}", "--seed", "-1"], "seed must be >= 0 (got -1)"),  # was numpy's traceback
+    (["mi-decay", "{ptb}", "--n-resamples", "1000000000000"], "n-resamples must be <= 10000"),  # ran until killed
+    (["mi-decay", "{ptb}", "--n-resamples", "3", "--shuffles", "4"], "disagree"),
+    (["mi-decay", "{ptb}", "--distances", "5-1"], "runs backwards"),
+    (["mi-decay", "{ptb}", "--documents", "no-such-file"], "not found"),
+    (["markov-corpus", "{ptb}", "--seed", "-1"], "seed must be >= 0"),
+    (["markov-corpus", "{ptb}", "--n-chains", "0"], "n-chains must be >= 1"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, ptb_dir, tmp_path, args, needle):
     args = [a.replace("{ptb}", str(ptb_dir)) for a in args]
@@ -92,11 +100,22 @@ def test_bad_input_exits_2_with_one_line(cli, ptb_dir, tmp_path, args, needle):
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tsprobe: error:") and needle in lines[0].lower()
+    assert not (tmp_path / "x").exists() and [p.name for p in tmp_path.iterdir()] == []  # checked before any work
+
+
+def test_out_is_checked_before_the_corpus_is_read(cli, tmp_path):
+    """An output folder that cannot be made is refused at once (before reading, sampling or fitting)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for args in (["mi-decay", "no-such-corpus.txt"], ["markov-corpus", "no-such-corpus.txt"]):
+        for out in (blocker / "sub", ""):
+            r = cli(*args, "--out", out)
+            assert r.returncode == 2 and "out" in r.stderr and "not found" not in r.stderr, r.stderr
 
 
 def test_markov_corpus_writes_a_ptb_form_directory(cli, ptb_dir, tmp_path):
     out = tmp_path / "markov"
-    r = cli("markov-corpus", ptb_dir, "--order", "2", "--seed", "1", "--chains", "20", "--out", out)
+    r = cli("markov-corpus", ptb_dir, "--order", "2", "--seed", "1", "--n-chains", "20", "--out", out)
     assert r.returncode == 0, r.stderr
     from timescale_probe.corpora import load_corpus
 

@@ -36,7 +36,7 @@ from timescale_probe.dyck import (
     train_dyck,
 )
 from timescale_probe.dyck.grammar import codes_to_string, strings_to_codes
-from timescale_probe.dyck.train import TrainConfig, _Tensors, build_model
+from timescale_probe.dyck.train import DyckTrainConfig, _Tensors, build_model
 from timescale_probe.errors import OptionError
 from timescale_probe.timescales import forget_bias_to_timescale
 
@@ -251,7 +251,7 @@ def test_load_rejects_missing_or_foreign_folders(tmp_path):
 
 def test_packed_evaluation_equals_one_sequence_at_a_time(tiny_data):
     ds = load_dataset(tiny_data)
-    cfg = TrainConfig(arch="baseline", units=16, seed=4, epochs=6, lr=2e-2)
+    cfg = DyckTrainConfig(arch="baseline", units=16, seed=4, epochs=6, lr=2e-2)
     model = train_dyck(ds, cfg).model  # right on some sequences, wrong on others
     ok, loss = evaluate(model, ds["test"], batch_size=17)
     ref, sq, cnt = [], 0.0, 0
@@ -272,7 +272,7 @@ def test_packed_evaluation_equals_one_sequence_at_a_time(tiny_data):
 
 def test_dense_padded_batches_equal_packed_batches(tiny_data):
     ds = load_dataset(tiny_data)
-    model, _ = build_model(TrainConfig(arch="mts", units=12, seed=5), 2)
+    model, _ = build_model(DyckTrainConfig(arch="mts", units=12, seed=5), 2)
     t = _Tensors(ds["train"], torch.device("cpu"))
     _, x, lengths, y = t.batch(np.arange(40))
     dense, mask = model.valid_logits(x, lengths)
@@ -310,11 +310,11 @@ def test_training_is_seeded_and_mts_biases_stay_frozen(tiny_data, tmp_path):
 
 
 def test_paper_mts_timescales_at_256_units():
-    model, T = build_model(TrainConfig(arch="mts", units=256), 2)
+    model, T = build_model(DyckTrainConfig(arch="mts", units=256), 2)
     # docs/methods.md §6: invgamma.isf(linspace(0, 1, 258), a=1.5)[1:-1]: 33.0 down to 0.15
     assert T[0] == pytest.approx(33.0, abs=0.05) and T[-1] == pytest.approx(0.15, abs=0.005)
     assert np.all(np.diff(T) < 0)
-    base, none = build_model(TrainConfig(arch="baseline", units=256), 2)
+    base, none = build_model(DyckTrainConfig(arch="baseline", units=256), 2)
     assert none is None and base.lstm.bias_hh_l0.requires_grad
 
 
@@ -352,7 +352,7 @@ def test_paired_comparison_numbers():
                          "max_span": 10, "max_depth": 2, "correct": np.arange(n) < round(acc * n)})
     tests = pd.concat([pd.DataFrame(r) for r in rows], ignore_index=True)
     res = results_table(tests)
-    p = paired_comparison(res, n_boot=2000, seed=0).set_index("bin")
+    p = paired_comparison(res, n_resamples=2000, seed=0).set_index("bin")
     d = np.array([0.05, 0.02, 0.01, 0.10, -0.03])
     r = p.loc["all"]
     assert r["pairs"] == 5 and r["diff"] == pytest.approx(d.mean())

@@ -268,6 +268,42 @@ def test_train_sweep_local_vs_ray_and_resume_after_a_killed_worker(corpus_dir, r
     assert again.skipped == ["toy-mts-seed2"] and not again.trained
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--seeds", "3-1"], "cannot read seeds"),
+    (["--seeds", "-1"], "cannot read seeds"),
+    (["--seeds", "1-5000000000"], "seeds must be <= 4294967295"),
+    (["--jobs", "0"], "jobs must be >= 1"),
+    (["--executor", "dask"], "unknown executor 'dask'"),
+    (["--address", "auto"], "address is for the ray executor"),
+    (["--arch", "lstm"], "arch must be baseline, mts or both"),
+    (["--profile", "huge"], "unknown profile 'huge'"),
+    (["--bptt", "3"], "bptt must be >= 10"),
+    (["--max-retries", "-1"], "max-retries must be >= 0"),
+])
+def test_train_sweep_options_are_checked_before_any_work(corpus_dir, tmp_path, args, needle):
+    from helpers import run_cli_inprocess
+
+    r = run_cli_inprocess("train-sweep", "--corpus", corpus_dir, "--out", tmp_path / "o", *args)
+    # (the message names the option; whether as a flag or as the parameter is the CLI's choice)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr.replace("--", ""), r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_sweep_record_is_the_one_running_sweeps_were_started_with(corpus_dir, tmp_path):
+    """A folder's train-sweep.json is compared with the options of a rerun: the options of the sweep
+    started before the options protocol (runs/evidence-seeds: --seeds 4-7 --arch baseline,mts
+    --profile small --epochs 10 --jobs 2 --threads 1) give the same record, so the rerun resumes it."""
+    from timescale_probe.sweeps import TrainSweepOptions, _sweep_record
+
+    opts = TrainSweepOptions(out=tmp_path / "s", corpus=str(corpus_dir), seeds="4-7", arch="baseline,mts",
+                             profile="small", epochs=10, jobs=2, threads=1)
+    assert opts.seed_list == [4, 5, 6, 7] and opts.archs == ["baseline", "mts"]
+    rec = _sweep_record(opts.corpus, opts.out, opts.seed_list, opts.archs, opts.profile, opts.train_overrides(),
+                        opts.mts_spec)
+    assert rec == {"corpus": "toy", "profile": "small", "train_overrides": {"epochs": 10}, "mts_spec": None,
+                   "archs": ["baseline", "mts"]}
+
+
 # --------------------------------------------------------------------------- concurrent pipeline steps
 
 def _toy_a(ctx):

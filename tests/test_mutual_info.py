@@ -200,7 +200,7 @@ def test_markov_chain_fit_is_exponential_with_known_length():
     """Sampled chain (1.2M tokens): the tail law is exponential and xi within 5% of -1/(2 ln 0.9) = 4.746."""
     P = random_reversible_matrix(6, 0.9, seed=1, within="iid")
     x, chains = sample_markov_chain(P, 1_200_000, n_chains=200, seed=2)
-    r = mi_decay(x, boundaries=chains, max_distance=200, n_distances=30, shuffles=3, seed=0)
+    r = mi_decay(x, boundaries=chains, max_distance=200, n_distances=30, n_resamples=3, seed=0)
     s = r.summary
     assert s["tail"] == "exponential" and s["tail_delta_aicc"] > 20
     assert s["delta_aicc_power"] > 20  # the pure power law loses on the whole range too
@@ -214,7 +214,7 @@ def test_tree_grammar_fit_is_power_law_with_known_exponent():
     """Lin & Tegmark-style tree (2^20 tokens): power-law tail, k within 0.05 of the exact curve's k."""
     lam, depth = 0.85, 20
     x = sample_tree_grammar(depth, lam=lam, seed=4)
-    r = mi_decay(x, max_distance=1000, n_distances=40, shuffles=3, seed=0)
+    r = mi_decay(x, max_distance=1000, n_distances=40, n_resamples=3, seed=0)
     s = r.summary
     assert s["tail"] == "power"
     assert s["delta_aicc_exponential"] > 100
@@ -266,7 +266,7 @@ def test_block_shuffle_and_paired_jackknife_of_the_excess():
     edges = np.linspace(0, x.size, 21).round().astype(int)
     for a, b in zip(edges[:-1], edges[1:]):
         np.testing.assert_array_equal(np.sort(x[a:b]), np.sort(xb[a:b]))
-    r = mi_decay(x, distances=[1, 2, 5, 20, 100], shuffles=2, seed=0, n_blocks=20)
+    r = mi_decay(x, distances=[1, 2, 5, 20, 100], n_resamples=2, seed=0, n_blocks=20)
     c = r.curve
     assert (c["excess_se_bits"] < 0.5 * c["se_bits"]).all()
     assert c.loc[c.distance == 1, "excess_bits"].item() > 0.1

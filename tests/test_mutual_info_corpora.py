@@ -34,6 +34,6 @@ def test_wikitext_partial_directory_and_gutenberg(corpora_dir):
 @pytest.mark.slow
 def test_ptb_mi_has_a_power_law_tail(corpora_dir):
     s = load_token_stream(str(corpora_dir / "ptb"), splits=["train"])
-    r = mi_decay(s.tokens, n_types=s.n_types, shuffles=3, seed=0)
+    r = mi_decay(s.tokens, n_types=s.n_types, n_resamples=3, seed=0)
     assert r.summary["tail"] == "power"
     assert 0.1 < r.summary["a"] < 1.5

@@ -59,10 +59,10 @@ def test_markov_resample_turns_power_law_into_exponential():
     """The tree corpus has a power-law MI tail; its order-1 resampling decays exponentially with the
     length set by the empirical bigram matrix: xi = -1/(2 ln|lambda_2|)."""
     ids, vocab = tree_corpus(depth=18, lam=0.95)
-    orig = mi_decay(ids, n_types=5, max_distance=300, n_distances=30, shuffles=3, seed=0)
+    orig = mi_decay(ids, n_types=5, max_distance=300, n_distances=30, n_resamples=3, seed=0)
     assert orig.summary["tail"] == "power"
     out, _ = markov_resample({"train": ids}, vocab, 0, order=1, seed=1, n_chains=200)
-    res = mi_decay(out["train"], n_types=5, max_distance=300, n_distances=30, shuffles=3, seed=0)
+    res = mi_decay(out["train"], n_types=5, max_distance=300, n_distances=30, n_resamples=3, seed=0)
     assert res.summary["tail"] == "exponential"
     assert res.summary["max_retained_distance"] < orig.summary["max_retained_distance"]
     P = np.zeros((5, 5))
@@ -76,5 +76,5 @@ def test_markov_ptb_decays_exponentially(corpora_dir):
     s = load_token_stream(str(corpora_dir / "ptb"), splits=["train", "valid", "test"])
     streams = {k: s.tokens[s.doc_ids == i] for i, k in enumerate(["train", "valid", "test"])}
     out, _ = markov_resample(streams, s.vocab, s.eos_id, order=2, seed=0)
-    r = mi_decay(out["train"], n_types=s.n_types, shuffles=3, seed=0)
+    r = mi_decay(out["train"], n_types=s.n_types, n_resamples=3, seed=0)
     assert r.summary["tail"] == "exponential"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -42,6 +43,17 @@ def tiny_dir(tmp_path_factory):
     return d
 
 
+#: measured with the pre-wave code (commit 3f56e2d): tiny profile, mts, seed 7, 2 epochs, 1 thread, tiny_dir
+PRE_WAVE = {"train_loss": [6.140984665594329, 6.044126697615082], "valid_loss": [4.523138092195286, 4.575867968447068]}
+RESUME_KEYS = ["avg", "avg_steps", "best_epoch", "best_val", "elapsed", "epoch", "metrics", "model", "model_config",
+               "optimizer", "switch_epoch", "train_config", "val_history", "vocab"]
+TRAIN_CONFIG_KEYS = ["alpha", "batch_size", "beta", "bptt", "clip", "epochs", "eval_batch_size", "lr", "min_epochs",
+                     "nonmono", "optimizer", "patience", "seed", "test_batch_size", "wdecay"]
+#: LMConfig's fields when the pre-wave code wrote resume states
+PRE_WAVE_MODEL_KEYS = {"vocab_size", "emb_size", "layer_sizes", "dropout", "dropouth", "dropouti", "dropoute", "wdrop",
+                       "tie_weights", "mts_spec"}
+
+
 def weights(path):
     s = load_checkpoint(path)
     return [t for l in s.layers for t in (l.weight_ih, l.weight_hh, l.bias_ih, l.bias_hh)] + [s.embedding]
@@ -64,6 +76,26 @@ def test_profiles_and_specs():
         resolve_profile("huge", "ptb")
     with pytest.raises(OptionError):
         TrainConfig(optimizer="rmsprop")
+
+
+def test_profiles_are_one_pattern():
+    """LM and Dyck profiles: frozen dataclasses in a registry that names them in one error line."""
+    from timescale_probe.dyck import PROFILES as DYCK_PROFILES
+
+    for registry, names in ((training.PROFILES, ("paper", "small", "tiny")), (DYCK_PROFILES, ("paper", "small", "tiny"))):
+        assert registry.names == names
+        with pytest.raises(OptionError) as err:
+            registry.check("huge")
+        assert err.value.param == "profile" and "paper, small or tiny" in str(err.value)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            registry["tiny"].name = "x"
+    assert training.PROFILES["paper"].to_dict()["train"]["seed"] == 141
+    assert DYCK_PROFILES["small"].config(arch="mts", epochs=None).units == 64
+    # overrides: None means the profile's value; adam without an lr takes 2e-3 (the CLI passed lr=None
+    # and adam used the profile's SGD lr of 20-30 before)
+    assert training.train_config("tiny", "ptb", {"epochs": None, "lr": None}).epochs == 2
+    assert training.train_config("tiny", "ptb", {"optimizer": "adam", "lr": None}).lr == training.ADAM_LR
+    assert training.train_config("tiny", "ptb", {"optimizer": "adam", "lr": 0.01}).lr == 0.01
 
 
 def test_nt_asgd_trigger_and_average():
@@ -118,6 +150,23 @@ def test_train_same_seed_same_weights_and_frozen_mts_biases(tiny_dir, tmp_path, 
     assert {"train_loss", "valid_ppl", "lr", "asgd", "seconds"} <= set(m.columns)
     resume = torch.load(companion_paths(tmp_path / "a.pt")["resume"], weights_only=True)
     assert resume["epoch"] == 2
+    # the recipe and the resume format are those of the pre-wave code (sessions resume its sweeps):
+    # losses measured with commit 3f56e2d on this fixture, 1 thread (bit-identical here; rtol for
+    # other CPUs' float kernels), and the resume file's keys
+    np.testing.assert_allclose(m["train_loss"], PRE_WAVE["train_loss"], rtol=1e-6)
+    np.testing.assert_allclose(m["valid_loss"], PRE_WAVE["valid_loss"], rtol=1e-6)
+    assert sorted(resume) == RESUME_KEYS and sorted(resume["train_config"]) == TRAIN_CONFIG_KEYS
+    # a resume state written before LMConfig grew fields (cell, gate_activation, ...) still resumes,
+    # and gives the uninterrupted run's weights
+    train_language_model(corpus, tmp_path / "r.pt", arch="mts", profile="tiny",
+                         train_overrides={"epochs": 1, "seed": 7}, final_eval=False)
+    state_path = companion_paths(tmp_path / "r.pt")["resume"]
+    state = torch.load(state_path, weights_only=True)
+    state["model_config"] = {k: v for k, v in state["model_config"].items() if k in PRE_WAVE_MODEL_KEYS}
+    torch.save(state, state_path)
+    train_language_model(corpus, tmp_path / "r.pt", arch="mts", profile="tiny", train_overrides={"epochs": 2, "seed": 7},
+                         resume=True, final_eval=False)
+    assert all(torch.equal(x, y) for x, y in zip(runs[0], weights(tmp_path / "r.pt")))
 
 
 def test_resume_rejects_other_options(tiny_dir, tmp_path, one_thread):
@@ -210,7 +259,7 @@ def test_one_epoch_uses_the_regularised_loss_and_lowers_the_loss(tiny_dir, tmp_p
         calls.append((alpha, beta, raw.item(), targets.shape[0], loss.item()))
         return loss, raw
 
-    monkeypatch.setattr(training, "awd_loss", spy)
+    monkeypatch.setattr(training.loop, "awd_loss", spy)  # the name the training loop calls
     res = train_language_model(corpus, tmp_path / "m.pt", profile="tiny", train_overrides={"epochs": 1, "seed": 3},
                                final_eval=False)
     tcfg = res.card["train_config"]

@@ -40,6 +40,7 @@ process start-up; a crash then ends the driver, and the driver's rerun skips fin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
@@ -51,11 +52,11 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
+from .analysis import Options, option
 from .errors import OptionError
 from .fileio import atomic_write_text
-from .validation import check_int
 
 EXECUTORS = ("local", "ray")
 LOGGER = logging.getLogger("timescale_probe")
@@ -190,15 +191,6 @@ def _ray_entry(fn, key, rid, storage, kwargs, *args) -> dict[str, Any]:  # pragm
 # executors
 # ------------------------------------------------------------------------------------------------
 
-def _check_task_options(cpus_per_task: float, gpus_per_task: float, max_retries: int) -> None:
-    """One ``OptionError`` naming the first bad per-task option (resources, retries)."""
-    if cpus_per_task <= 0:
-        raise OptionError(f"cpus_per_task must be > 0, got {cpus_per_task}", param="cpus_per_task")
-    if gpus_per_task < 0:
-        raise OptionError(f"gpus_per_task must be >= 0, got {gpus_per_task}", param="gpus_per_task")
-    check_int(max_retries, "max_retries", minimum=0)
-
-
 class Executor:
     """Base: ``run(tasks)`` yields a :class:`TaskResult` per task as tasks finish (any order)."""
 
@@ -208,7 +200,6 @@ class Executor:
 
     def __init__(self, *, cpus_per_task: float = 1, gpus_per_task: float = 0, max_retries: int = 3,
                  storage: str | Path | None = None, run_key: str = "") -> None:
-        _check_task_options(cpus_per_task, gpus_per_task, max_retries)
         self.cpus_per_task, self.gpus_per_task = cpus_per_task, gpus_per_task
         self.max_retries = int(max_retries)
         self.storage = None if storage is None else str(Path(storage).expanduser().resolve())
@@ -239,7 +230,6 @@ class LocalExecutor(Executor):
 
     def __init__(self, jobs: int = 1, **kw: Any) -> None:
         super().__init__(**kw)
-        check_int(jobs, "jobs", minimum=1)
         self.jobs = int(jobs)
         self._pool = None
 
@@ -427,31 +417,70 @@ def _check_keys(tasks: list[Task]) -> None:
 def make_executor(executor: str = "local", *, jobs: int = 1, address: str | None = None,
                   cpus_per_task: float = 1, gpus_per_task: float = 0, num_cpus: int | None = None,
                   max_retries: int = 3, storage: str | Path | None = None, run_key: str = "") -> Executor:
-    """``local`` or ``ray`` (see the classes). Options are checked before anything starts."""
-    if executor not in EXECUTORS:
-        raise OptionError(f"unknown executor '{executor}': use local or ray", param="executor")
-    kw = dict(cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, max_retries=max_retries, storage=storage,
-              run_key=run_key)
-    if executor == "local":
-        if address:
+    """``local`` or ``ray`` (see the classes). Options are checked (:class:`ExecutorOptions`) before
+    anything starts."""
+    opts = ExecutorOptions(executor=executor, jobs=jobs, address=address, cpus_per_task=cpus_per_task,
+                           gpus_per_task=gpus_per_task, max_retries=max_retries, storage=storage)
+    return opts.make(num_cpus=num_cpus, run_key=run_key)
+
+
+@dataclass(frozen=True)
+class ExecutorOptions(Options):
+    """Where the tasks of a fan-out run and what each asks for: the options every command that
+    fans work out shares (``dyck sweep``, ``train-sweep``, ``reproduce``), declared once. Checked on
+    construction, before anything starts (the ray executor: whether Ray is installed)."""
+
+    jobs: int = option(1, "Tasks at a time with the local executor (1: one after another, in this process; a GPU "
+                       "runs one at a time).", ge=1, le=1024)
+    executor: str = option("local", "Where tasks run: local (processes on this machine) or ray (a Ray cluster: "
+                           "--address, or $RAY_ADDRESS, else a local one).", choices=EXECUTORS)
+    address: Optional[str] = option(None, "Ray cluster address (e.g. auto, ray://head:10001); default $RAY_ADDRESS, "
+                                    "else a local Ray cluster is started for the run.")
+    cpus_per_task: float = option(1.0, "CPUs each task reserves on the cluster (ray).", gt=0)
+    gpus_per_task: float = option(0.0, "GPUs each task reserves on the cluster (ray; e.g. 1, or 0.5 to put two "
+                                  "tasks on one GPU).", ge=0)
+    storage: Optional[Path] = option(None, "A folder every worker can reach (e.g. NFS) for tasks' working files and "
+                                     "resume state; default each node's temporary folder. Outputs always come back "
+                                     "to --out.")
+    max_retries: int = option(3, "Reruns of a task whose worker died (killed, out of memory).", ge=0, le=100)
+
+    def check(self) -> None:
+        if self.executor == "local" and self.address:
             raise OptionError("address is for the ray executor; drop it or choose the ray executor", param="address")
-        if gpus_per_task:
-            LOGGER.info("gpus_per_task is a Ray resource; the local executor ignores it")
-        return LocalExecutor(jobs=jobs, **kw)
-    return RayExecutor(address=address, num_cpus=num_cpus, **kw)
+        if self.executor == "ray":
+            import_ray()
 
+    def executor_options(self) -> "ExecutorOptions":
+        """Only these options (from a command's options that derive from this class)."""
+        return ExecutorOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ExecutorOptions)})
 
-def validate_executor_options(executor: str, *, jobs: int = 1, address: str | None = None, cpus_per_task: float = 1,
-                              gpus_per_task: float = 0, max_retries: int = 3) -> None:
-    """Check executor options without starting anything (for validation before any work)."""
-    if executor not in EXECUTORS:
-        raise OptionError(f"unknown executor '{executor}': use local or ray", param="executor")
-    check_int(jobs, "jobs", minimum=1)
-    _check_task_options(cpus_per_task, gpus_per_task, max_retries)
-    if executor == "local" and address:
-        raise OptionError("address is for the ray executor; drop it or choose the ray executor", param="address")
-    if executor == "ray":
-        import_ray()
+    def make(self, *, num_cpus: int | None = None, run_key: str = "", jobs: int | None = None) -> Executor:
+        """The executor (``jobs`` overrides the field, e.g. 1 for a GPU)."""
+        kw = dict(cpus_per_task=self.cpus_per_task, gpus_per_task=self.gpus_per_task, max_retries=self.max_retries,
+                  storage=self.storage, run_key=run_key)
+        if self.executor == "local":
+            if self.gpus_per_task:
+                LOGGER.info("gpus_per_task is a Ray resource; the local executor ignores it")
+            return LocalExecutor(jobs=self.jobs if jobs is None else jobs, **kw)
+        return RayExecutor(address=self.address, num_cpus=num_cpus, **kw)
+
+    def task_device(self, device: str):
+        """The torch device tasks use. Local: checked here (``auto`` -> a GPU when present). Ray: the
+        workers' machines decide, not the driver's (a head node often has no GPU): ``auto`` means
+        ``cuda`` when tasks reserve GPUs, else ``cpu``; an explicit device is passed on unchecked."""
+        import torch
+
+        from .fileio import resolve_device
+
+        if self.executor != "ray":
+            return resolve_device(device)
+        d = (device or "auto").lower()
+        if d == "auto":
+            return torch.device("cuda" if self.gpus_per_task > 0 else "cpu")
+        try:
+            return torch.device(d)
+        except RuntimeError:
+            return resolve_device(d)  # its one-line error for a device name torch does not know
 
 
 class TaskProgress:

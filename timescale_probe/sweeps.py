@@ -16,12 +16,15 @@ options; a folder holding a sweep with other options is refused.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
+from .analysis import Options, Result, option
+from .analysis.options import SEED_MAX, device_option, threads_option
 from .errors import InputError, OptionError
-from .executors import Task, collect_results, make_executor
+from .executors import ExecutorOptions, Task, collect_results, make_executor
 from .fileio import atomic_write_text, check_out_dir
 
 SWEEP_FILE = "train-sweep.json"
@@ -89,15 +92,84 @@ def _archs(archs) -> list[str]:
     archs = [a.strip() for a in (archs.split(",") if isinstance(archs, str) else archs) if str(a).strip()]
     bad = [a for a in archs if a not in ARCHS]
     if bad or not archs:
-        raise OptionError(f"archs must be baseline, mts or both, got {bad or archs}", param="archs")
+        raise OptionError(f"arch must be baseline, mts or both, got {bad or archs}", param="arch")
     return list(dict.fromkeys(archs))
 
 
-def validate_train_sweep(corpus: str, out: str | Path, seeds: list[int], archs, profile: str,
-                         train_overrides: dict[str, Any] | None, mts_spec: str | None) -> dict[str, Any]:
-    """Check every option and the corpus before any work or write; returns the sweep record."""
+def parse_seeds(text: str) -> list[int]:
+    """``"1-20"``, ``"1,3,5"``, ``"1-5,10"`` -> sorted unique seeds (each within ``0..SEED_MAX``)."""
+    seeds: set[int] = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise OptionError(f"cannot read seeds '{text}': use e.g. 1-20 or 1,2,5", param="seeds")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi > SEED_MAX:
+            raise OptionError(f"seeds must be <= {SEED_MAX} (got {hi})", param="seeds")
+        if hi - lo >= 100_000:
+            raise OptionError(f"seeds '{text}' names {hi - lo + 1:,} seeds; give at most 100,000", param="seeds")
+        seeds.update(range(lo, hi + 1))
+    return sorted(seeds)
+
+
+def _seeds(text: str) -> str:
+    parse_seeds(text)
+    return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SweepFields(Options):
+    out: Path = option(help="Folder of the runs: <corpus>-<arch>-seed<N>.pt, .json (card), .metrics.csv; "
+                       "train-sweep.json records the options.", check=check_out_dir, short="-o", metavar="DIR")
+    corpus: str = option("ptb", "ptb (built in), a folder with train/valid/test.txt, or a text file.")
+    seeds: str = option("1-3", "Seeds, e.g. 1-3 or 1,2,5 (>= 3 per arm for a claim about training).", check=_seeds)
+    arch: str = option("baseline,mts", "Architectures, comma separated: baseline, mts.", check=lambda a: ",".join(_archs(a)))
+    profile: str = option("small", "Sizes and budget (see 'tsprobe train --help'): paper, small or tiny.")
+    mts_spec: Optional[str] = option(None, "MTS spec for the mts runs (default paper-lm).")
+    epochs: Optional[int] = option(None, "Epoch budget (default: the profile's).", ge=1)
+    optimizer: Optional[str] = option(None, "sgd (AWD NT-ASGD) or adam (default: sgd).", choices=("sgd", "adam"))
+    lr: Optional[float] = option(None, "Learning rate (default: the profile's for sgd, 2e-3 for adam).", gt=0)
+    batch_size: Optional[int] = option(None, "Training batch size (default: the profile's).", ge=1)
+    bptt: Optional[int] = option(None, "Mean sequence length (default: the profile's).", ge=10)
+    patience: Optional[int] = option(None, "Stop a run after this many epochs without a better validation loss.", ge=1)
+    min_epochs: Optional[int] = option(None, "Never stop a run early before this epoch.", ge=0)
+    threads: Optional[int] = threads_option(help="torch CPU threads per run (default: the one rule, "
+                                            "timescale_probe.fileio.default_threads, shared by --jobs runs).")
+    device: str = device_option()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSweepOptions(ExecutorOptions, _SweepFields):
+    """Options of ``tsprobe train-sweep`` (the executor's after the sweep's own), checked before any work."""
+
+    def check(self) -> None:
+        super().check()
+        from .training import PROFILES, default_mts_spec, train_config
+
+        PROFILES.check(self.profile)
+        train_config(self.profile, "", self.train_overrides())
+        for a in self.archs:
+            default_mts_spec(a, self.mts_spec)
+
+    @property
+    def archs(self) -> list[str]:
+        return self.arch.split(",")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return parse_seeds(self.seeds)
+
+    def train_overrides(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in TRAIN_OPTIONS if getattr(self, k) is not None}
+
+
+def _sweep_record(corpus: str, out: str | Path, seeds: list[int], archs, profile: str,
+                  train_overrides: dict[str, Any] | None, mts_spec: str | None) -> dict[str, Any]:
+    """Check what :func:`train_sweep` is given and the folder before any work or write (the library
+    entry: the command's options are checked by :class:`TrainSweepOptions`); returns the sweep record."""
     from .corpora import load_corpus
-    from .training import TrainConfig, default_mts_spec, resolve_profile
+    from .training import default_mts_spec, train_config
 
     archs = _archs(archs)
     if not seeds or any(int(s) < 0 for s in seeds):
@@ -108,8 +180,7 @@ def validate_train_sweep(corpus: str, out: str | Path, seeds: list[int], archs, 
         raise OptionError(f"train_overrides has unknown options {sorted(unknown)}", param="train_overrides")
     out = check_out_dir(out)
     c = load_corpus(corpus)
-    _, train_opts = resolve_profile(profile, c.name)
-    TrainConfig(**(train_opts | overrides))  # raises OptionError naming the bad option
+    train_config(profile, c.name, overrides)  # raises OptionError naming the bad option
     for a in archs:
         default_mts_spec(a, mts_spec)
     record = {"corpus": c.name, "profile": profile, "train_overrides": overrides, "mts_spec": mts_spec,
@@ -132,7 +203,7 @@ def train_sweep(corpus: str, out: str | Path, *, seeds: list[int], archs=("basel
                 threads: int | None = 1, executor=None, jobs: int = 1, progress: Any = False,
                 on_done: Callable[[dict[str, Any]], None] | None = None) -> TrainSweepOutcome:
     """Train every (arch, seed) not yet finished in ``out`` (see the module docstring)."""
-    record = validate_train_sweep(corpus, out, seeds, archs, profile, train_overrides, mts_spec)
+    record = _sweep_record(corpus, out, seeds, archs, profile, train_overrides, mts_spec)
     out = Path(out)
     archs = record["archs"]
     name, files = _corpus_payload(corpus)
@@ -163,3 +234,47 @@ def train_sweep(corpus: str, out: str | Path, *, seeds: list[int], archs=("basel
         if owned:
             executor.close()
     return outcome
+
+
+@dataclass(kw_only=True)
+class TrainSweepResult(Result):
+    """A finished ``train-sweep`` call: ``outcome`` (runs trained, skipped, failed). Every run's
+    files and ``train-sweep.json`` are written as the runs finish (so a sweep resumes); :meth:`save`
+    has nothing left to write."""
+
+    command = "train-sweep"
+
+    outcome: TrainSweepOutcome
+
+    def __post_init__(self) -> None:
+        o = self.outcome
+        self.summary = {"runs": list(o.runs), "trained": [t.get("run") for t in o.trained], "skipped": list(o.skipped),
+                        "failed": [f.get("run") for f in o.failed], "retried": o.retried}
+
+    def save(self, out: str | Path | None = None, *, figures: bool = True) -> Path:
+        return Path(self.options.out if out is None else out)
+
+    def written_files(self, figures: bool = True) -> list[str]:
+        return [SWEEP_FILE] + [f"{r}{ext}" for r in self.outcome.runs for ext in (".pt", ".metrics.csv", ".json")]
+
+
+def run_train_sweep(opts: TrainSweepOptions, *, progress: Any = False,
+                    on_done: Callable[[dict[str, Any]], None] | None = None,
+                    on_start: Callable[[Any], None] | None = None) -> TrainSweepResult:
+    """:func:`train_sweep` as ``opts`` say, on the executor they name (``on_start(executor)`` is
+    called once it is up). The thread count per run is the one default rule shared by the runs at
+    a time when ``opts.threads`` is None."""
+    from .fileio import default_threads
+
+    _sweep_record(opts.corpus, opts.out, opts.seed_list, opts.archs, opts.profile, opts.train_overrides(),
+                  opts.mts_spec)  # the corpus and the folder, before the executor starts
+    device = opts.task_device(opts.device)
+    jobs = 1 if device.type == "cuda" and opts.executor == "local" else opts.jobs
+    threads = opts.threads if opts.threads is not None else default_threads(jobs)
+    with opts.make(jobs=jobs) as ex:
+        if on_start is not None:
+            on_start(ex)
+        outcome = train_sweep(opts.corpus, opts.out, seeds=opts.seed_list, archs=opts.archs, profile=opts.profile,
+                              train_overrides=opts.train_overrides(), mts_spec=opts.mts_spec, device=str(device),
+                              threads=threads, executor=ex, progress=progress, on_done=on_done)
+    return TrainSweepResult(options=opts, outcome=outcome)

@@ -32,34 +32,22 @@ Corpus specs accepted by :func:`load_corpus`:
 
 Modules: :mod:`.text` (reading lines, tokens, vocabulary files), :mod:`.bins` (frequency bins),
 :mod:`.corpus` (the :class:`Corpus`, :func:`load_corpus`), :mod:`.vocab` (vocabularies of
-checkpoints that carry none), :mod:`.pos` (Brown part-of-speech tags). Every name imports from
-``timescale_probe.corpora``.
+checkpoints that carry none), :mod:`.pos` (Brown part-of-speech tags), :mod:`.options` (the corpus
+options analyses share). Every name imports from ``timescale_probe.corpora`` (loaded on first use).
 """
-from .bins import DEFAULT_BIN_EDGES, bin_labels, check_bins_from, frequency_bins, parse_bin_edges
-from .corpus import VOCAB_ORDERS, Corpus, bin_counting_statement, load_corpus, vocab_statement
-from .pos import (
-    POS_LABELS,
-    brown_tag_class,
-    normalize_brown_tag,
-    pos_classes_for_vocab,
-    pos_lexicon,
-    read_brown_tagged,
-    read_tagged_sentences,
-)
-from .text import EOS, SPLITS, UNK, decode_text, lines_to_words, read_text_tokens, read_vocab_file, split_lines
-from .vocab import (
-    check_vocab_compatible,
-    match_model_vocabulary,
-    reference_order_vocab,
-    train_order_vocab,
-    vocab_candidates,
-)
+from .._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_BIN_EDGES", "EOS", "POS_LABELS", "SPLITS", "UNK", "VOCAB_ORDERS", "Corpus", "bin_counting_statement",
-    "bin_labels", "brown_tag_class", "check_bins_from", "check_vocab_compatible", "decode_text", "frequency_bins",
-    "lines_to_words", "load_corpus", "match_model_vocabulary", "normalize_brown_tag", "parse_bin_edges",
-    "pos_classes_for_vocab", "pos_lexicon", "read_brown_tagged", "read_tagged_sentences", "read_text_tokens",
-    "read_vocab_file", "reference_order_vocab", "split_lines", "train_order_vocab", "vocab_candidates",
-    "vocab_statement",
-]
+#: where each public name lives; loaded on first use, so reading the options (``corpora.options``)
+#: does not import torch
+_EXPORTS = {
+    "bins": ["DEFAULT_BIN_EDGES", "bin_labels", "check_bins_from", "frequency_bins", "parse_bin_edges"],
+    "corpus": ["VOCAB_ORDERS", "Corpus", "bin_counting_statement", "load_corpus", "vocab_statement"],
+    "options": ["CorpusOptions"],
+    "pos": ["POS_LABELS", "brown_tag_class", "normalize_brown_tag", "pos_classes_for_vocab", "pos_lexicon",
+            "read_brown_tagged", "read_tagged_sentences"],
+    "text": ["EOS", "SPLITS", "UNK", "decode_text", "lines_to_words", "read_text_tokens", "read_vocab_file",
+             "split_lines"],
+    "vocab": ["check_vocab_compatible", "match_model_vocabulary", "reference_order_vocab", "train_order_vocab",
+              "vocab_candidates"],
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

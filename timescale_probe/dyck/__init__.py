@@ -2,22 +2,23 @@
 
 - :mod:`.grammar`: the PCFG sampler (vectorised, length-capped), bracket matching, targets, spans;
 - :mod:`.data`: datasets (one pool of unique strings, seeded split), the text format, span statistics;
-- :mod:`.train`: the 1-layer LSTM, baseline vs MTS, packed length-bucketed training, the metric;
+- :mod:`.config`: a run's options (:class:`DyckTrainConfig`) and the named budgets (profiles);
+- :mod:`.train`: the 1-layer LSTM, baseline vs MTS, length-bucketed training, the metric;
 - :mod:`.analysis`: accuracy per max-timescale bin, summaries over seeds, the paired MTS-baseline test;
 - :mod:`.runs`: saving runs (checkpoint + test table) and resumable, parallel sweeps.
 """
-from __future__ import annotations
+from .._lazy import lazy_exports
 
-from .analysis import PAPER_ACCURACY, accuracy_table, paired_comparison, results_table, summarize, timescale_bins
-from .data import DyckDataset, DyckSplit, generate_dataset, load_dataset, save_dataset, span_slope, span_table
-from .grammar import Annotation, DyckDataError, DyckGrammar, annotate, bracket_pairs, generate_pool, sample_derivations
-from .runs import SweepOutcome, collect_tests, parse_archs, parse_seeds, run_sweep, save_run, sweep
-from .train import PROFILES, DyckLSTM, TrainConfig, evaluate, model_from_stack, model_to_stack, profile_config, train_dyck
-
-__all__ = [
-    "Annotation", "DyckDataError", "DyckDataset", "DyckGrammar", "DyckLSTM", "DyckSplit", "PAPER_ACCURACY", "PROFILES",
-    "TrainConfig", "accuracy_table", "annotate", "bracket_pairs", "collect_tests", "evaluate", "generate_dataset",
-    "generate_pool", "load_dataset", "model_from_stack", "model_to_stack", "paired_comparison", "parse_archs",
-    "parse_seeds", "profile_config", "results_table", "run_sweep", "sample_derivations", "save_dataset", "save_run",
-    "span_slope", "span_table", "summarize", "sweep", "SweepOutcome", "timescale_bins", "train_dyck",
-]
+#: where each public name lives; loaded on first use, so reading the options (``dyck.config``,
+#: ``dyck.options``) does not import torch
+_EXPORTS = {
+    "analysis": ["PAPER_ACCURACY", "accuracy_table", "paired_comparison", "results_table", "summarize",
+                 "timescale_bins"],
+    "config": ["PROFILES", "DyckProfile", "DyckTrainConfig", "profile_config"],
+    "data": ["DyckDataset", "DyckSplit", "generate_dataset", "load_dataset", "save_dataset", "span_slope", "span_table"],
+    "grammar": ["Annotation", "DyckDataError", "DyckGrammar", "annotate", "bracket_pairs", "generate_pool",
+                "sample_derivations"],
+    "runs": ["SweepOutcome", "collect_tests", "parse_archs", "parse_seeds", "run_sweep", "save_run", "sweep"],
+    "train": ["DyckLSTM", "TrainedDyck", "evaluate", "model_from_stack", "model_to_stack", "train_dyck"],
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

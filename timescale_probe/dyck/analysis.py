@@ -91,9 +91,10 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["arch", "_o"]).drop(columns="_o").reset_index(drop=True)
 
 
-def paired_comparison(results: pd.DataFrame, a: str = "baseline", b: str = "mts", n_boot: int = 10_000,
+def paired_comparison(results: pd.DataFrame, a: str = "baseline", b: str = "mts", n_resamples: int = 10_000,
                       seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Seed-paired comparison of arch ``b`` against ``a`` per bin (see the module docstring)."""
+    """Seed-paired comparison of arch ``b`` against ``a`` per bin (see the module docstring);
+    ``n_resamples`` bootstrap resamples over seeds, seeded by ``seed``."""
     from scipy.stats import binomtest, wilcoxon
 
     cols = _key_cols()
@@ -114,7 +115,7 @@ def paired_comparison(results: pd.DataFrame, a: str = "baseline", b: str = "mts"
         row = dict(zip(cols, key), pairs=len(d))
         row.update({a: float(g[a].mean()) if len(d) else np.nan, b: float(g[b].mean()) if len(d) else np.nan})
         if len(d):
-            boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+            boot = d[rng.integers(0, len(d), size=(n_resamples, len(d)))].mean(axis=1)
             lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
             wins, losses = int((d > 0).sum()), int((d < 0).sum())
             sign_p = binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else np.nan
@@ -125,5 +126,5 @@ def paired_comparison(results: pd.DataFrame, a: str = "baseline", b: str = "mts"
     out = pd.DataFrame(rows)
     out["_o"] = out["bin"].map(order)
     out = out.sort_values("_o").drop(columns="_o").reset_index(drop=True)
-    out.attrs.update(n_boot=n_boot, seed=seed, level=level)
+    out.attrs.update(n_resamples=n_resamples, seed=seed, level=level)
     return out

@@ -117,33 +117,6 @@ def span_table(split: DyckSplit, max_len: int | None = None) -> pd.DataFrame:
     return pd.DataFrame({"span": s, "count": counts, "fraction": counts / max(1, counts.sum())})
 
 
-def check_generate_options(grammar: DyckGrammar, sizes: dict[str, int], fit_lo: int = 4,
-                           fit_hi: int | None = None) -> int:
-    """Validate what ``tsprobe dyck generate`` needs before any sampling or write: split sizes,
-    enough distinct strings, and a span range for the slope fit with >= 3 even spans inside
-    ``2..max_len``. Returns the resolved ``fit_hi``."""
-    grammar.validate()
-    for name in SPLITS:
-        if int(sizes.get(name, 0)) < 1:
-            raise OptionError(f"{name} must be >= 1 sequences, got {sizes.get(name)}", param=name)
-    total = sum(int(v) for v in sizes.values())
-    available = grammar.count_strings()
-    if available < total:
-        raise OptionError(
-            f"only {available} distinct Dyck-{grammar.n} strings have {grammar.min_len}..{grammar.max_len} "
-            f"characters, fewer than the {total} asked for: raise max_len or ask for fewer sequences", param="max_len")
-    hi = grammar.max_len // 2 if fit_hi is None else int(fit_hi)
-    if fit_lo < 2:
-        raise OptionError(f"fit_lo must be >= 2 (the shortest span), got {fit_lo}", param="fit_lo")
-    if hi > grammar.max_len:
-        raise OptionError(f"fit_hi must be <= max_len ({grammar.max_len}), got {hi}", param="fit_hi")
-    evens = len(range(fit_lo + fit_lo % 2, hi + 1, 2))
-    if evens < 3:
-        raise OptionError(f"fit_hi ({hi}) must leave at least 3 even spans from fit_lo ({fit_lo}) for the slope fit",
-                          param="fit_hi")
-    return hi
-
-
 def span_slope(spans: pd.DataFrame, lo: int = 4, hi: int | None = None) -> dict[str, float]:
     """Least-squares slope of ``log fraction`` vs ``log span`` over ``lo <= span <= hi`` (nonzero
     counts only); ``hi`` defaults to half the largest span in the table (the length cap bends the

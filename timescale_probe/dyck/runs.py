@@ -7,7 +7,6 @@ finished exactly when its ``.test.csv`` exists, so an interrupted sweep resumes 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +17,11 @@ import pandas as pd
 from ..checkpoints import save_checkpoint
 from ..errors import InputError, OptionError, TsprobeError
 from ..fileio import atomic_write_text, write_run_json, write_table
+from ..sweeps import parse_seeds  # noqa: F401 - its home before the sweeps shared it
 from .analysis import TEST_COLUMNS, results_table
+from .config import ARCHS, DyckTrainConfig
 from .data import load_dataset
-from .train import ARCHS, TrainConfig, TrainedDyck, model_to_stack, train_dyck
+from .train import TrainedDyck, model_to_stack, train_dyck
 
 SWEEP_FILE = "sweep.json"
 
@@ -71,19 +72,6 @@ def save_run(trained: TrainedDyck, checkpoint: str | Path, *, command: str = "ts
     return paths
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"1-20"``, ``"1,3,5"``, ``"1-5,10"`` -> sorted unique seeds."""
-    seeds: set[int] = set()
-    for part in str(text).split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
-            raise OptionError(f"cannot read seeds '{text}': use e.g. 1-20 or 1,2,5")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        seeds.update(range(lo, hi + 1))
-    return sorted(seeds)
-
-
 def parse_archs(text: str) -> list[str]:
     archs = [a.strip() for a in str(text).split(",") if a.strip()]
     bad = [a for a in archs if a not in ARCHS]
@@ -105,7 +93,7 @@ def _sweep_task(workdir: Path, data_files: dict[str, bytes], cfg: dict[str, Any]
     for name, blob in data_files.items():
         (data_dir / name).write_bytes(blob)
     data = load_dataset(data_dir)
-    trained = train_dyck(data, TrainConfig(**cfg), device)
+    trained = train_dyck(data, DyckTrainConfig(**cfg), device)
     stem = f"{cfg['arch']}-{cfg['seed']}"
     paths = save_run(trained, workdir / f"{stem}.pt", command="tsprobe dyck sweep", profile=profile,
                      data_dir=data_dir, data_label=data_label, device=device)
@@ -145,13 +133,12 @@ def sweep_max_len(runs_dir: str | Path, default: int = 200) -> int:
     return default
 
 
-def validate_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig,
+def validate_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: DyckTrainConfig,
                    profile: str | None = None):
     """Check everything a sweep needs before any work or write: the data folder, the options and
     that ``out`` does not hold a sweep with other options. Returns ``(dataset, sweep record)``."""
     from ..fileio import check_out_dir
 
-    cfg.validate()
     if not archs:
         raise OptionError("archs must name at least one architecture", param="archs")
     if not seeds:
@@ -185,7 +172,7 @@ class SweepOutcome:
     retried: int = 0
 
 
-def run_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig,
+def run_sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: DyckTrainConfig,
               **kw: Any) -> pd.DataFrame:
     """:func:`sweep`, returning the results table; raises :class:`~timescale_probe.errors.TsprobeError`
     naming the failed runs (and their logs) when any failed (after the others finished)."""
@@ -209,7 +196,7 @@ class SweepError(TsprobeError):
         return (SweepError, (self.failed,))
 
 
-def sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: TrainConfig, *,
+def sweep(data_dir: str | Path, out: str | Path, archs: list[str], seeds: list[int], cfg: DyckTrainConfig, *,
           profile: str | None = None, jobs: int = 1, device: str = "cpu", threads: int | None = 1,
           executor: Any = None, on_start: Callable[[int, int], None] | None = None,
           on_done: Callable[[dict[str, Any]], None] | None = None, progress: Any = False) -> SweepOutcome:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,78 +29,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ..errors import CheckpointError, OptionError
+from ..errors import CheckpointError
+from ..progress import ProgressLike, as_progress
 from ..stack import LSTMLayer, LSTMStack, Provenance
-from ..timescales import BASELINE, MTSSpec, apply_mts_spec, paper_dyck_spec
+from ..timescales import apply_mts_spec
+from .config import ARCHS, LOSSES, PROFILES, DyckTrainConfig, profile_config
 from .data import DyckDataset, DyckSplit
 
-ARCHS = ("baseline", "mts")
-LOSSES = ("mse", "bce")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Options of one training run. Units: ``lr`` per Adam step, ``epochs`` full passes."""
-
-    arch: str = "baseline"
-    seed: int = 1
-    units: int = 256
-    epochs: int = 2000
-    lr: float = 1e-4
-    batch_size: int = 32
-    clip: float = 1.0
-    loss: str = "mse"
-    #: stop when the validation loss falls below this (the reference's convergence test; 0 = off)
-    converge_loss: float = 1e-4
-    #: stop after this many evaluations without a better validation accuracy (0 = never)
-    patience: int = 0
-    #: evaluate on the validation split every this many epochs (and after the last)
-    eval_every: int = 1
-    #: test the weights of the best validation accuracy instead of the final ones (the paper: final)
-    restore_best: bool = False
-    mts_shape: float = 1.5
-    mts_scale: float = 1.0
-    #: run batches as PackedSequence instead of dense padded batches (same numbers; see DyckLSTM)
-    packed: bool = False
-
-    def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise OptionError(f"unknown arch '{self.arch}': use {' or '.join(ARCHS)}", param="arch")
-        if self.loss not in LOSSES:
-            raise OptionError(f"unknown loss '{self.loss}': use {' or '.join(LOSSES)}", param="loss")
-        for name in ("units", "epochs", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"{name} must be >= 1 (got {getattr(self, name)})", param=name)
-        for name in ("lr", "clip"):
-            if not getattr(self, name) > 0:
-                raise OptionError(f"{name} must be > 0 (got {getattr(self, name)})", param=name)
-        for name in ("patience", "converge_loss"):
-            if getattr(self, name) < 0:
-                raise OptionError(f"{name} must be >= 0 (got {getattr(self, name)})", param=name)
-
-    def spec(self) -> MTSSpec:
-        return paper_dyck_spec(self.mts_shape, self.mts_scale) if self.arch == "mts" else BASELINE
-
-
-#: Named budgets. ``paper``: the paper's run (GPU: about 2000 epochs x 20 seeds). ``small``: a CPU
-#: budget (see the README / report for what it costs and gives). ``tiny``: for tests.
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"units": 256, "epochs": 2000, "lr": 1e-4, "batch_size": 32, "seeds": 20},
-    "small": {"units": 64, "epochs": 24, "lr": 3e-3, "batch_size": 32, "seeds": 20},
-    "tiny": {"units": 16, "epochs": 2, "lr": 1e-2, "batch_size": 32, "seeds": 2},
-}
-
-
-def profile_config(profile: str, **overrides: Any) -> TrainConfig:
-    """A TrainConfig from a profile, with explicit ``overrides`` (None values ignored)."""
-    if profile not in PROFILES:
-        raise OptionError(f"unknown profile '{profile}': use one of {', '.join(PROFILES)}", param="profile")
-    base = {k: v for k, v in PROFILES[profile].items() if k != "seeds"}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = TrainConfig(**base)
-    cfg.validate()
-    return cfg
-
+__all__ = ["ARCHS", "LOSSES", "PROFILES", "DyckLSTM", "DyckTrainConfig", "TrainedDyck", "build_model", "evaluate",
+           "length_buckets", "model_from_stack", "model_to_stack", "profile_config", "train_dyck"]
 
 class DyckLSTM(nn.Module):
     """1-layer LSTM over one-hot bracket codes (``2n`` inputs) -> linear -> ``n`` logits."""
@@ -189,7 +126,7 @@ def evaluate(model: DyckLSTM, split: DyckSplit | _Tensors, device: torch.device 
 @dataclass
 class TrainedDyck:
     model: DyckLSTM
-    config: TrainConfig
+    config: DyckTrainConfig
     timescales: np.ndarray | None
     history: pd.DataFrame
     test: pd.DataFrame
@@ -202,7 +139,7 @@ class TrainedDyck:
         return float(self.test["correct"].mean())
 
 
-def build_model(cfg: TrainConfig, n: int, device: torch.device | str = "cpu") -> tuple[DyckLSTM, np.ndarray | None]:
+def build_model(cfg: DyckTrainConfig, n: int, device: torch.device | str = "cpu") -> tuple[DyckLSTM, np.ndarray | None]:
     """A freshly initialised model (seeded by ``cfg.seed``); MTS gets the paper's Dyck spec,
     frozen. Returns the model and the imposed timescales (None for the baseline)."""
     torch.manual_seed(cfg.seed)
@@ -211,13 +148,13 @@ def build_model(cfg: TrainConfig, n: int, device: torch.device | str = "cpu") ->
     return model.to(device), T
 
 
-def train_dyck(data: DyckDataset, cfg: TrainConfig, device: torch.device | str = "cpu",
-               progress: Callable[[int, int, dict], None] | None = None) -> TrainedDyck:
+def train_dyck(data: DyckDataset, cfg: DyckTrainConfig, device: torch.device | str = "cpu",
+               progress: ProgressLike = None) -> TrainedDyck:
     """Train one model on ``data['train']``, validate on ``valid``, test on ``test``.
 
-    ``progress(epoch, epochs, row)`` is called after every epoch. Same seed, same device and
-    thread count -> the same numbers."""
-    cfg.validate()
+    ``progress`` (:mod:`timescale_probe.progress`): started with the epoch budget, advanced once
+    per epoch; a bar with ``info`` shows the training loss and validation accuracy. Same seed, same
+    device and thread count -> the same numbers."""
     device = torch.device(device)
     t0 = time.perf_counter()
     n = data.grammar.n
@@ -227,41 +164,49 @@ def train_dyck(data: DyckDataset, cfg: TrainConfig, device: torch.device | str =
     train_t, valid_t = _Tensors(data["train"], device), _Tensors(data["valid"], device)
     rng = np.random.default_rng([cfg.seed, 2])
     rows, best, best_state, since_best, stopped = [], -1.0, None, 0, "max epochs"
-    for epoch in range(1, cfg.epochs + 1):
-        te = time.perf_counter()
-        model.train()
-        loss_sum, elems = 0.0, 0
-        for idx in length_buckets(train_t.lengths, cfg.batch_size, rng):
-            _, x, lengths, y = train_t.batch(idx)
-            logits, mask = model.valid_logits(x, lengths, cfg.packed)
-            y = y[mask]
-            loss = _loss(logits, y, cfg.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, cfg.clip)
-            opt.step()
-            loss_sum += float(loss.detach()) * y.numel()
-            elems += y.numel()
-        row = {"epoch": epoch, "train_loss": loss_sum / elems, "valid_loss": np.nan, "valid_accuracy": np.nan}
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            ok, vloss = evaluate(model, valid_t, device, cfg.loss, packed=cfg.packed)
-            row.update(valid_loss=vloss, valid_accuracy=float(ok.mean()))
-            if row["valid_accuracy"] > best:
-                best, since_best = row["valid_accuracy"], 0
-                if cfg.restore_best:
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                since_best += 1
-        row["seconds"] = time.perf_counter() - te
-        rows.append(row)
-        if progress is not None:
-            progress(epoch, cfg.epochs, row)
-        if cfg.converge_loss and row["valid_loss"] < cfg.converge_loss:
-            stopped = "converged"
-            break
-        if cfg.patience and since_best >= cfg.patience:
-            stopped = "patience"
-            break
+    bar = as_progress(progress)
+    info = getattr(bar, "info", None)
+    bar.start(cfg.epochs, f"{cfg.arch} seed {cfg.seed}")
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            te = time.perf_counter()
+            model.train()
+            loss_sum, elems = 0.0, 0
+            for idx in length_buckets(train_t.lengths, cfg.batch_size, rng):
+                _, x, lengths, y = train_t.batch(idx)
+                logits, mask = model.valid_logits(x, lengths, cfg.packed)
+                y = y[mask]
+                loss = _loss(logits, y, cfg.loss)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, cfg.clip)
+                opt.step()
+                loss_sum += float(loss.detach()) * y.numel()
+                elems += y.numel()
+            row = {"epoch": epoch, "train_loss": loss_sum / elems, "valid_loss": np.nan, "valid_accuracy": np.nan}
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                ok, vloss = evaluate(model, valid_t, device, cfg.loss, packed=cfg.packed)
+                row.update(valid_loss=vloss, valid_accuracy=float(ok.mean()))
+                if row["valid_accuracy"] > best:
+                    best, since_best = row["valid_accuracy"], 0
+                    if cfg.restore_best:
+                        best_state = copy.deepcopy(model.state_dict())
+                else:
+                    since_best += 1
+            row["seconds"] = time.perf_counter() - te
+            rows.append(row)
+            bar.advance(1)
+            if callable(info):
+                acc = row["valid_accuracy"]
+                info(f"loss {row['train_loss']:.4f}" + ("" if acc != acc else f" valid {acc:.3f}"))
+            if cfg.converge_loss and row["valid_loss"] < cfg.converge_loss:
+                stopped = "converged"
+                break
+            if cfg.patience and since_best >= cfg.patience:
+                stopped = "patience"
+                break
+    finally:
+        bar.done()
     if cfg.restore_best and best_state is not None:
         model.load_state_dict(best_state)
     test_split = data["test"]
@@ -277,7 +222,7 @@ def train_dyck(data: DyckDataset, cfg: TrainConfig, device: torch.device | str =
 # checkpoints
 # ------------------------------------------------------------------------------------------------
 
-def model_to_stack(model: DyckLSTM, cfg: TrainConfig, data_meta: dict[str, Any] | None = None) -> LSTMStack:
+def model_to_stack(model: DyckLSTM, cfg: DyckTrainConfig, data_meta: dict[str, Any] | None = None) -> LSTMStack:
     """The model as an LSTMStack: one layer, no embedding (one-hot input), the output layer as the
     decoder (``n`` rows, one per output bit), ``config['arch'] == 'dyck'``."""
     lstm = model.lstm

@@ -31,43 +31,58 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..analysis import Result
 from ..errors import OptionError
 from ..progress import ProgressLike, advance_only, as_progress
-from ..validation import check_choice, check_int, check_positive
 from .estimate import (
     DEFAULT_CHUNK,
     ESTIMATORS,
-    SE_METHODS,
     block_shuffle,
-    check_estimator,
     estimator_column,
     jackknife_se,
-    log_distances,
     mi_curve,
     shuffle_null,
 )
 from .fits import DecayFit, fit_decay_laws, fits_table, suggested_shape, vuong_test
+from .options import BANDS, MIDecayOptions, MIDecayParams
 
-BANDS = ("max", "p95")
+__all__ = ["BANDS", "MIDecayResult", "mi_decay", "run_mi_decay", "retained_range", "summarize", "tail_law"]
 
+@dataclass(kw_only=True)
+class MIDecayResult(Result):
+    """Result of :func:`mi_decay` (and of ``tsprobe mi-decay``, :func:`run_mi_decay`).
 
-@dataclass
-class MIDecayResult:
-    """Result of :func:`mi_decay`.
-
-    ``curve``: one row per distance with the columns of :func:`estimate.mi_curve` plus ``mi_bits``
-    and ``se_bits`` (the chosen estimator), ``null_mean_bits``, ``null_sd_bits``, ``null_p95_bits``,
-    ``null_max_bits``, ``null_min_bits`` (over the shuffles), ``band_bits`` (the band edge used), ``excess_bits`` (= mi - null mean),
+    Tables (the file each is saved as): ``curve`` (``mi_curve.csv``): one row per distance with the
+    columns of :func:`estimate.mi_curve` plus ``mi_bits`` and ``se_bits`` (the chosen estimator),
+    ``null_mean_bits``, ``null_sd_bits``, ``null_p95_bits``, ``null_max_bits``, ``null_min_bits``
+    (over the shuffles), ``band_bits`` (the band edge used), ``excess_bits`` (= mi - null mean),
     ``excess_se_bits``, ``clears_band``, ``retained``, and ``fit_<model>_bits`` (the fitted curves).
-    ``null``: the shuffles, long form (``shuffle``, ``distance``, ``mi_*_bits``...).
-    ``fits``: :func:`fits.fits_table`. ``summary``: verdict, k with interval, suggested a, etc.
+    ``null`` (``mi_null.csv``): the shuffles, long form (``shuffle``, ``distance``, ``mi_*_bits``...).
+    ``fits`` (``mi_fits.csv``): :func:`fits.fits_table`. ``summary``: verdict, k with interval,
+    suggested a, etc. Figure ``mi_decay.pdf`` (titled ``title``).
     """
 
-    curve: pd.DataFrame
-    null: pd.DataFrame
-    fits: pd.DataFrame
-    summary: dict
+    command = "mi-decay"
+
     fit_objects: list[DecayFit] = field(repr=False, default_factory=list)
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        from ..plots.mi import figure_mi_decay
+
+        self.figures = {"mi_decay.pdf": lambda: figure_mi_decay(self.curve, self.fits, title=self.title)}
+
+    @property
+    def curve(self) -> pd.DataFrame:
+        return self.tables["mi_curve.csv"]
+
+    @property
+    def null(self) -> pd.DataFrame:
+        return self.tables["mi_null.csv"]
+
+    @property
+    def fits(self) -> pd.DataFrame:
+        return self.tables["mi_fits.csv"]
 
 
 def _band(null: pd.DataFrame, col: str, distances: np.ndarray) -> pd.DataFrame:
@@ -83,47 +98,37 @@ def _band(null: pd.DataFrame, col: str, distances: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def check_mi_options(*, distances=None, max_distance: int = 1000, n_distances: int = 60,
-                     estimator: str = "grassberger", shuffles: int = 10, se: str = "jackknife", n_blocks: int = 20,
-                     band: str = "max", min_z: float = 2.0, fit_min_distance: int = 1, max_gap: int = 1) -> str:
-    """Options of :func:`mi_decay`, one ``OptionError`` naming the parameter; commands call it
-    before reading the corpus. Returns the canonical estimator name."""
-    est = check_estimator(estimator)
-    check_choice(band, "band", BANDS)
-    check_choice(se, "se", SE_METHODS)
-    check_int(shuffles, "shuffles", minimum=0)
-    check_int(n_blocks, "n_blocks", minimum=2)
-    if distances is None:
-        check_int(n_distances, "n_distances", minimum=1)
-        check_int(max_distance, "max_distance", minimum=1)
-    check_positive(min_z, "min_z", allow_zero=True)
-    check_int(fit_min_distance, "fit_min_distance", minimum=1)
-    check_int(max_gap, "max_gap", minimum=0)
-    return est
-
-
 def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_distances: int = 60,
-             estimator: str = "grassberger", shuffles: int = 10, seed: int = 0, n_types: int | None = None,
+             estimator: str = "grassberger", n_resamples: int = 10, seed: int = 0, n_types: int | None = None,
              boundaries: np.ndarray | None = None, se: str = "jackknife", n_blocks: int = 20, band: str = "max",
              min_z: float = 2.0, fit_min_distance: int = 1, max_gap: int = 1,
-             chunk_size: int = DEFAULT_CHUNK, delta_se: bool = False, progress: ProgressLike = None) -> MIDecayResult:
+             chunk_size: int = DEFAULT_CHUNK, delta_se: bool = False, progress: ProgressLike = None,
+             shuffles: int | None = None) -> MIDecayResult:
     """Measure I(d) of an id stream, its shuffle band, and fit the decay laws (module docstring).
 
-    ``distances``: integers (default: ~``n_distances`` log-spaced in 1..``max_distance``).
-    ``estimator``: plugin | miller-madow | grassberger. ``shuffles``: K permutations for the band
-    (seeded by ``seed``). ``boundaries``: segment id per token (pairs never cross segments).
-    ``se``: jackknife (``n_blocks`` blocks) | delta; ``delta_se``: also the delta-method SE of the
-    curve beside the jackknife (column ``se_delta_bits``). ``progress``
-    (:mod:`timescale_probe.progress`): started once with distances x streams (1 + K streams, + 1
-    block-shuffled reference with the jackknife and K > 0), advanced once per distance and stream.
+    ``distances``: integers or a text list (``1-10,20``) (default: ~``n_distances`` log-spaced in
+    1..``max_distance``). ``estimator``: plugin | miller-madow | grassberger. ``n_resamples``: K
+    permutations for the band (seeded by ``seed``; ``shuffles`` is its former name). ``boundaries``:
+    segment id per token (pairs never cross segments). ``se``: jackknife (``n_blocks`` blocks) |
+    delta; ``delta_se``: also the delta-method SE of the curve beside the jackknife (column
+    ``se_delta_bits``). Every option is checked first (:class:`.options.MIDecayParams`).
+    ``progress`` (:mod:`timescale_probe.progress`): started once with distances x streams (1 + K
+    streams, + 1 block-shuffled reference with the jackknife and K > 0), advanced once per distance
+    and stream.
     """
-    est = check_mi_options(distances=distances, max_distance=max_distance, n_distances=n_distances,
-                           estimator=estimator, shuffles=shuffles, se=se, n_blocks=n_blocks, band=band, min_z=min_z,
-                           fit_min_distance=fit_min_distance, max_gap=max_gap)
+    if shuffles is not None:
+        if n_resamples not in (10, shuffles):
+            raise OptionError("n_resamples and shuffles (its former name) disagree: give one", param="n_resamples")
+        n_resamples = shuffles
+    text = distances if isinstance(distances, str) else None
+    params = MIDecayParams(max_distance=max_distance, n_distances=n_distances, distances=text, estimator=estimator,
+                           n_resamples=n_resamples, seed=seed, band=band, se=se, n_blocks=n_blocks, delta_se=delta_se,
+                           min_z=min_z, fit_min_distance=fit_min_distance, max_gap=max_gap)
+    est, shuffles = params.estimator, params.n_resamples
     x = np.asarray(tokens)
     if x.ndim != 1 or x.size < 2:
         raise OptionError(f"need a one-dimensional token stream of at least 2 tokens, got shape {x.shape}")
-    d = np.asarray(log_distances(max_distance, n_distances) if distances is None else distances, dtype=np.int64)
+    d = np.asarray(params.grid() if distances is None or text is not None else distances, dtype=np.int64)
     if d.size == 0 or d.min() < 1:
         raise OptionError("distances must be integers >= 1", param="distances")
     if d.max() >= x.size:
@@ -177,12 +182,35 @@ def mi_decay(tokens: np.ndarray, *, distances=None, max_distance: int = 1000, n_
         for f in fit_objs:
             curve[f"fit_{f.model}_bits"] = f.predict(curve["distance"]) if np.isfinite(f.aicc) else np.nan
         summary = summarize(table, fit_objs, curve)
-        summary.update({"estimator": est, "shuffles": int(shuffles), "seed": int(seed), "band": band, "se": se,
+        summary.update({"estimator": est, "n_resamples": int(shuffles), "seed": int(seed), "band": band, "se": se,
                         "min_z": float(min_z), "fit_min_distance": int(fit_min_distance), "max_gap": int(max_gap),
                         "n_tokens": int(x.size), "n_types": V, "n_distances": int(d.size)})
-        return MIDecayResult(curve=curve, null=null, fits=table, summary=summary, fit_objects=fit_objs)
+        return MIDecayResult(options=params, tables={"mi_curve.csv": curve, "mi_null.csv": null, "mi_fits.csv": table},
+                             summary=summary, fit_objects=fit_objs, seed=int(seed))
     finally:
         bar.done()
+
+
+def run_mi_decay(opts: MIDecayOptions, *, progress: ProgressLike = None) -> MIDecayResult:
+    """``tsprobe mi-decay``: read the corpus as ``opts`` say (splits, lowercase, Gutenberg frame,
+    ``<eos>``, documents), pick the segments pairs stay within, and :func:`mi_decay` it."""
+    from .streams import load_token_stream
+
+    stream = load_token_stream(opts.corpus, splits=opts.splits, lowercase=opts.lowercase, documents=opts.documents,
+                               strip_gutenberg=not opts.keep_gutenberg)
+    if opts.drop_eos:
+        stream = stream.without_eos()
+    bounds = stream.boundaries(opts.within)
+    if opts.within == "none" and stream.doc_ids is not None and opts.splits and len(opts.splits) > 1:
+        bounds = stream.doc_ids  # never pair tokens of two different splits
+    p = opts.params()
+    res = mi_decay(stream.tokens, distances=p.grid(), estimator=p.estimator, n_resamples=p.n_resamples, seed=p.seed,
+                   n_types=stream.n_types, boundaries=bounds, se=p.se, n_blocks=p.n_blocks, delta_se=p.delta_se,
+                   band=p.band, min_z=p.min_z, fit_min_distance=p.fit_min_distance, max_gap=p.max_gap,
+                   progress=progress)
+    res.options, res.title, res.inputs = opts, opts.label or stream.source, list(stream.files)
+    res.summary.update(source=stream.source, units="bits")
+    return res
 
 
 def retained_range(clears: np.ndarray, max_gap: int = 1) -> np.ndarray:

@@ -3,7 +3,6 @@ and the delta-method SE of the plug-in MI. Formulas: see :mod:`.estimate`."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma
 
 from ..errors import OptionError
 from .counts import PairCounts
@@ -28,6 +27,8 @@ def estimator_column(estimator: str) -> str:
 
 def grassberger_g(n: np.ndarray) -> np.ndarray:
     """Grassberger (2003) G(n) = psi(n) + (-1)^n/2 (psi((n+1)/2) - psi(n/2)), n >= 1."""
+    from scipy.special import digamma  # here: reading the options of an MI command needs no scipy
+
     n = np.asarray(n, dtype=np.float64)
     sign = np.where(np.mod(n, 2) == 0, 1.0, -1.0)
     return digamma(n) + 0.5 * sign * (digamma((n + 1) / 2) - digamma(n / 2))

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis import Result
 from ..errors import OptionError
 from ..fileio import atomic_write_text
 from ..progress import ProgressLike, advance_only, as_progress
+from .options import MarkovCorpusOptions, MarkovParams
 
 
 @dataclass
@@ -226,20 +228,12 @@ def write_ptb_dir(out_dir, streams: dict[str, np.ndarray], vocab: list[str], eos
     return paths
 
 
-def check_markov_options(*, order: int = 2, n_chains: int = 1000) -> None:
-    """Options of :func:`markov_corpus` / :func:`markov_resample`, checked before any work."""
-    from ..validation import check_int
-
-    check_int(order, "order", minimum=0)
-    check_int(n_chains, "n_chains", minimum=1)
-
-
 def markov_corpus(spec: str, *, order: int = 2, seed: int = 0, n_chains: int = 1000, progress: ProgressLike = None):
     """Load ``spec`` with :func:`timescale_probe.corpora.load_corpus` and resample its three splits
     (see :func:`markov_resample`, which reports to ``progress``). Returns ``(streams, vocab, eos_id, summary)``."""
     from ..corpora import EOS, load_corpus
 
-    check_markov_options(order=order, n_chains=n_chains)
+    MarkovParams(order=order, seed=seed, n_chains=n_chains)  # every option checked before the corpus is read
     corpus = load_corpus(spec)
     splits = {s: corpus.tokens(s).numpy().astype(np.int64) for s in ("train", "valid", "test")}
     eos_id = corpus.stoi[EOS]
@@ -248,3 +242,37 @@ def markov_corpus(spec: str, *, order: int = 2, seed: int = 0, n_chains: int = 1
     summary["source"] = corpus.name
     summary["sources"] = dict(corpus.sources)
     return streams, corpus.vocab, eos_id, summary
+
+
+@dataclass(kw_only=True)
+class MarkovCorpusResult(Result):
+    """A Markov version of a corpus: the resampled ``streams`` (train/valid/test id arrays incl.
+    ``<eos>``) over ``vocab``; saved as ``train.txt``, ``valid.txt``, ``test.txt`` (PTB form) and run.json."""
+
+    command = "markov-corpus"
+
+    streams: dict
+    vocab: list
+    eos_id: int
+
+    def save(self, out: str | Path | None = None, *, figures: bool = True) -> Path:
+        from ..analysis import save_into
+        from ..fileio import OutputStage
+
+        out = Path(self.options.out if out is None else out)
+        with OutputStage(out) as stage:
+            write_ptb_dir(stage.path, self.streams, self.vocab, self.eos_id)
+            save_into(self, stage.path, figures=figures)
+        return out
+
+    def written_files(self, figures: bool = True) -> list[str]:
+        return [f"{name}.txt" for name in self.streams] + super().written_files(figures)
+
+
+def run_markov_corpus(opts: MarkovCorpusOptions, *, progress: ProgressLike = None) -> MarkovCorpusResult:
+    """``tsprobe markov-corpus``: :func:`markov_corpus` of ``opts.corpus`` as ``opts`` say."""
+    streams, vocab, eos_id, summary = markov_corpus(opts.corpus, order=opts.order, seed=opts.seed,
+                                                    n_chains=opts.n_chains, progress=progress)
+    sources = sorted({p for p in summary.get("sources", {}).values() if Path(p).is_file()})
+    return MarkovCorpusResult(options=opts, streams=streams, vocab=list(vocab), eos_id=eos_id, summary=summary,
+                              seed=opts.seed, inputs=[Path(p) for p in sources])

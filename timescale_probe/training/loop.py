@@ -26,7 +26,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,116 +35,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import load_checkpoint, save_checkpoint
-from .corpora import DEFAULT_BIN_EDGES, Corpus
-from .errors import OptionError
-from .evaluation import HEAD_TOKENS, batchify, evaluate_model, head_perplexity, token_nll
-from .fileio import atomic_write_text, atomic_write_with, write_table
-from .models import LanguageModel, LMConfig, repackage_hidden
-from .progress import LOGGER, Progress, RichProgress, as_progress
-from .stack import Provenance
-from .timescales import MTSSpec, paper_lm_spec, parse_mts_spec
-
-ARCHS = ("baseline", "mts")
-PROFILES = ("paper", "small", "tiny")
-OPTIMIZERS = ("sgd", "adam")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation options (AWD-LSTM names). ``epochs`` is the budget; ``eval_batch_size`` is
-    used for validation, ``test_batch_size`` for the final test evaluation (1, as the reference)."""
-
-    epochs: int = 1000
-    batch_size: int = 20
-    eval_batch_size: int = 10
-    test_batch_size: int = 1
-    bptt: int = 70
-    lr: float = 30.0
-    clip: float = 0.25
-    alpha: float = 2.0
-    beta: float = 1.0
-    wdecay: float = 1.2e-6
-    nonmono: int = 5
-    optimizer: str = "sgd"
-    seed: int = 141
-    #: Early stopping: stop after ``patience`` consecutive epochs without a new best validation
-    #: loss (None: run the whole ``epochs`` budget). The card records ``stopped_early``.
-    patience: int | None = None
-    #: Never stop early before this epoch (a run may sit on an initial plateau for a few epochs).
-    min_epochs: int = 0
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise OptionError(f"unknown optimizer '{self.optimizer}': use sgd or adam", param="optimizer")
-        for name in ("epochs", "batch_size", "eval_batch_size", "test_batch_size", "bptt"):
-            if int(getattr(self, name)) < 1:
-                raise OptionError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
-        if self.bptt < 10:
-            raise OptionError(f"bptt must be >= 10 (sequence lengths are drawn around it), got {self.bptt}",
-                              param="bptt")
-        if self.lr <= 0:
-            raise OptionError(f"lr (learning rate) must be > 0, got {self.lr}", param="lr")
-        if self.patience is not None and int(self.patience) < 1:
-            raise OptionError(f"patience must be >= 1 (or None), got {self.patience}", param="patience")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _is_wikitext(name: str) -> bool:
-    n = name.lower().replace("-", "").replace("_", "")
-    return "wiki" in n or "wt2" in n or "wt103" in n
-
-
-def resolve_profile(profile: str, corpus_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Model options (``LMConfig`` fields except vocab and spec) and ``TrainConfig`` fields of a
-    profile. ``paper``: the paper's sizes and settings (PTB; WikiText-2 when the corpus name says
-    wiki/wt2). ``small``: PTB on 2 CPU cores in about 40 minutes per model (10 epochs of about 4
-    minutes each on an idle machine, plus evaluation). ``tiny``: seconds, for tests."""
-    if profile == "paper":
-        model = dict(emb_size=400, layer_sizes=(1150, 1150, 400), dropout=0.4, dropouth=0.25, dropouti=0.4,
-                     dropoute=0.1, wdrop=0.5, tie_weights=True)
-        train = dict(epochs=1000, batch_size=20, bptt=70, lr=30.0, seed=141)
-        if _is_wikitext(corpus_name):
-            model.update(dropouti=0.65, dropouth=0.2)
-            train.update(batch_size=80, seed=1882)
-    elif profile == "small":
-        model = dict(emb_size=200, layer_sizes=(300, 300, 200), dropout=0.3, dropouth=0.15, dropouti=0.3,
-                     dropoute=0.05, wdrop=0.3, tie_weights=True)
-        train = dict(epochs=10, batch_size=20, bptt=70, lr=30.0, seed=141)
-    elif profile == "tiny":
-        model = dict(emb_size=16, layer_sizes=(24, 24, 16), dropout=0.1, dropouth=0.1, dropouti=0.1,
-                     dropoute=0.0, wdrop=0.1, tie_weights=True)
-        train = dict(epochs=2, batch_size=4, eval_batch_size=2, bptt=12, lr=20.0, seed=141)
-    else:
-        raise OptionError(f"unknown profile '{profile}': use {', '.join(PROFILES)}", param="profile")
-    return model, train
-
-
-def default_mts_spec(arch: str, mts_spec: str | MTSSpec | dict | None) -> MTSSpec | None:
-    """The spec for ``arch``: ``baseline`` -> None (unless a spec is given), ``mts`` -> the given
-    spec or the paper's (layer 1 T=3/4 halves, layer 2 inverse-gamma a=0.56 quantiles of the
-    layer's size, layer 3 free)."""
-    if arch not in ARCHS:
-        raise OptionError(f"unknown arch '{arch}': use baseline or mts", param="arch")
-    if isinstance(mts_spec, dict):
-        mts_spec = MTSSpec.from_dict(mts_spec)
-    elif isinstance(mts_spec, str):
-        mts_spec = parse_mts_spec(mts_spec)
-    if mts_spec is not None:
-        if arch == "baseline" and not mts_spec.is_free:
-            raise OptionError("mts_spec constrains timescales, which arch 'baseline' cannot take; use arch 'mts'",
-                              param="mts_spec")
-        return None if mts_spec.is_free else mts_spec
-    return paper_lm_spec() if arch == "mts" else None
-
-
-def companion_paths(out: str | os.PathLike) -> dict[str, Path]:
-    """``card`` (.json), ``metrics`` (.metrics.csv) and ``resume`` (.resume.pt) beside ``out``."""
-    out = Path(out)
-    return {"card": out.with_suffix(".json"), "metrics": out.with_suffix(".metrics.csv"),
-            "resume": out.with_suffix(".resume.pt")}
+from ..checkpoints import load_checkpoint, save_checkpoint
+from ..corpora import DEFAULT_BIN_EDGES, Corpus
+from ..errors import OptionError
+from ..evaluation import HEAD_TOKENS, batchify, evaluate_model, head_perplexity, token_nll
+from ..fileio import atomic_write_text, atomic_write_with, write_table
+from ..models import LanguageModel, LMConfig, repackage_hidden
+from ..progress import LOGGER, Progress, RichProgress, as_progress
+from ..stack import Provenance
+from ..timescales import MTSSpec
+from .config import TrainConfig, companion_paths, default_mts_spec, resolve_profile, train_config
 
 
 def _epoch_seeds(seed: int, epoch: int) -> tuple[int, np.random.Generator]:
@@ -184,7 +84,11 @@ class _Averager:
 
 
 @dataclass
-class TrainResult:
+class TrainedLM:
+    """What :func:`train_language_model` returns: the checkpoint path, the model card (also
+    ``X.json`` and inside the checkpoint), the per-epoch metrics and the final per-bin tables
+    (``valid``, ``test``; empty without the final evaluation)."""
+
     out: Path
     card: dict[str, Any]
     metrics: pd.DataFrame
@@ -212,19 +116,6 @@ def awd_loss(logits: torch.Tensor, targets: torch.Tensor, extras: dict[str, list
     return loss, raw_loss
 
 
-def check_train_options(*, arch: str = "baseline", profile: str = "small", mts_spec=None,
-                        train_overrides: dict[str, Any] | None = None) -> None:
-    """Options of :func:`train_language_model` that need no corpus (architecture, profile, MTS
-    spec syntax, training settings), one ``OptionError`` naming the parameter; the command calls
-    it before reading the corpus."""
-    _, train_opts = resolve_profile(profile, "")
-    train_opts.update({k: v for k, v in (train_overrides or {}).items() if v is not None})
-    if train_opts.get("optimizer") == "adam" and "lr" not in {k for k, v in (train_overrides or {}).items() if v is not None}:
-        train_opts["lr"] = 2e-3
-    TrainConfig(**train_opts)
-    default_mts_spec(arch, mts_spec)
-
-
 def train_language_model(
     corpus: Corpus,
     out: str | os.PathLike,
@@ -242,10 +133,11 @@ def train_language_model(
     bins_from: str = "train",
     bin_edges=DEFAULT_BIN_EDGES,
     final_eval: bool = True,
-) -> TrainResult:
+) -> TrainedLM:
     """Train a language model on ``corpus`` and write the best-validation checkpoint to ``out``.
 
-    ``model_overrides`` / ``train_overrides`` replace profile values (e.g. ``{'epochs': 3}``).
+    ``model_overrides`` / ``train_overrides`` replace profile values (e.g. ``{'epochs': 3}``; None
+    values are ignored; Adam without an ``lr`` takes 2e-3, see :func:`.config.train_config`).
     ``resume=True`` continues from ``out``'s resume file (its options must match, except the
     epoch budget). Returns the model card, the metrics table and the final per-bin tables.
     ``progress``: a bool or a :class:`~timescale_probe.progress.Progress` (one loop per epoch, then
@@ -255,12 +147,8 @@ def train_language_model(
     out = Path(out)
     paths = companion_paths(out)
     device = torch.device(device)
-    model_opts, train_opts = resolve_profile(profile, corpus.name)
-    model_opts.update(model_overrides or {})
-    train_opts.update({k: v for k, v in (train_overrides or {}).items() if v is not None})
-    if train_opts.get("optimizer") == "adam" and "lr" not in (train_overrides or {}):
-        train_opts["lr"] = 2e-3
-    tcfg = TrainConfig(**train_opts)
+    model_opts = resolve_profile(profile, corpus.name)[0] | dict(model_overrides or {})
+    tcfg = train_config(profile, corpus.name, train_overrides)
     spec = default_mts_spec(arch, mts_spec)
     cfg = LMConfig(vocab_size=corpus.vocab_size, mts_spec=None if spec is None else spec.to_dict(), **model_opts)
 
@@ -269,7 +157,9 @@ def train_language_model(
         if not paths["resume"].is_file():
             raise OptionError(f"resume: no resume state at {paths['resume']}; start without it", param="resume")
         state = torch.load(paths["resume"], map_location="cpu", weights_only=True)
-        saved_cfg, saved_t = state["model_config"], dict(state["train_config"])
+        # a state saved before LMConfig grew a field (cell, gate_activation, ...) holds its default
+        saved_cfg, saved_t = LMConfig(**state["model_config"]).to_dict(), dict(state["train_config"])
+        saved_t = TrainConfig(**saved_t).to_dict()  # likewise for a TrainConfig field added later
         mine_t = tcfg.to_dict()
         saved_t.pop("epochs", None)
         mine_t.pop("epochs", None)
@@ -445,7 +335,7 @@ def train_language_model(
         stack = best.to_stack(Provenance("tsprobe-checkpoint", path=str(out)))
         save_checkpoint(out, stack, _plain(card))
     atomic_write_text(paths["card"], json.dumps(_plain(card), indent=2) + "\n")
-    return TrainResult(out=out, card=card, metrics=metrics, tables=tables)
+    return TrainedLM(out=out, card=card, metrics=metrics, tables=tables)
 
 
 def _plain(obj):
