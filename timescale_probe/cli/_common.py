@@ -45,7 +45,6 @@ def example(*lines: str) -> str:
 PARAM_FLAGS: dict[str, str] = {
     "n_resamples": "--bootstrap",
     "n_boot": "--bootstrap",
-    "n_chains": "--chains",
     "edges": "--bin-edges",
     "ci_method": "--ci-bootstrap",
     "ci_level": "--ci-level",
@@ -60,12 +59,13 @@ PARAM_FLAGS: dict[str, str] = {
 
 #: Per command (first word(s) of the command line), where a parameter maps to another flag there.
 COMMAND_PARAM_FLAGS: dict[str, dict[str, str]] = {
-    "mi-decay": {"n": "--n-distances", "strip_gutenberg": "--keep-gutenberg", "splits": "--split"},
+    "mi-decay": {"n": "--n-distances", "strip_gutenberg": "--keep-gutenberg", "splits": "--split",
+                 "n_resamples": "--n-resamples"},
     "ablate": {"window": "--bptt", "timescales_csv": "--timescales"},
     "evaluate": {"window": "--bptt"},
     "compare": {"window": "--bptt"},
-    "markov-corpus": {"n_chains": "--chains"},
     "dyck generate": {"n": "--types"},
+    "dyck plot": {"n_resamples": "--n-resamples"},
     "demo": {"n_resamples": "--resamples", "n_boot": "--bootstrap"},
 }
 
