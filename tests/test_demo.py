@@ -98,3 +98,21 @@ def test_in_a_checkout_the_shipped_checkpoints_are_its_checkpoints_folder():
     # an editable install has no package data: the checkout's checkpoints/ serve the demo
     assert shipped_checkpoints_dir() == checkout / "checkpoints"
     assert all((shipped_checkpoints_dir() / f).is_file() for f in SHIPPED)
+
+
+def test_the_untrained_paper_model_is_seeded():
+    """Its free weights (layer 3's forget biases are in the demo's paper-mts/timescales.csv) come
+    from the demo's seed, not from whatever torch's global generator holds."""
+    import torch
+
+    from timescale_probe.demo import paper_mts_model
+
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a, b, c = (paper_mts_model(s).to_stack().timescales_table() for s in (0, 0, 1))
+    assert torch.equal(torch.rand(3), before)  # the caller's random stream is untouched
+    assert a.equals(b)
+    layer3 = a["layer"] == 3
+    assert not np.array_equal(a.loc[layer3, "forget_bias"], c.loc[layer3, "forget_bias"])
+    assert a.loc[~layer3, "T_bias"].equals(c.loc[~layer3, "T_bias"])  # the imposed layers do not depend on it

@@ -58,6 +58,21 @@ def _fit_and_draw(table, out_dir: Path, *, layers: str, n_boot: int, seed: int, 
 CHECKPOINT_NAME = "paper-mts-untrained.pt"
 
 
+def paper_mts_model(seed: int = 0):
+    """The paper's MTS architecture with the ``paper-lm`` spec, untrained. The imposed layers are
+    fixed by the spec; the free weights (layer 3's biases among them, which the demo's
+    ``paper-mts/timescales.csv`` lists) come from torch's initialisers under ``seed``, drawn in a
+    forked random state so the caller's stream is untouched."""
+    import torch
+
+    from .models import LanguageModel, LMConfig
+    from .timescales import paper_lm_spec
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LanguageModel(LMConfig(vocab_size=10000, mts_spec=paper_lm_spec().to_dict()))
+
+
 def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0, keep_checkpoint: bool = False) -> dict[str, Any]:
     """Part 1: the paper-lm spec on the paper's architecture, saved, reloaded and fitted. The
     untrained checkpoint (97 MB) is written to a temporary folder and removed, unless
@@ -65,11 +80,10 @@ def impose_and_recover(out: Path, *, n_boot: int = 200, seed: int = 0, keep_chec
     import tempfile
 
     from .checkpoints import load_checkpoint, save_checkpoint
-    from .models import LanguageModel, LMConfig
     from .timescales import paper_lm_spec
 
     spec = paper_lm_spec()
-    model = LanguageModel(LMConfig(vocab_size=10000, mts_spec=spec.to_dict()))
+    model = paper_mts_model(seed)
     card = {"made_by": "tsprobe demo", "trained": False, "note": "paper architecture with the paper-lm spec, untrained"}
     if keep_checkpoint:
         ckpt = Path(out) / CHECKPOINT_NAME
