@@ -137,6 +137,20 @@ def test_silence_hook_equals_a_cell_with_its_output_gate_offset(model, tokens):
     assert torch.all(h[:, 1, [0, 4, 10]] == 0) and torch.all(h[:, 2, 7] == 0) and torch.all(h[:, 0, 7] != 0)
 
 
+def test_input_gate_offsets_freeze_a_units_cell_at_zero(model, tokens):
+    """Setting gates by offsets: input gate -1e4 (i = 0) keeps c_t = f c_{t-1} = 0 from the zero
+    state, so c = h = 0 exactly for those units, in the recurrence too; the others are untouched."""
+    off = torch.zeros(4 * 11)
+    off[[3, 8]] = -1e4  # rows of the input gate i: 0..H-1
+    cell, hidden, gates = collect("cell", 2), collect("hidden", 2), collect("gates", 2, "i")
+    run_stream(model, tokens, [gate_bias(2, off), cell, hidden, gates], window=40)
+    assert torch.all(gates.stacked()["i"][:, :, [3, 8]] == 0)
+    assert torch.all(cell.stacked()[:, :, [3, 8]] == 0) and torch.all(hidden.stacked()[:, :, [3, 8]] == 0)
+    ref = step_by_step(model, tokens)
+    keep = [u for u in range(11) if u not in (3, 8)]
+    assert (hidden.stacked()[:, 0, keep].double() - ref[1]["h"][:, 0, keep]).abs().max() > 1e-3  # layer 2 changed
+
+
 # -- copies ---------------------------------------------------------------------------------------
 
 def test_copies_with_their_own_masks_equal_separate_runs(model, tokens):
