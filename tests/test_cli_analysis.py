@@ -78,7 +78,7 @@ def test_ablate_silence_by_data_from_table(cli, tiny, tmp_path, estimated):
             "--timescales", est / "timescales.csv", "--bootstrap", "100", "--chunk", "20", "--out", out)
     assert r.returncode == 0, r.stderr
     run = json.loads((out / "run.json").read_text())
-    assert run["options"]["timescales_source"].startswith("T_data from")
+    assert run["results"]["timescales_source"].startswith("T_data from")  # what was used: a result
     T = pd.read_csv(est / "timescales.csv").query("layer == 2").set_index("unit").T_data
     g = pd.read_csv(out / "ablation_groups.csv")
     first = [int(u) for u in g.units.iloc[0].split()]

@@ -232,33 +232,46 @@ class Options:
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            spec: OptionSpec | None = f.metadata.get("option")
-            value = getattr(self, f.name)
-            tp, optional = _unwrap_optional(hints.get(f.name, Any))
-            if value is None:
-                if optional:
-                    continue
-                if spec is not None:
-                    raise OptionError(f"{f.name} needs a value", param=f.name)
-                continue
-            value = _coerce(value, tp, f.name)
-            if spec is not None:
-                _check_bounds(value, spec, f.name)
-                if spec.check is not None:
-                    try:
-                        checked = spec.check(value)
-                    except OptionError as exc:
-                        if exc.param is None:
-                            exc.param = f.name
-                        raise
-                    if checked is not None:
-                        value = checked
-            object.__setattr__(self, f.name, value)
+        fields = dataclasses.fields(self)
+        is_input = {f.name: bool(getattr(f.metadata.get("option"), "argument", False)) for f in fields}
+        # the flags (each, then the rules across them) before the input arguments' own checks (a file
+        # that must exist): a bad flag is named even when an input is missing too
+        for f in fields:
+            self._validate(f, hints, checks=not is_input[f.name])
         self.check()
+        for f in fields:
+            if is_input[f.name]:
+                self._validate(f, hints, checks=True)
+
+    def _validate(self, f: dataclasses.Field, hints: dict[str, Any], *, checks: bool) -> None:
+        """Coerce field ``f`` to its type; with ``checks``, its bounds, choices and ``check`` too."""
+        spec: OptionSpec | None = f.metadata.get("option")
+        value = getattr(self, f.name)
+        tp, optional = _unwrap_optional(hints.get(f.name, Any))
+        if value is None:
+            if optional:
+                return
+            if spec is not None:
+                raise OptionError(f"{f.name} needs a value", param=f.name)
+            return
+        value = _coerce(value, tp, f.name)
+        if spec is not None and checks:
+            _check_bounds(value, spec, f.name)
+            if spec.check is not None:
+                try:
+                    checked = spec.check(value)
+                except OptionError as exc:
+                    if exc.param is None:
+                        exc.param = f.name
+                    raise
+                if checked is not None:
+                    value = checked
+        object.__setattr__(self, f.name, value)
 
     def check(self) -> None:
-        """Rules across fields (override; raise :class:`OptionError` with ``param=``)."""
+        """Rules across fields (override; raise :class:`OptionError` with ``param=``). Runs after
+        every flag field is checked, and before the argument fields' own checks (their values are
+        already of their types)."""
 
     @classmethod
     def specs(cls) -> list[tuple[dataclasses.Field, OptionSpec]]:

@@ -56,6 +56,7 @@ def _register() -> None:
         checkpoint_cmds,
         fit_cmds,
         lm_cmds,
+        eval_cmds,
         sweep_cmds,
         analysis_cmds,
         activity_cmds,
