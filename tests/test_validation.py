@@ -275,3 +275,13 @@ def test_out_checked_before_work(command, out, expected, tmp_path):
     line = _one_line(cli(*command, "--out", out, cwd=tmp_path))
     assert expected in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f", *inputs])  # nothing written, no probe left
+
+
+def test_empty_vocab_file_is_called_a_vocabulary_file(tiny, tmp_path):
+    """Issue 19: an empty --vocab-file was reported as an empty "corpus file"."""
+    root, ckpt = tiny
+    (tmp_path / "vocab.txt").write_text("\n")
+    line = _one_line(cli("evaluate", ckpt, "--corpus", root, "--vocab-file", tmp_path / "vocab.txt",
+                         "--out", tmp_path / "o"))
+    assert "vocabulary file" in line and "is empty" in line and "corpus file" not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]

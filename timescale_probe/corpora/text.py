@@ -37,21 +37,22 @@ def decode_text(data: bytes, where: str) -> str:
     return text
 
 
-def read_text_tokens(path: str | os.PathLike) -> list[str]:
+def read_text_tokens(path: str | os.PathLike, what: str = "corpus file") -> list[str]:
     """Lines of a UTF-8 text file, validated: it must exist, be a regular file, not be binary,
-    decode as UTF-8 and hold at least one whitespace-separated token."""
+    decode as UTF-8 and hold at least one whitespace-separated token. ``what`` names the file in
+    messages ("vocabulary file")."""
     p = Path(path)
     if not p.exists():
-        raise CorpusError(f"corpus file not found: {p}")
+        raise CorpusError(f"{what} not found: {p}")
     if p.is_dir():
-        raise CorpusError(f"corpus path is a directory, expected a text file: {p}")
+        raise CorpusError(f"{what} is a directory, expected a text file: {p}")
     try:
         data = p.read_bytes()
     except OSError as exc:
-        raise CorpusError(f"cannot read corpus file {p}: {exc.strerror}") from None
+        raise CorpusError(f"cannot read {what} {p}: {exc.strerror}") from None
     lines = split_lines(decode_text(data, str(p)))
     if not any(line.split() for line in lines):
-        raise CorpusError(f"corpus file {p} is empty (no tokens)")
+        raise CorpusError(f"{what} {p} is empty (no tokens)")
     return lines
 
 
@@ -69,7 +70,7 @@ def read_vocab_file(path: str | os.PathLike) -> list[str]:
         raise InputError(f"vocabulary file not found: {path}")
     if Path(path).is_dir():
         raise InputError(f"vocabulary file is a directory, expected a text file: {path}")
-    vocab = [line.split()[0] for line in read_text_tokens(path) if line.split()]
+    vocab = [line.split()[0] for line in read_text_tokens(path, "vocabulary file") if line.split()]
     seen: set[str] = set()
     dups = [w for w in vocab if w in seen or seen.add(w)]
     if dups:
