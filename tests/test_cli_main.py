@@ -94,3 +94,41 @@ def test_help_nits_flags_without_type_and_text_as_written(capsys):
     for name, cmd in group.commands.items():
         first = "".join(inspect.cleandoc(cmd.help or "").split("\n\n")[0].split())
         assert f"{name}{first}" in listing, name  # the whole first paragraph, not cut at "incl." or "Fig."
+
+
+TORCH_HEAVY = ("demo", "evaluate", "compare", "estimate-timescales", "ablate", "activity-timescales", "train",
+               "train-sweep", "dyck train", "dyck sweep", "reproduce", "theory-test")
+
+
+def test_every_torch_heavy_command_takes_threads(capsys):
+    """Issue 19: demo, ablate and estimate-timescales had no --threads."""
+    names = set(_commands())
+    for name in TORCH_HEAVY:
+        if name in names:
+            assert "--threads" in _help(capsys, *name.split()), name
+
+
+def test_one_default_thread_rule(monkeypatch):
+    """The default: the CPUs this process may use less the load already running on them (rounded),
+    shared by the jobs, at least 1, at most torch's own default; --threads wins."""
+    import os
+
+    import torch
+
+    from timescale_probe import fileio
+
+    n = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(fileio, "_TORCH_DEFAULT_THREADS", [8])
+        monkeypatch.setattr(fileio, "available_cpus", lambda: 8)
+        for load, jobs, want in ((0.0, 1, 8), (0.2, 1, 8), (2.6, 1, 5), (7.9, 1, 1), (15.0, 1, 1), (0.0, 2, 4),
+                                 (4.0, 3, 1)):
+            monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+            assert fileio.default_threads(jobs) == want, (load, jobs)
+        monkeypatch.setattr(fileio, "_TORCH_DEFAULT_THREADS", [2])  # torch's own default caps it
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        assert fileio.default_threads() == 2
+        assert fileio.use_threads(3) == 3 and torch.get_num_threads() == 3
+        assert fileio.use_threads(None) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(n)
