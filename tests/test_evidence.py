@@ -137,3 +137,19 @@ def test_table1_decisions_overall_rare_and_largest():
     per.loc[per["bin"] == "1K-10K", "rel_nll_pct"] += 2.5
     d = table1_decisions(per, None)
     assert d["table1.rare_gain_largest"].verdict == R.FAILS and d["table1.overall_gain"].verdict == R.HOLDS
+
+
+def test_a_seed_enters_the_fig3_contrasts_only_with_200_controls_drawn_with_its_own_seed():
+    from timescale_probe.reproduce.multiseed import _qualified_ablation
+    from timescale_probe.reproduce.seedruns import SeedRun
+
+    run = SeedRun("ptb", "mts", 4, "folder", ablation=_ablation(4, long_hurts_rare=0.0, short_hurts_rare=0.0),
+                  ablation_meta={"controls": 230, "control_seed": 4})
+    assert _qualified_ablation(run) is None
+    # seeds 2 and 3 of the GPU run: 20 controls drawn with seed 0 in every model (the same units each time)
+    old = SeedRun("ptb", "mts", 2, "folder", ablation=_ablation(2, long_hurts_rare=0.0, short_hurts_rare=0.0,
+                                                                 n_controls=20),
+                  ablation_meta={"controls": 20, "control_seed": None})
+    assert "20 random control groups (needs >= 200)" in _qualified_ablation(old)
+    shared = SeedRun("ptb", "mts", 5, "folder", ablation=run.ablation, ablation_meta={"controls": 230, "control_seed": 0})
+    assert "not independent per seed" in _qualified_ablation(shared)
