@@ -91,7 +91,8 @@ class GateStatistics:
     For each layer: number of windows ``n_windows`` (parallel streams count separately), the sum
     and sum of squares over windows of each unit's window-mean of ``1 - f``, the sums of window
     means of ``i`` and ``o`` (when computed), of ``|c|`` (when cells were computed), and histograms
-    (``bins`` equal-width bins on [0, 1]) of every activation of ``f`` (and ``i``, ``o``) per layer.
+    (``bins`` equal-width bins on [0, 1]) of every activation of the retention gate (LSTM ``f``, GRU
+    ``z``) and of the other gates in [0, 1] that were computed (``i``, ``o``; ``r``) per layer.
     """
 
     sizes: list[int]
@@ -119,7 +120,7 @@ class GateStatistics:
         self.i_sum = [t.clone() for t in z]
         self.o_sum = [t.clone() for t in z]
         self.c_abs_sum = [t.clone() for t in z]
-        self.hist = [{g: torch.zeros(self.bins, dtype=torch.float64) for g in ("f", "i", "o")} for _ in self.sizes]
+        self.hist = [{} for _ in self.sizes]
 
     def hooks(self, gates: str = "", cells: bool = False) -> list[Hook]:
         """Hooks that feed these statistics from a :func:`~timescale_probe.runner.run_stream` pass:
@@ -146,9 +147,10 @@ class GateStatistics:
         self.n_windows[k] += fc.shape[0] * B
         self.n_steps[k] += S * B
         if self.bins:
-            for name in ("f", "i", "o"):
+            for name in (ret, "i", "o", "r"):  # the gates with values in [0, 1] (LSTM f, i, o; GRU z, r)
                 if name in values:
-                    self.hist[k][name] += gate_histogram(values[name], self.bins).cpu()
+                    counts = self.hist[k].setdefault(name, torch.zeros(self.bins, dtype=torch.float64))
+                    counts += gate_histogram(values[name], self.bins).cpu()
 
     def update_cells(self, c: torch.Tensor, block: Block) -> None:
         """One layer's cell states over one block: the window means of ``|c|``."""
@@ -197,8 +199,6 @@ class GateStatistics:
         rows = []
         for k, h in enumerate(self.hist):
             for name, counts in h.items():
-                if name != "f" and not self.has_io:
-                    continue
                 rows.append(pd.DataFrame({"layer": k + 1, "gate": name, "bin_left": edges[:-1],
                                           "bin_right": edges[1:], "count": counts.numpy().astype(np.int64)}))
         return pd.concat(rows, ignore_index=True)
