@@ -8,12 +8,9 @@ from typing import Any, Optional
 from ..analysis import Options, option
 from ..analysis.options import device_option, out_option, seed_option, threads_option
 from .fit import MAX_FIT_BOOTSTRAP
+from .lm import MAX_RESAMPLES
 
-__all__ = ["DemoOptions", "run_demo_options", "MAX_RESAMPLES"]
-
-#: Most paired chunk-bootstrap resamples: the resample counts are one (resamples + 1) x chunks
-#: matrix of float64, so 100,000 resamples of PTB test's 824 chunks hold 660 MB.
-MAX_RESAMPLES = 100_000
+__all__ = ["DemoOptions", "run_demo_options"]
 
 
 @dataclasses.dataclass(frozen=True)
