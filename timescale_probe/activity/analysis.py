@@ -29,8 +29,9 @@ CORPUS_HELP = "ptb (built in), a directory with train.txt/valid.txt/test.txt, or
 INTERVAL_NOTE = ("tau_lo/tau_hi: block bootstrap over non-overlapping stream blocks of `block` steps (lagged pairs "
                  "belong to the block of their first step; n_boot replicates, seed); interval exp(log tau -+ "
                  "t_{level, blocks-1} * SD(log tau*)), percentile where a replicate tau is 0. A double exponential "
-                 "is kept only where AIC prefers it (margin 10), its timescales differ >= 3x, each part carries >= 5% "
-                 "of the amplitude, and that holds in >= 90% of the replicates.")
+                 "is kept only where AIC prefers it (margin 10), its timescales differ >= 3x, the slow one is at most "
+                 "10x the longest lag, each part carries >= 1% of the amplitude, and all that holds in >= 90% of "
+                 "the replicates. tau of a double is w tau_fast + (1 - w) tau_slow.")
 
 
 def _vocab_file(path: Path) -> Path:
@@ -119,7 +120,7 @@ class ActivityResult(Result):
 
 
 UNIT_COLUMNS = ("layer", "unit", "state", "tau", "tau_lo", "tau_hi", "model", "tau_fast", "tau_slow", "weight",
-                "aic_single", "aic_double", "tau_single", "double_support", "resolved", "r1", "mean", "sd",
+                "aic_single", "aic_double", "amplitude", "tau_single", "double_support", "resolved", "r1", "mean", "sd",
                 "n_boot_ok", "n_lags")
 
 

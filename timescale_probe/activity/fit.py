@@ -14,10 +14,14 @@ then a Levenberg-Marquardt refinement runs on every series at once (amplitudes a
 
 Model choice: ``AIC = n log(RSS / n) + 2 p`` with ``n`` the number of fitted lags. The double model
 is chosen only where its AIC is lower by more than ``aic_margin`` AND its timescales differ by at
-least ``min_ratio`` AND each component carries at least ``min_weight`` of the amplitude: the lags of
-an empirical autocorrelation are strongly correlated, so plain AIC would turn the smooth
-estimation error of a single exponential into a spurious second component (the defaults are set
-from simulations in ``tests/test_activity.py``, which state their headroom).
+least ``min_ratio`` AND its slow timescale is resolved by the lags (at most ``resolvable`` times the
+longest) AND each component carries at least ``min_weight`` of the amplitude AND (with a block
+bootstrap, :func:`fit_table`) all that holds in at least ``min_support`` of the replicates. The
+lags of an empirical autocorrelation are strongly correlated, so plain AIC turns the smooth
+estimation error of a single exponential into a spurious second component: in simulation (AR(1),
+50,000 steps, lags 1..50) plain AIC called 20 % of units with tau = 9.5 double and 34 % at tau = 50,
+the rules above without the bootstrap 5.5 % and 10.5 %, with it none. An artefact comes and goes
+between replicates; a real second timescale stays (tests/test_activity.py).
 
 The reported ``tau`` is the integrated timescale of the chosen normalised shape: ``tau`` itself
 for a single exponential, ``w tau_fast + (1 - w) tau_slow`` with ``w = a_f / (a_f + a_s)`` for a
@@ -45,7 +49,7 @@ class FitRules:
 
     aic_margin: float = 10.0
     min_ratio: float = 3.0
-    min_weight: float = 0.05
+    min_weight: float = 0.01
     min_lag: int = 1
     min_support: float = 0.9
     #: a tau above this many times the longest fitted lag is not resolved by the lags (a nearly flat
@@ -171,12 +175,13 @@ def _order(theta_double):
     return out
 
 
-def _double_rule(aic1, aic2, theta2, rules: FitRules) -> np.ndarray:
+def _double_rule(aic1, aic2, theta2, rules: FitRules, max_lag: float) -> np.ndarray:
     """Where the double exponential is preferred on AIC and is a real pair (see the module docstring)."""
     w, _ = _integrated(theta2)
     tf, ts = np.exp(theta2[..., 1]), np.exp(theta2[..., 3])
     with np.errstate(invalid="ignore"):
-        return (aic2 < aic1 - rules.aic_margin) & (ts >= rules.min_ratio * tf) & (np.minimum(w, 1 - w) >= rules.min_weight)
+        return ((aic2 < aic1 - rules.aic_margin) & (ts >= rules.min_ratio * tf) & (ts <= rules.resolvable * max_lag)
+                & (np.minimum(w, 1 - w) >= rules.min_weight))
 
 
 def _fit_rows(y, lags, start1=None, start2=None, n_iter: int = 60, tol: float = 1e-10):
@@ -200,7 +205,8 @@ def fit_exponentials(r, rules: FitRules = FitRules()) -> pd.DataFrame:
     """Fit both models to autocorrelations ``r (U, L+1)`` (lag 0 first); choose by the AIC rule.
 
     Columns: ``tau`` (integrated timescale of the chosen model), ``model`` (single | double | none |
-    constant), ``tau_single``, ``amp_single``, ``tau_fast``, ``tau_slow``, ``weight`` (share of
+    constant), ``amplitude`` (the chosen model's summed amplitude: the share of the variance in its
+    decay; the rest is white, seen at lag 0 only), ``tau_single``, ``amp_single``, ``tau_fast``, ``tau_slow``, ``weight`` (share of
     the fast component's amplitude), ``amp_double``, ``rss_single``, ``rss_double``,
     ``aic_single``, ``aic_double``, ``r1`` (lag-1 autocorrelation), ``n_lags``, ``resolved`` (tau at
     most ``rules.resolvable`` times the longest fitted lag).
@@ -220,13 +226,14 @@ def fit_exponentials(r, rules: FitRules = FitRules()) -> pd.DataFrame:
     if live.any():
         theta1[live], theta2[live], aic1[live], aic2[live], rss1[live], rss2[live] = _fit_rows(y[live], lags)
     none = live & ~(theta1[:, 0] > 0)
-    double = _double_rule(aic1, aic2, theta2, rules) & ~none
+    double = _double_rule(aic1, aic2, theta2, rules, lags[-1]) & ~none
     w, tau2 = _integrated(theta2)
     tau1 = np.where(none, 0.0, np.exp(theta1[:, 1]))
     model = np.where(~live, "constant", np.where(none, "none", np.where(double, "double", "single")))
     tau = np.where(double, tau2, tau1)
     return pd.DataFrame({
-        "tau": tau, "model": model, "tau_single": tau1, "amp_single": theta1[:, 0],
+        "tau": tau, "model": model,
+        "amplitude": np.where(double, theta2[:, 0] + theta2[:, 2], theta1[:, 0]), "tau_single": tau1, "amp_single": theta1[:, 0],
         "tau_fast": np.exp(theta2[:, 1]), "tau_slow": np.exp(theta2[:, 3]), "weight": w,
         "amp_double": theta2[:, 0] + theta2[:, 2], "rss_single": rss1, "rss_double": rss2,
         "aic_single": aic1, "aic_double": aic2, "r1": r[:, 1], "n_lags": len(lags),
@@ -267,7 +274,7 @@ def bootstrap_fits(r_boot, fits: pd.DataFrame, rules: FitRules = FitRules(), chu
             out["tau_single"][idx] = np.where(th1[:, 0] > 0, np.exp(th1[:, 1]), 0.0)
             if double:
                 out["tau_double"][idx] = np.where(th2[:, 0] + th2[:, 2] > 0, _integrated(th2)[1], 0.0)
-                out["double"][idx] = _double_rule(aic1, aic2, th2, rules) & (th1[:, 0] > 0)
+                out["double"][idx] = _double_rule(aic1, aic2, th2, rules, lags[-1]) & (th1[:, 0] > 0)
     return {k: v.reshape(R, U) for k, v in out.items()}
 
 
@@ -324,6 +331,7 @@ def fit_table(r, *, r_boot=None, level: float = 0.95, n_blocks: int | None = Non
     model[demote] = "single"
     fits["model"] = model
     fits["tau"] = np.where(demote, fits["tau_single"], fits["tau"])
+    fits["amplitude"] = np.where(demote, fits["amp_single"], fits["amplitude"])
     fits["resolved"] = np.isfinite(fits["tau"]) & (fits["tau"] <= limit)
     fits["double_support"] = support
     taus = np.where(model == "double", boot["tau_double"], boot["tau_single"])

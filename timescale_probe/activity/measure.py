@@ -63,8 +63,9 @@ class ActivityEstimate:
     """What :func:`activity_timescales` returns.
 
     - ``table_``: per unit and state: ``layer, unit, state, tau, tau_lo, tau_hi, model, tau_fast,
-      tau_slow, weight, aic_single, aic_double`` then ``tau_single, double_support, r1, mean, sd,
-      n_boot_ok`` (see :func:`timescale_probe.activity.fit.fit_table`);
+      tau_slow, weight, aic_single, aic_double`` then ``amplitude, tau_single, double_support,
+      resolved, r1, mean, sd, n_boot_ok`` and the fit's details (see
+      :func:`timescale_probe.activity.fit.fit_table`);
     - ``population_``: per layer and state (and ``layer = "all"``): the same fit of the mean
       autocorrelation, with ``n_units`` (units averaged) and ``n_constant`` (left out);
     - ``acf_``: tidy mean autocorrelation per layer, state and lag (``acf``, ``acf_lo``, ``acf_hi``:
