@@ -96,7 +96,7 @@ class Block:
     cell: "CellMaths | None" = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hooks compare by identity (two collectors are two hooks)
 class Hook:
     """``fn(value, block)`` at ``point`` of ``layer`` (None: every layer). For ``gates``,
     ``gates`` names the gates to compute (``"f"``, ``"ifgo"``; ``""``: the retention gate) and
