@@ -1,5 +1,5 @@
 """The evidence rules of the report (issue 21), each on synthetic per-seed data where the claim
-clearly holds and where it clearly fails (headroom stated per case), plus the numbers of SPEC §11."""
+clearly holds and where it clearly fails (headroom stated per case), plus the per-seed numbers measured on the 3 small-profile seeds (141, 2, 3) of wave 2."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +9,8 @@ import pytest
 from timescale_probe.reproduce import rules as R
 from timescale_probe.reproduce.multiseed import fig3_decisions, table1_decisions
 
-# SPEC §11: baseline - MTS perplexity per seed (141, 2, 3)
-SPEC_GAIN = [2.05, 2.06, 0.44]
+# baseline - MTS perplexity per seed (141, 2, 3), small profile, measured in wave 2 (issue 21)
+ISSUE21_GAIN = [2.05, 2.06, 0.44]
 
 
 def test_effect_rule_holds_fails_and_says_how_many_more_seeds():
@@ -20,8 +20,8 @@ def test_effect_rule_holds_fails_and_says_how_many_more_seeds():
     assert up.verdict == R.HOLDS and up.lo > 0 and up.p < 0.001 and up.seeds_needed == 2
     down = R.effect_rule(-0.5 + 0.05 * rng.standard_normal(5), unit="%")
     assert down.verdict == R.FAILS and down.hi < 0
-    # SPEC 11: 3 seeds, mean 1.51, SD 0.93: inconclusive; 80% power needs 6, i.e. 3 more
-    spec = R.effect_rule(SPEC_GAIN)
+    # issue 21: 3 seeds, mean 1.51, SD 0.93: inconclusive; 80% power needs 6, i.e. 3 more
+    spec = R.effect_rule(ISSUE21_GAIN)
     assert spec.verdict == R.INCONCLUSIVE and spec.seeds_needed == 6 and "3 more" in spec.reason
     assert spec.sd == pytest.approx(0.932, abs=1e-3) and spec.effect == pytest.approx(1.627, abs=1e-3)
     # too few seeds: inconclusive whatever the numbers, saying so

@@ -11,7 +11,7 @@ from scipy import stats as sps
 from timescale_probe import stats
 from timescale_probe.errors import OptionError
 
-# per-seed baseline - MTS perplexity, SPEC section 11 (seeds 141, 2, 3)
+# per-seed baseline - MTS perplexity, issue 21 (seeds 141, 2, 3)
 PPL_GAIN = [2.05, 2.06, 0.44]
 
 
@@ -32,7 +32,7 @@ def test_t_interval_matches_scipy_and_axis_form():
 
 
 def test_t_test_reproduces_spec_numbers_and_scipy():
-    tt = stats.t_test(PPL_GAIN)  # SPEC 11: t(2) = 2.82, two-sided p = 0.11
+    tt = stats.t_test(PPL_GAIN)  # issue 21: t(2) = 2.82, two-sided p = 0.11
     assert tt.t == pytest.approx(2.817, abs=1e-3) and tt.p == pytest.approx(0.106, abs=1e-3)
     ref = sps.ttest_1samp(PPL_GAIN, 0.0, alternative="greater")
     one = stats.t_test(PPL_GAIN, alternative="greater")
@@ -50,7 +50,7 @@ def test_t_test_reproduces_spec_numbers_and_scipy():
 
 def test_power_and_seeds_needed_match_spec_and_simulation():
     m, sd = float(np.mean(PPL_GAIN)), float(np.std(PPL_GAIN, ddof=1))
-    # SPEC 11: power 36% at 3 seeds; about 6 seeds for 80%; the <100 bin (d = 0.95) about 11
+    # issue 21: power 36% at 3 seeds; about 6 seeds for 80%; the <100 bin (d = 0.95) about 11
     assert stats.t_power(m, sd, 3) == pytest.approx(0.355, abs=0.005)
     assert stats.seeds_needed(m, sd) == 6
     assert stats.seeds_needed(0.95, 1.0) == 11

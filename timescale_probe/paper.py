@@ -21,7 +21,7 @@ Keys (units in brackets):
 
 Where each number comes from (the report labels its rows by it): :data:`PRINTED` are printed in
 the paper (text, tables, figure axes) or its reference code's settings; :data:`FROM_ARRAYS` are
-measured from the authors' published arrays (``reference-results``, SPEC §3), which the paper
+measured from the authors' published arrays (``reference-results``, docs/methods.md §3), which the paper
 plots but does not print, so a row on them is a re-analysis (*beyond the paper*), not a code check.
 :data:`NOT_TRANSCRIBED` names printed numbers this table does not hold yet, with why.
 """

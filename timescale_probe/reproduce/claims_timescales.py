@@ -41,7 +41,7 @@ def _fit_text(fit: dict) -> str:
 
 def published_claims(records: dict, ctx: Context) -> list[Claim]:
     """Statistics and fits of the authors' baseline arrays: our code against the values measured
-    from those arrays (reference README / SPEC §3), and which family fits best."""
+    from those arrays (the reference README, docs/methods.md §3), and which family fits best."""
     step = "published_timescales"
     ok, why = status(records, step)
     pub = load(records, step, PublishedTimescalesResult) if ok else None
