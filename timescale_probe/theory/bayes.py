@@ -131,11 +131,17 @@ def _tree_kernel(n_symbols: int, lam: float) -> np.ndarray:
     return lam * np.eye(K) + (1.0 - lam) / K
 
 
+def _times(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``a @ m`` for a tall ``(N, K)`` and a small ``(K, K)``, as an einsum: BLAS would spin up its
+    threads for these tiny products (several times slower on a busy machine)."""
+    return np.einsum("nk,kj->nj", a, m)
+
+
 def _upward_messages(leaves: np.ndarray, n_symbols: int, kernel: np.ndarray) -> list[np.ndarray]:
     """``L[h][i]``: P(all leaves under node i at height h | node = a), rows normalised."""
     L = [np.eye(n_symbols)[leaves]]
     while L[-1].shape[0] > 1:
-        U = L[-1] @ kernel.T
+        U = _times(L[-1], kernel.T)
         nxt = U[0::2] * U[1::2]
         L.append(nxt / nxt.sum(axis=1, keepdims=True))
     return L
@@ -167,8 +173,8 @@ def tree_bayes_logp(leaves, n_symbols: int, lam: float, window: int | None = Non
         active = g <= H - 1
         child = q >> (g - 1)
         is_left = (child & 1) == 0
-        up = sl @ M.T
-        sib = L[g - 1][np.minimum(child + 1, L[g - 1].shape[0] - 1)] @ M.T
+        up = _times(sl, M.T)
+        sib = _times(L[g - 1][np.minimum(child + 1, L[g - 1].shape[0] - 1)], M.T)
         new = np.where(is_left[:, None], up * sib, up)
         new /= new.sum(axis=1, keepdims=True)
         sl = np.where(active[:, None], new, sl)
@@ -179,9 +185,9 @@ def tree_bayes_logp(leaves, n_symbols: int, lam: float, window: int | None = Non
         below = g < H
         child = t >> (g - 1)
         is_right = (child & 1) == 1
-        sib = L[g - 1][np.maximum(child - 1, 0)] @ M.T
-        from_c = (alpha * (sl @ M.T)) @ M
-        inside = np.where(is_right[:, None], alpha * sib, alpha) @ M
+        sib = _times(L[g - 1][np.maximum(child - 1, 0)], M.T)
+        from_c = _times(alpha * _times(sl, M.T), M)
+        inside = _times(np.where(is_right[:, None], alpha * sib, alpha), M)
         new = np.where(at_lca[:, None], from_c, np.where(below[:, None], inside, alpha))
         alpha = new / new.sum(axis=1, keepdims=True)
     p = np.where(seen, alpha[t, x], 1.0 / K)

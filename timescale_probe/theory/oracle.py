@@ -48,10 +48,10 @@ def fit_oracle(source: FactorSource, train_tokens: np.ndarray, timescales, *, ri
         X = F / scales[j]
         y = (tokens[rows] % 2).astype(np.float64)
         b = np.zeros(n)
-        for _ in range(int(iterations)):
-            p = 1.0 / (1.0 + np.exp(-(X @ b)))
-            g = X.T @ (y - p) - ridge * len(y) * b
-            H = (X * (p * (1 - p))[:, None]).T @ X + ridge * len(y) * np.eye(n)
+        for _ in range(int(iterations)):  # einsum, not BLAS: its threads spin on a busy machine for these sizes
+            p = 1.0 / (1.0 + np.exp(-np.einsum("ti,i->t", X, b)))
+            g = np.einsum("ti,t->i", X, y - p) - ridge * len(y) * b
+            H = np.einsum("ti,t,tj->ij", X, p * (1 - p), X, optimize=False) + ridge * len(y) * np.eye(n)
             step = np.linalg.solve(H, g)
             b += step
             if np.abs(step).max() < 1e-10:
@@ -69,7 +69,7 @@ def oracle_logp(source: FactorSource, fitted, streams: np.ndarray, timescales) -
         z = np.zeros(s.size)
         for f in range(int(source.n_factors)):
             rows = j == f
-            z[rows] = (evidence_features(source, s, timescales, f)[rows] / scales[f]) @ beta[f]
+            z[rows] = np.einsum("ti,i->t", evidence_features(source, s, timescales, f)[rows] / scales[f], beta[f])
         sign = 2.0 * (s % 2) - 1.0
         out.append(np.log(source.usage[j]) - np.logaddexp(0.0, -sign * z))
     return np.stack(out)
