@@ -110,6 +110,7 @@ def test_fig3_contrasts_hold_when_long_units_route_rare_words_and_fail_otherwise
     assert info["long"] == ["1", "2", "3", "4", "5", "6"] and info["short"] == ["20", "21", "22", "23"]
     assert d["fig3.rare_long_vs_short"].verdict == R.HOLDS
     assert d["fig3.rare_vs_bins_long"].verdict == R.HOLDS
+    assert d["fig3.rare_routed_specifically"].verdict == R.HOLDS  # the claim: both parts
     # >10K log ratios N(0, 0.001): 3-seed TOST intervals reach about ±0.005 against the margin 0.01
     assert d["fig3.frequent_never_hurt"].verdict == R.HOLDS
     # short-T groups hurt rare words more than long ones (the finding turned up): the contrast fails
@@ -117,6 +118,7 @@ def test_fig3_contrasts_hold_when_long_units_route_rare_words_and_fail_otherwise
     d, _ = fig3_decisions(tabs, tabs, seed=0)
     assert d["fig3.rare_long_vs_short"].verdict == R.FAILS
     assert d["fig3.rare_vs_bins_long"].verdict == R.INCONCLUSIVE  # long groups: no rare-specific effect
+    assert d["fig3.rare_routed_specifically"].verdict == R.FAILS
     # seeds without >= 200 controls enter only the TOST: the contrasts have no seed to stand on
     d, info = fig3_decisions(tabs, {}, seed=0)
     assert d["fig3.rare_long_vs_short"].verdict == R.NOT_RUN and d["fig3.frequent_never_hurt"].n == 3

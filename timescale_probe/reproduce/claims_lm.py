@@ -156,6 +156,9 @@ def fig3_effects(records: dict, ctx: Context) -> list[Claim]:
              ("fig3.rare_vs_bins_long", "ablating long-timescale units hurts rare words (<100) more than the words "
               "of every other bin, beyond random groups", "yes (rare words depend specifically on long-timescale units)",
               "; ".join(x for x in (groups, seeds) if x)),
+             ("fig3.rare_routed_specifically", "rare words depend specifically on long-timescale units: both "
+              "contrasts above hold against the controls", "yes (information about rare words is routed through "
+              "long-timescale units)", seeds),
              ("fig3.frequent_never_hurt", "frequent words (>10K) are never hurt: every group's >10K ratio stays within "
               "±1% of 1 (margin stated before looking)", f"yes: ratio never above {PAPER['fig3_frequent_max']}",
               f"seeds with an ablation: {', '.join(map(str, f3.get('seeds', [])))}" if f3 else "")]
