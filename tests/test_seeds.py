@@ -200,3 +200,25 @@ def test_check_and_reconcile_commands(tmp_path, capsys):
         (tmp_path / name / "card.json").write_text(json.dumps(card))
     assert main(["check", str(tmp_path)]) == 2
     assert "different recipes" in capsys.readouterr().err
+
+
+def test_committed_seeds_pool_one_recipe_per_arm_across_devices():
+    """The seeds the report pools (the shipped seed-141 models, trained on a CPU, and every folder under
+    figures/seeds, e.g. seeds 2 and 3 trained on a GPU) share one training recipe per arm; only the
+    device and torch version differ. Each folder records both."""
+    from pathlib import Path
+
+    from timescale_probe.seeds import check_recipes, seed_folders
+
+    root = Path(__file__).resolve().parents[1]
+    cards = {f"ptb-{a}-seed141": json.loads((root / "checkpoints" / f"ptb-{a}-small.json").read_text())
+             for a in ("baseline", "mts")}
+    for q in seed_folders(root / "figures" / "seeds"):
+        if q.name.startswith("ptb-"):
+            cards[q.name] = json.loads((q / "card.json").read_text())
+            st = cards[q.name]["seed_tables"]
+            assert st["device"] and st["torch"] and st["recipe"]["arch"] == cards[q.name]["arch"], q.name
+    groups = check_recipes(cards)  # raises, naming the fields, when an arm holds two recipes
+    assert len(groups) == 2 and sum(len(v) for v in groups.values()) == len(cards)
+    devices = {str(c.get("device")).split()[0] for c in cards.values()}
+    assert len(cards) >= 6 and {"cpu", "cuda"} <= devices  # CPU and GPU seeds of one recipe, pooled
