@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, one_thread_fixture  # noqa: F401 (the one_thread fixture)
+from helpers import ROOT, one_thread_fixture, run_cli_inprocess  # noqa: F401 (the one_thread fixture)
 
 import timescale_probe as tsp
 from timescale_probe.errors import CheckpointError
@@ -106,6 +106,21 @@ def test_gru_T_bias_is_the_update_gate_rows_of_the_state_dict():
         # the r rows (0:H) give other numbers: the table really reads z
         b_r = (sd[f"rnn.bias_ih_l{k}"][:H] + sd[f"rnn.bias_hh_l{k}"][:H]).double().numpy()
         assert not np.allclose(b_r, b_z)
+
+
+def test_inspect_and_timescales_name_the_cell_and_its_gate(tmp_path):
+    gru, rnn = _files("GRU")[0], _files("RNN_TANH")[0]
+    r = run_cli_inprocess("inspect", gru)
+    assert r.returncode == 0 and "gru (gate activation sigmoid)" in r.stdout and "median update-gate bias" in r.stdout
+    r = run_cli_inprocess("inspect", rnn)
+    assert r.returncode == 0 and "rnn_tanh" in r.stdout and "retention gate" in r.stdout
+    assert "nan" not in r.stdout and "forget bias" not in r.stdout
+    r = run_cli_inprocess("timescales", gru, "--out", tmp_path / "gru")
+    assert r.returncode == 0 and "timescales from update-gate biases" in r.stdout
+    r = run_cli_inprocess("timescales", rnn, "--out", tmp_path / "rnn")
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "tsprobe activity-timescales" in lines[0]
+    assert not (tmp_path / "rnn").exists()
 
 
 @pytest.mark.parametrize("rnn_type", sorted(STEMS))

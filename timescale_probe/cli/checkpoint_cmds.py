@@ -43,6 +43,8 @@ def inspect_cmd(opts: InspectOptions) -> None:
     t.add_column("field", style="bold")
     t.add_column("value")
     t.add_row("format", info["source_format"])
+    plain_rnn = info["cell"].startswith("rnn")  # no gates: no gate activation, no retention bias
+    t.add_row("cell", info["cell"] if plain_rnn else f"{info['cell']} (gate activation {info['gate_activation']})")
     t.add_row("layers", f"{info['layers']} (sizes {', '.join(map(str, info['layer_sizes']))}; input {info['input_size']})")
     t.add_row("vocabulary", f"{_fmt(info['vocab_size'])} ({'stored' if info['has_vocab'] else 'not stored'})")
     t.add_row("embedding", "x".join(map(str, info["embedding"])) if info["embedding"] else "-")
@@ -55,11 +57,13 @@ def inspect_cmd(opts: InspectOptions) -> None:
     t.add_row("sha256", str(info["sha256"])[:16] + "...")
     console.print(t)
     lt = Table(box=box.SIMPLE_HEAD)
-    for col in ("layer", "input", "units", "parameters", "median forget bias"):
+    gate = "update-gate" if info["cell"].startswith("gru") else "forget"
+    for col in ("layer", "input", "units", "parameters", "retention gate" if plain_rnn else f"median {gate} bias"):
         lt.add_column(col, justify="right")
     for row in info["layer_table"]:
+        b = row["forget_bias_median"]
         lt.add_row(str(row["layer"]), str(row["input_size"]), str(row["hidden_size"]), f"{row['parameters']:,}",
-                   f"{row['forget_bias_median']:.4g}")
+                   "none" if plain_rnn else f"{b:.4g}")
     console.print(lt)
     for note in info["notes"]:
         console.print(f"note: {note}", soft_wrap=True)
@@ -83,7 +87,8 @@ def timescales_cmd(opts: TimescalesOptions) -> None:
     result.save(opts.out)
     summary = result.tables["timescales_summary.csv"]
     share_col = f"share_gt_{LONG_T:g}"
-    t = Table(title=f"timescales from forget biases ({opts.convention} convention, steps) - "
+    gate = "update-gate" if result.table.attrs.get("retention_gate") == "z" else "forget"
+    t = Table(title=f"timescales from {gate} biases ({opts.convention} convention, steps) - "
                     f"{result.summary['source_format']}", box=box.SIMPLE_HEAD)
     for col in ("layer", "units", "median T", "max T", f"share T>{LONG_T:g}"):
         t.add_column(col, justify="right")
