@@ -23,7 +23,7 @@ import torch
 from .errors import OptionError
 from .progress import ProgressLike
 from .runner import Hook, batchify, run_stream  # noqa: F401  (batchify re-exported)
-from .validation import check_choice, check_fraction, check_int
+from .validation import check_fraction, check_int
 
 # ----------------------------------------------------------------------------------------------
 # token losses
@@ -110,13 +110,6 @@ def check_bootstrap_options(*, chunk: int = 100, n_resamples: int = 10000, level
     check_int(chunk, "chunk", minimum=1)
     check_int(n_resamples, "n_resamples", minimum=1)
     check_fraction(level, "level")
-
-
-def check_eval_options(*, split: str = "test", batch_size: int = 1, bptt: int = 70) -> None:
-    """Options of :func:`token_nll` / :func:`evaluate_model`, checked before any work."""
-    check_choice(split, "split", ("train", "valid", "test"))
-    check_int(batch_size, "batch_size", minimum=1)
-    check_int(bptt, "bptt", minimum=1)
 
 
 def paired_bootstrap(nll_a: np.ndarray, nll_b: np.ndarray, targets: np.ndarray, bin_of_vocab: np.ndarray,
