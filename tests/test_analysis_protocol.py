@@ -192,3 +192,28 @@ def test_shared_fields_seed_out_device_threads_and_arguments(tmp_path, monkeypat
     assert seen["opts"].inputs == (Path("x.npy"), Path("y.npy")) and seen["opts"].out == Path("res")
     res = runner.invoke(app, ["shared", "x.npy", "--out", ""])
     assert isinstance(res.exception, OptionError) and res.exception.param == "out"
+
+
+def test_every_command_options_round_trip_through_run_json(tmp_path, monkeypatch):
+    """What run.json records under ``options`` rebuilds the same options (the record is the run)."""
+    from timescale_probe.analyses.ablate import AblateOptions
+    from timescale_probe.analyses.checkpoint import InspectOptions, TimescalesOptions
+    from timescale_probe.analyses.corpus import CorpusInfoOptions
+    from timescale_probe.analyses.demo import DemoOptions
+    from timescale_probe.analyses.fit import FitOptions
+    from timescale_probe.analyses.gates import EstimateOptions
+    from timescale_probe.analyses.lm import CompareOptions, EvaluateOptions
+
+    monkeypatch.chdir(tmp_path)
+    Path("m.pt").write_bytes(b"x")
+    cases = [InspectOptions(checkpoint="m.pt", json=True), TimescalesOptions(checkpoint="m.pt", convention="chrono"),
+             FitOptions(inputs=("m.pt",), families="invgamma,frechet", reference_curve="1.4", bootstrap=10, seed=3),
+             CorpusInfoOptions(corpus="ptb", bin_edges="10,1K"), DemoOptions(seed=2, threads=1),
+             EvaluateOptions(checkpoint="m.pt", batch_size=4), CompareOptions(checkpoint_a="m.pt", checkpoint_b="m.pt"),
+             EstimateOptions(checkpoint="m.pt", window=35, max_tokens=100),
+             AblateOptions(checkpoint="m.pt", groups="edges:1,10", controls=3, max_tokens=500)]
+    for opts in cases:
+        back = type(opts).from_dict(json.loads(json.dumps(opts.to_dict())))
+        assert back == opts, type(opts).__name__
+    assert cases[2].families == ("invgamma", "invweibull") and cases[2].reference_curve == (1.4, 1.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # constructing options wrote nothing
