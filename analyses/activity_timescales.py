@@ -126,6 +126,32 @@ def run_models(out: Path, max_tokens: int, threads: int, n_boot: int) -> None:
     write_table(pd.DataFrame(rows), out / "timing.csv")
 
 
+def input_timescale(checkpoint: str, max_tokens: int, burn_in: int = 500, max_lag: int = 100, block: int = 2048,
+                    n_boot: int = 100):
+    """The network-timescale fit of what layer 1 reads: the mean autocorrelation of the embedding
+    dimensions of the test tokens (the text as the model sees it), same lags, blocks and bootstrap."""
+    import numpy as np
+    import torch
+
+    from timescale_probe.activity import AutocorrelationAccumulator, fit_table
+    from timescale_probe.corpora import load_corpus
+    from timescale_probe.models import load_language_model
+
+    _, model, corp = load_language_model(checkpoint, load_corpus("ptb"))
+    tokens = corp.tokens("test")[:max_tokens or None]
+    with torch.no_grad():
+        x = model.encoder(torch.as_tensor(tokens[:-1]).long()).double().numpy()
+    acc = AutocorrelationAccumulator(max_lag, block=block, burn_in=burn_in)
+    acc.update(x)
+    blocks = acc.finish()
+    r, rb = blocks.acf()[0], blocks.acf(blocks.bootstrap_weights(n_boot, 0))
+    live = np.isfinite(r).all(1)
+    fit = fit_table(np.nanmean(r[live], 0)[None], r_boot=np.nanmean(rb[:, live], 1)[:, None], n_blocks=blocks.n_blocks)
+    fit.insert(0, "acf_lag50", np.nanmean(r[live], 0)[50])
+    fit.insert(0, "acf_lag10", np.nanmean(r[live], 0)[10])
+    return fit
+
+
 def report(out: Path, command: str) -> str:
     """summary.csv, the figure and README.md from the saved per-model tables."""
     import pandas as pd
@@ -142,6 +168,12 @@ def report(out: Path, command: str) -> str:
         summaries.append(summarize(name, m))
     summary = pd.concat(summaries, ignore_index=True)
     write_table(summary, out / "summary.csv")
+    inputs = pd.concat([input_timescale(r.checkpoint, int(r.n_tokens) if r.n_tokens < 82430 else 0).assign(name=r.model)
+                        for r in timing.itertuples()], ignore_index=True)
+    write_table(inputs, out / "input_population.csv")
+    pops = pd.concat([pd.read_csv(out / name / "activity_population.csv").assign(name=name) for name in timing["model"]])
+    pops = pops[pops["state"] == "cell"][["name", "layer", "tau", "tau_lo", "tau_hi", "model", "tau_fast", "tau_slow",
+                                          "weight"]]
     fig = figure(merged, "tau from activity (cell state) against the gate timescales, PTB test")
     save_figure(fig, out / "activity_vs_gates.pdf")
     save_figure(fig, out / "activity_vs_gates.png")
@@ -160,6 +192,11 @@ def report(out: Path, command: str) -> str:
             "`tau_r1 = -1/log r(1)`. Units whose tau the lags do not resolve are left out. `share_apart`: more than 2x "
             "apart either way; `median_ratio`: median of reading / gate timescale.", "",
             _markdown(cell), "", "Hidden states, all layers:", "", _markdown(hidden), "",
+            "Network timescale (cell states: the fit of each layer's mean autocorrelation; `weight` is the fast "
+            "part's share of the decaying amplitude):", "", _markdown(pops), "",
+            "What layer 1 reads, the embedding of the test text (mean autocorrelation of the embedding dimensions, "
+            "fitted the same way; input_population.csv):", "",
+            _markdown(inputs[["name", "tau", "tau_lo", "tau_hi", "model", "amplitude", "acf_lag10", "acf_lag50"]]), "",
             "What the numbers mean and which measure to trust where they differ: docs/activity.md.", ""]
     atomic_write_text(out / "README.md", "\n".join(text))
     return "\n".join(text)
