@@ -121,6 +121,12 @@ def test_inspect_and_timescales_name_the_cell_and_its_gate(tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "tsprobe activity-timescales" in lines[0]
     assert not (tmp_path / "rnn").exists()
+    # estimate-timescales: the same one line (it used to come from the runner as '--hooks: ...')
+    r = run_cli_inprocess("estimate-timescales", rnn, "--corpus", "ptb", "--max-tokens", "200", "--out", tmp_path / "est")
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "estimate-timescales reads forget/update gates" in lines[0] and "tsprobe activity-timescales" in lines[0]
+    assert "--hooks" not in lines[0] and not (tmp_path / "est").exists()
 
 
 @pytest.mark.parametrize("rnn_type", sorted(STEMS))

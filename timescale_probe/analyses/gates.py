@@ -74,6 +74,7 @@ def run_estimate(opts: EstimateOptions, *, progress: Any = None) -> EstimateResu
     t0 = time.perf_counter()
     env = opts.setup()
     stack, model, corp, tokens = corpus_tokens(opts, opts.checkpoint, env["device"])
+    stack.require_retention_gate("estimate-timescales")  # a plain RNN: one CheckpointError pointing to activity-timescales
     per_stream = len(tokens) // opts.batch_size
     if per_stream < opts.window + 1:
         raise OptionError(f"window {opts.window} is longer than the {per_stream} steps each of {opts.batch_size} parallel "
