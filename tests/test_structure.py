@@ -15,17 +15,6 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "timescale_probe"
 MAX_LINES = 600
 
-#: Cycles other helpers are still removing, with their owner (the coordinator trims this list).
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"cli", "reproduce"}): "H-evidence: reproduce/__init__.py imports cli._common.option_error_line",
-}
-#: Files still over MAX_LINES, with the owner whose split is pending (the coordinator trims this list).
-PENDING_SPLITS: dict[str, str] = {
-    "reproduce/report.py": "H-evidence",
-    "reproduce/steps.py": "H-evidence",
-    "theory/_legacy.py": "H-theory",
-}
-
 
 def _module_name(path: Path) -> str:
     rel = path.relative_to(PACKAGE.parent).with_suffix("")
@@ -110,7 +99,7 @@ def test_circle_finder_finds_a_circle():
 
 
 def test_no_import_cycles():
-    cycles = [c for c in strongly_connected(import_graph()) if frozenset(c) not in KNOWN_CYCLES]
+    cycles = strongly_connected(import_graph())
     assert not cycles, "import circles between top-level modules: " + "; ".join(" <-> ".join(sorted(c)) for c in cycles)
 
 
@@ -120,5 +109,36 @@ def test_package_files_under_600_lines():
         n = len(path.read_text(encoding="utf-8").splitlines())
         if n > MAX_LINES:
             long[path.relative_to(PACKAGE).as_posix()] = n
-    unexpected = {p: n for p, n in long.items() if p not in PENDING_SPLITS}
-    assert not unexpected, f"package files over {MAX_LINES} lines: {unexpected}"
+    assert not long, f"package files over {MAX_LINES} lines: {long}"
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere in the file, lazy imports included); a
+    module importing its own parent package (``from . import x`` inside it) is not an edge."""
+    mods = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges: dict[str, set[str]] = defaultdict(set)
+    for mod, path in mods.items():
+        package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            else:
+                continue
+            for c in candidates:
+                if c in mods and c != mod and not mod.startswith(c + "."):
+                    edges[mod].add(c)
+    return edges
+
+
+def test_no_module_level_import_cycles():
+    """No circle between modules either (e.g. reproduce.multiseed <-> reproduce.steps, or a loader
+    importing a constant back from the loader that imports it)."""
+    cycles = strongly_connected(module_graph())
+    assert not cycles, "import circles between modules: " + "; ".join(" <-> ".join(sorted(c)) for c in cycles)

@@ -26,7 +26,7 @@ import torch
 from ..cells import CellSpec
 from ..errors import CheckpointError
 from ..stack import LSTMLayer, LSTMStack, Provenance, RecurrentLayer
-from .state_dict import natural_key
+from .state_dict import NO_VOCAB_NOTE, natural_key
 
 _KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>recurrent_kernel|kernel|weights|bias|biases|embeddings)(?::\d+)?$")
 _TF1_ORDER = (0, 2, 1, 3)  # i, j, f, o  ->  i, f, j, o
@@ -220,7 +220,6 @@ def load_npz_lstm(path: Path, *, sha256: str | None = None, format: str | None =
     )
     if stack.embedding is not None or stack.decoder_weight is not None:
         stack.config["tie_weights"] = stack.tied
-    from .loader import NO_VOCAB_NOTE
 
     stack.provenance.notes.append(NO_VOCAB_NOTE)
     return stack

@@ -41,7 +41,7 @@ from ..errors import CheckpointError, OptionError
 from ..stack import LSTMStack, Provenance
 from .keras import _t, keras_recurrent_layer
 from .keras_config import KerasRNN, assumed_rnn, parse_version, rnn_layers_from_config
-from .state_dict import natural_key
+from .state_dict import NO_VOCAB_NOTE, natural_key
 
 DIRECTIONS = ("forward", "backward")
 _KIND_BY_RATIO = {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}
@@ -455,7 +455,6 @@ def load_keras_file(path: Path, *, sha256: str | None = None, direction: str = "
         raise CheckpointError(f"{where}: the {kind_name} layers ({', '.join(names)}) do not form one stack: {exc}") from None
     if embedding is not None or decoder_w is not None:
         stack.config["tie_weights"] = stack.tied
-    from .loader import NO_VOCAB_NOTE
 
     if decoder_w is not None:
         stack.provenance.notes.append(NO_VOCAB_NOTE)

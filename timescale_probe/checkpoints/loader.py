@@ -47,13 +47,10 @@ from ..stack import LSTMStack, Provenance, RecurrentStack
 from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
 from .pickled import describe_model, flatten
 from .safe_unpickle import is_inert, load_torch_file_restricted
-from .state_dict import _LSTM_KEY, find_lstm
+from .state_dict import _LSTM_KEY, NO_VOCAB_NOTE, find_lstm
 
 #: Values of ``format=`` (``--format``): ``auto`` detects.
 FORMATS = ("auto", "tsprobe", "state-dict", "pickle", "safetensors", "keras", "keras-npz", "tf1-npz")
-NO_VOCAB_NOTE = ("no vocabulary in the file: commands that read a corpus rebuild it there, in train-only order and in "
-                 "the reference's order (first occurrence over train, then valid, then test), and use the one whose "
-                 "size equals the decoder's; a vocabulary file (--vocab-file) overrides")
 
 
 def sniff(path: Path) -> str:

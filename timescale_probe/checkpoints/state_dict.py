@@ -30,6 +30,11 @@ from ..cells import CellSpec
 from ..errors import CheckpointError
 from ..stack import RecurrentLayer
 
+#: The note of every loader whose file carries no vocabulary (here, the module every loader imports).
+NO_VOCAB_NOTE = ("no vocabulary in the file: commands that read a corpus rebuild it there, in train-only order and in "
+                 "the reference's order (first occurrence over train, then valid, then test), and use the one whose "
+                 "size equals the decoder's; a vocabulary file (--vocab-file) overrides")
+
 _LSTM_KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
     r"(?:_l(?P<k>\d+))?(?P<rev>_reverse)?(?P<raw>_raw)?$"
