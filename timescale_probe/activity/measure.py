@@ -113,25 +113,11 @@ def _moments(blocks: AutocorrelationBlocks) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 
-def _population_rows(r, r_boot, live, rules, level, n_blocks, convention, keys):
-    """Fit of the mean autocorrelation over ``live`` units (and its replicates)."""
-    pop = np.nanmean(r[live], axis=0)[None] if live.any() else np.full((1, r.shape[1]), np.nan)
-    pop_boot = None
-    if r_boot is not None and live.any():
-        pop_boot = np.nanmean(r_boot[:, live], axis=1)[:, None, :]
-    fits = fit_table(pop, r_boot=pop_boot, level=level, n_blocks=n_blocks, rules=rules)
-    for name, value in keys.items():
-        fits.insert(0, name, value)
-    fits["n_units"], fits["n_constant"] = int(live.sum()), int((~live).sum())
-    for col in TAU_COLUMNS:
-        fits[col] = to_convention(fits[col], convention)
-    return fits, pop[0], (None if pop_boot is None else pop_boot[:, 0])
-
-
 def _fitted_curves(fit_row: pd.Series, lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a1, t1 = fit_row["amp_single"], fit_row["tau_single_paper"]
+    """Both fitted curves at ``lags`` (NaN at lag 0, which is not fitted), timescales in e-folding steps."""
+    a1, t1 = fit_row["amp_single"], fit_row["tau_single"]
     amp, w = fit_row["amp_double"], fit_row["weight"]
-    tf, ts = fit_row["tau_fast_paper"], fit_row["tau_slow_paper"]
+    tf, ts = fit_row["tau_fast"], fit_row["tau_slow"]
     with np.errstate(all="ignore"):
         single = a1 * np.exp(-lags / t1) if t1 > 0 else np.zeros_like(lags)
         double = amp * (w * np.exp(-lags / tf) + (1 - w) * np.exp(-lags / ts))
@@ -140,16 +126,39 @@ def _fitted_curves(fit_row: pd.Series, lags: np.ndarray) -> tuple[np.ndarray, np
     return single, double
 
 
-def timescales_from_blocks(blocks: dict[tuple[int, str], AutocorrelationBlocks], *, n_boot: int = 200,
+def _population(r, r_boot, live, *, rules, level, n_blocks, convention, layer, state):
+    """The fit of the mean autocorrelation over ``live`` units (row of the population table) and the
+    curve table: the mean, its bootstrap percentile band, both fitted curves."""
+    pop = np.nanmean(r[live], axis=0) if live.any() else np.full(r.shape[1], np.nan)
+    pop_boot = np.nanmean(r_boot[:, live], axis=1) if r_boot is not None and live.any() else None
+    fits = fit_table(pop[None], r_boot=None if pop_boot is None else pop_boot[:, None, :], level=level,
+                     n_blocks=n_blocks, rules=rules)
+    lags = np.arange(len(pop), dtype=np.float64)
+    single, double = _fitted_curves(fits.iloc[0], lags)
+    lo = hi = np.full(len(lags), np.nan)
+    if pop_boot is not None:
+        lo, hi = np.nanpercentile(pop_boot, [(1 - level) / 2 * 100, (1 + level) / 2 * 100], axis=0)
+    curve = pd.DataFrame({"layer": layer, "state": state, "lag": lags.astype(int), "acf": pop, "acf_lo": lo,
+                          "acf_hi": hi, "fit_single": single, "fit_double": double})
+    fits.insert(0, "layer", layer)
+    fits.insert(1, "state", state)
+    fits["n_units"], fits["n_constant"] = int(live.sum()), int((~live).sum())
+    for col in TAU_COLUMNS:
+        fits[col] = to_convention(fits[col], convention)
+    return fits, curve
+
+
+def timescales_from_blocks(blocks: dict[tuple[int, str], AutocorrelationBlocks], *, n_boot: int = 100,
                            level: float = 0.95, seed: int = 0, convention: str = "paper",
                            rules: FitRules = FitRules(), progress: ProgressLike = False
                            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Unit table, population table and mean-ACF table (see :class:`ActivityEstimate`) from the
     block sums of each ``(layer, state)``; the bootstrap draws its blocks once (``seed``) for all."""
-    units, pops, curves = [], [], []
-    all_r: dict[str, list] = {}
+    units, pops = [], []
+    by_state: dict[str, list] = {}
     first = next(iter(blocks.values()))
     weights = first.bootstrap_weights(n_boot, seed) if n_boot else None
+    common = dict(rules=rules, level=level, n_blocks=first.n_blocks, convention=convention)
     bar = as_progress(progress)
     bar.start(len(blocks), "fits")
     try:
@@ -159,51 +168,31 @@ def timescales_from_blocks(blocks: dict[tuple[int, str], AutocorrelationBlocks],
             r = blk.acf()[0]
             r_boot = blk.acf(weights) if weights is not None else None
             fits = fit_table(r, r_boot=r_boot, level=level, n_blocks=blk.n_blocks, rules=rules)
-            mean, sd = _moments(blk)
-            fits.insert(0, "state", state)
-            fits.insert(0, "unit", np.arange(len(fits)))
             fits.insert(0, "layer", layer)
-            fits["mean"], fits["sd"] = mean, sd
+            fits.insert(1, "unit", np.arange(len(fits)))
+            fits.insert(2, "state", state)
+            fits["mean"], fits["sd"] = _moments(blk)
             for col in TAU_COLUMNS:
                 fits[col] = to_convention(fits[col], convention)
             units.append(fits)
             live = np.isfinite(r).all(1)
-            all_r.setdefault(state, []).append((r, r_boot, live))
-            pops.append(_population_rows(r, r_boot, live, rules, level, blk.n_blocks, convention, {"state": state, "layer": str(layer)}))
+            by_state.setdefault(state, []).append((r, r_boot, live))
+            pops.append(_population(r, r_boot, live, layer=str(layer), state=state, **common))
             bar.advance()
-        for state, parts in all_r.items():
-            if len(parts) > 1:
+        for state, parts in by_state.items():
+            if len(parts) > 1:  # every layer's units together
                 r = np.concatenate([p[0] for p in parts])
                 rb = None if weights is None else np.concatenate([p[1] for p in parts], axis=1)
                 live = np.concatenate([p[2] for p in parts])
-                pops.append(_population_rows(r, rb, live, rules, level, first.n_blocks, convention, {"state": state, "layer": "all"}))
+                pops.append(_population(r, rb, live, layer="all", state=state, **common))
     finally:
         bar.done()
-    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    lags = np.arange(first.max_lag + 1, dtype=np.float64)
-    for fits, pop, pop_boot in pops:
-        row = fits.iloc[0].copy()
-        for col in ("tau_single", "tau_fast", "tau_slow"):  # the curves need the e-folding times
-            row[col + "_paper"] = _paper(row[col], convention)
-        single, double = _fitted_curves(row, lags)
-        lo = hi = np.full(len(lags), np.nan)
-        if pop_boot is not None:
-            lo, hi = np.nanpercentile(pop_boot, q, axis=0)
-        curves.append(pd.DataFrame({"layer": row["layer"], "state": row["state"], "lag": lags.astype(int), "acf": pop,
-                                    "acf_lo": lo, "acf_hi": hi, "fit_single": single, "fit_double": double}))
-    population = pd.concat([p[0] for p in pops], ignore_index=True)
-    return pd.concat(units, ignore_index=True), population, pd.concat(curves, ignore_index=True)
-
-
-def _paper(tau, convention: str):
-    if convention == "paper":
-        return tau
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -1.0 / np.log1p(-1.0 / tau)
+    return (pd.concat(units, ignore_index=True), pd.concat([p[0] for p in pops], ignore_index=True),
+            pd.concat([p[1] for p in pops], ignore_index=True))
 
 
 def activity_timescales(model, tokens, *, max_lag: int = 100, burn_in: int = 500, block: int = 2048,
-                        batch_size: int = 1, n_boot: int = 200, level: float = 0.95, seed: int = 0,
+                        batch_size: int = 1, n_boot: int = 100, level: float = 0.95, seed: int = 0,
                         states: Sequence[str] = STATES, convention: str = "paper", gates: bool = True,
                         rules: FitRules = FitRules(), device: Any = "cpu",
                         progress: ProgressLike = False) -> ActivityEstimate:
