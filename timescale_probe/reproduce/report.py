@@ -100,9 +100,10 @@ def _md(s: Any) -> str:
 def cells(c: Claim) -> dict[str, str]:
     """The display strings of one claim (made here, never stored in it)."""
     unit = c.unit or ""
-    paper = fmt(c.paper) if c.paper is not None else (c.expected or "-")
+    printed = f"{c.paper:.6g}" if c.paper is not None else ""  # as the paper prints it (1902.37, 0.9382)
+    paper = printed or c.expected or "-"
     if c.paper is not None and c.expected:
-        paper = f"{fmt(c.paper)} ({c.expected})"
+        paper = f"{printed} ({c.expected})"
     iv = f"[{fmt(c.lo)}, {fmt(c.hi)}]" if c.lo is not None and c.hi is not None else "-"
     power = "-"
     if c.seeds_needed is not None:
