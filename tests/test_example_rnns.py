@@ -185,3 +185,23 @@ def test_script_trains_deterministically_into_files_tsprobe_reads(tmp_path, one_
     from_pickle, from_sd = tsp.load_checkpoint(paths["pickle"]), tsp.load_checkpoint(paths["state_dict"])
     assert from_pickle.provenance.source_format == "pickle:word_language_model"
     _same_stack(from_pickle, from_sd)
+
+
+def test_committed_outputs_are_of_these_checkpoints():
+    """The tables under figures/examples/ (shown in docs/examples-gru-rnn.md) come from the committed
+    files: run.json hashes the checkpoint, and T_bias in them is the checkpoint's."""
+    import pandas as pd
+
+    pickle_path = _files("GRU")[0]
+    sha = file_sha256(pickle_path)
+    table = tsp.load_checkpoint(pickle_path).timescales_table()
+    for sub in ("timescales", "estimate-timescales", "evaluate", "ablate", "activity"):
+        run = json.loads((ROOT / "figures" / "examples" / "gru" / sub / "run.json").read_text())
+        assert sha in json.dumps(run["inputs"]), sub
+    for sub in ("timescales", "estimate-timescales"):
+        saved = pd.read_csv(ROOT / "figures" / "examples" / "gru" / sub / "timescales.csv")
+        np.testing.assert_allclose(saved["T_bias"].to_numpy(), table["T_bias"].to_numpy(), rtol=1e-12)
+    rnn_sha = file_sha256(_files("RNN_TANH")[0])
+    for sub in ("evaluate", "activity"):
+        run = json.loads((ROOT / "figures" / "examples" / "rnn-tanh" / sub / "run.json").read_text())
+        assert rnn_sha in json.dumps(run["inputs"]), sub
