@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
+from ..activations import GATE_ACTIVATIONS
 from ..analysis import Options, Result, option
 from ..analysis.options import out_option
 from ..errors import OptionError
@@ -46,12 +47,15 @@ class _ReadOptions(Options):
     format: str = option("auto", FORMAT_HELP, check=_format)
     tf_forget_bias: float = option(1.0, TF_BIAS_HELP)
     direction: str = option("forward", DIRECTION_HELP, choices=("forward", "backward"))
+    gate_activation: Optional[str] = option(
+        None, "Gate activation the checkpoint was trained with, where the file does not record it (e.g. a Keras "
+        "weights-only file): overrides what is read or assumed.", choices=GATE_ACTIVATIONS)
 
     def load(self):
         from ..checkpoints import load_checkpoint
 
         return load_checkpoint(self.checkpoint, format=self.format, tf_forget_bias=self.tf_forget_bias,
-                               direction=self.direction)
+                               direction=self.direction, gate_activation=self.gate_activation)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ __all__ = ["EstimateOptions", "EstimateResult", "run_estimate", "corpus_tokens",
 def corpus_tokens(opts, checkpoint: Path, device):
     """``(stack, model, corpus, tokens)``: the model, the corpus re-tokenised with its vocabulary,
     and the token stream of ``opts.split`` (the first ``opts.max_tokens`` when > 0)."""
-    stack, model, corp = load_model(checkpoint, opts.load_corpus(), device)
+    stack, model, corp = load_model(checkpoint, opts.load_corpus(), device, opts.gate_activation)
     tokens = corp.tokens(opts.split)
     if opts.max_tokens:
         tokens = tokens[:opts.max_tokens]

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
+from ..activations import GATE_ACTIVATIONS
 from ..analysis import Result, option
 from ..analysis.options import device_option, out_option, seed_option, threads_option
 from ..corpora.options import CorpusOptions
@@ -32,6 +33,9 @@ class RunOptions(CorpusOptions):
     out: Path = out_option()
     device: str = device_option()
     threads: Optional[int] = threads_option()
+    gate_activation: Optional[str] = option(
+        None, "Gate activation the checkpoint was trained with, where the file does not record it (e.g. a Keras "
+        "weights-only file): overrides what is read or assumed.", choices=GATE_ACTIVATIONS)
 
     def setup(self) -> dict[str, Any]:
         """Resolve the device and set torch's threads; returns both for the provenance."""
@@ -40,11 +44,17 @@ class RunOptions(CorpusOptions):
         return {"device": resolve_device(self.device), "threads": use_threads(self.threads)}
 
 
-def load_model(checkpoint: Path, corpus, device):
-    """``(stack, model, corpus tokenised with the model's vocabulary)``."""
+def load_model(checkpoint: Path, corpus, device, gate_activation: str | None = None):
+    """``(stack, model, corpus tokenised with the model's vocabulary)``; ``gate_activation``
+    overrides the gate activation read from (or assumed for) the file."""
     from ..models import load_language_model
 
-    return load_language_model(checkpoint, corpus, device=device)
+    stack = None
+    if gate_activation is not None:
+        from ..checkpoints import load_checkpoint
+
+        stack = load_checkpoint(checkpoint, gate_activation=gate_activation)
+    return load_language_model(checkpoint, corpus, device=device, stack=stack)
 
 
 def empty_bin_notes(table, split: str, what: str = "perplexity") -> list[str]:
@@ -83,7 +93,7 @@ def run_evaluate(opts: EvaluateOptions, *, progress: Any = None) -> EvaluateResu
     from ..plots.lm import plot_ppl_by_bin
 
     env = opts.setup()
-    _, model, c = load_model(opts.checkpoint, opts.load_corpus(), env["device"])
+    _, model, c = load_model(opts.checkpoint, opts.load_corpus(), env["device"], opts.gate_activation)
     counting = bin_counting_statement(c, opts.bins_from, opts.edges, opts.split)
     table, _, _ = evaluate_model(model, c, split=opts.split, batch_size=opts.batch_size, bptt=opts.bptt,
                                  device=env["device"], bins_from=opts.bins_from, edges=opts.edges, progress=progress)
@@ -145,8 +155,8 @@ def run_compare(opts: CompareOptions, *, progress: Any = None) -> CompareResult:
     dev = env["device"]
     names = opts.name_pair
     c0 = opts.load_corpus()
-    _, model_a, ca = load_model(opts.checkpoint_a, c0, dev)
-    _, model_b, cb = load_model(opts.checkpoint_b, c0, dev)
+    _, model_a, ca = load_model(opts.checkpoint_a, c0, dev, opts.gate_activation)
+    _, model_b, cb = load_model(opts.checkpoint_b, c0, dev, opts.gate_activation)
     if ca.vocab != cb.vocab:
         raise OptionError("the two checkpoints use different vocabularies: a paired comparison needs the same token ids")
     counting = bin_counting_statement(ca, opts.bins_from, opts.edges, opts.split)
