@@ -528,7 +528,7 @@ def worker_main(job_file: str) -> int:
     warnings.filterwarnings("ignore", message=".*not part of single contiguous chunk.*")
     # A guard inside the epoch: the trainer calls repackage_hidden once per batch; past the stop time
     # it raises, the epoch in progress is dropped and the checkpoint of the last whole epoch stays.
-    import timescale_probe.training as training_mod
+    import timescale_probe.training.loop as training_mod  # the module whose loop calls it
 
     class TimeUp(Exception):
         pass
