@@ -14,9 +14,15 @@ import pytest
 from helpers import run_cli, write_tiny_lm
 
 
+def _default_sigint() -> None:
+    # a test run started in the background of a non-interactive shell inherits SIGINT ignored, and
+    # so would tsprobe (Python then installs no KeyboardInterrupt handler): give it the default back
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _tsprobe(*args, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "timescale_probe", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def _wait_for_reader(fifo: Path, proc: subprocess.Popen, timeout: float = 120.0) -> int:
