@@ -192,8 +192,8 @@ def fig3_decisions(tables: dict[int, pd.DataFrame], controlled: dict[int, pd.Dat
     info: dict[str, Any] = {"long": [], "short": []}
     out: dict[str, Decision] = {}
     names = sorted({k for p in per.values() for k in p["observed"]})
-    if per:
-        first = next(iter(per.values()))
+    if per or tables:  # which groups are long and short (from any seed's groups: they are the same in all)
+        first = next(iter(per.values())) if per else routing_contrasts(next(iter(tables.values())), n_draws=1)
         info.update(long=first["long"], short=first["short"])
 
     def decide(name: str, what: str) -> Decision:

@@ -221,7 +221,7 @@ def null_rule(per_seed: Sequence[float], null: np.ndarray, *, min_seeds: int = M
     v = np.asarray(per_seed, dtype=np.float64)
     v = v[np.isfinite(v)]
     null = np.asarray(null, dtype=np.float64)
-    rule = (f"the {len(v)}-seed mean of the {what} against the null of {len(v)}-seed means of random control "
+    rule = (f"the k-seed mean (k = {len(v)}) of the {what} against the null of k-seed means of random control "
             f"groups (same sizes, drawn per seed), one-sided Monte-Carlo p at {ALPHA:.1%}, >= {min_seeds} seeds")
     if v.size == 0 or null.size == 0:
         return Decision(NOT_RUN, rule, "no seed with controls measured it")
