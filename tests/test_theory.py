@@ -49,7 +49,8 @@ def test_slope_interval_and_detectable_effect_by_hand():
     (0.8, 1.3, 1.0, 0.5, HOLDS),           # the a = k claim on the same interval
     (0.45, 1.05, 0.5, 1.0, INCONCLUSIVE),  # covers both
     (-0.2, 0.7, 0.5, 1.0, INCONCLUSIVE),   # covers 0: no tracking shown
-    (-0.7, 0.77, 1.0, 0.5, NO_POWER),      # the first study's interval: wider than the mappings are apart
+    (-0.7, 0.77, 1.0, 0.5, FAILS),         # the first study's interval, on its own (its gate makes it no power)
+    (1.9, 5.5, 0.5, 1.0, FAILS),           # steeper than either mapping
     (np.nan, np.nan, 0.5, 1.0, INCONCLUSIVE),
 ])
 def test_mapping_outcome_branches(lo, hi, claimed, other, expected):
@@ -113,8 +114,11 @@ def test_no_power_when_the_headroom_is_below_the_detectable_effect():
     v = theory_verdicts(_fake_results(gain={}, sd=0.02, room=0.001))
     row = _v(v, "theory.factor.long_vs_short")
     assert row["verdict"] == NO_POWER and row["detectable"] > 0.001 and "no power" in row["evidence"]
-    # the optimisation-speed claim is not a long-memory claim: no gate
+    # the optimisation-speed claim is not a long-memory claim: no gate; the learned-shape claims are gated
     assert _v(v, "theory.factor.ig_half_faster")["verdict"] == INCONCLUSIVE
+    assert _v(v, "theory.factor.shape_trend")["verdict"] == HOLDS  # a holding trend stays
+    v = theory_verdicts(_fake_results(gain={}, sd=0.02, room=0.001, shape=lambda k: k))
+    assert _v(v, "theory.factor.shape_half")["verdict"] == NO_POWER and "headroom" in _v(v, "theory.factor.shape_half")["evidence"]
     # the same noise with ample headroom stays inconclusive
     assert _v(theory_verdicts(_fake_results(gain={}, sd=0.02, room=0.1)), "theory.factor.long_vs_short")["verdict"] \
         == INCONCLUSIVE

@@ -14,9 +14,10 @@ convergence, when a run hit the epoch cap without stopping early.
 worth more to the loss than the study can resolve. Its *headroom* is the exact Bayes predictor's
 gain from context beyond 50 tokens (the factor study: on slow-factor tokens' state loss; the tree
 study: on the loss, in %). When the study's detectable effect on that scale exceeds the headroom,
-such a claim cannot be shown either way and any outcome but ``holds`` reads ``no power``. For
-the learned-shape mapping ("a = k/2" vs "a = k") the slope interval must also be narrower than
-the distance between the two mappings (0.5), else ``no power``.
+such a claim cannot be shown either way and any outcome but ``holds`` reads ``no power``. The
+learned-shape claims presuppose the same (a network cannot follow a structure the study cannot
+resolve): they are gated by the study's first long-memory contrast (factor: log-uniform vs
+short-only; tree: MTS a=k/2 vs baseline).
 
 **Shape identifiability** (factor study): the oracle basis (:mod:`timescale_probe.theory.oracle`)
 gives each arm's best loss with its timescales frozen; when the oracle difference between
@@ -43,8 +44,6 @@ MIN_SEEDS = 3
 MIN_KS = 3
 #: The context beyond which the headroom is counted (the training window, bptt).
 HORIZON = 50
-#: Distance between the two candidate mappings' slopes (a = k/2 vs a = k).
-MAPPING_GAP = 0.5
 
 VERDICT_COLUMNS = ["id", "claim", "verdict", "evidence", "estimate", "low", "high", "n", "sd", "detectable",
                    "seeds_needed", "unit"]
@@ -194,11 +193,9 @@ def interval_outcome(lo: float, hi: float) -> str:
 def mapping_outcome(lo: float, hi: float, claimed: float, other: float) -> str:
     """"The learned shape is a = claimed * k" from the interval of the slope of a on k: fails if
     it excludes ``claimed``; holds if it covers ``claimed`` and excludes ``other`` and 0; else
-    inconclusive; ``no power`` when the interval is wider than the two mappings are apart."""
+    inconclusive."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return INCONCLUSIVE
-    if (hi - lo) / 2.0 >= abs(claimed - other):
-        return NO_POWER
     covers = lambda v: lo <= v <= hi  # noqa: E731
     if not covers(claimed):
         return FAILS
@@ -276,8 +273,9 @@ def paired_verdict(results: pd.DataFrame, claim: PairedClaim, *, relative: bool,
             "low": ti.lo, "high": ti.hi, "n": ti.n, "sd": ti.sd, "detectable": det, "seeds_needed": need, "unit": unit}
 
 
-def shape_verdicts(results: pd.DataFrame, prefix: str, layer_name: str) -> list[dict]:
-    """The learned-shape claims: the baseline's tail index a increases with k; follows a = k/2; a = k."""
+def shape_verdicts(results: pd.DataFrame, prefix: str, layer_name: str, gate: str | None = None) -> list[dict]:
+    """The learned-shape claims: the baseline's tail index a increases with k; follows a = k/2; a = k.
+    ``gate``: why the study cannot resolve long memory (then any outcome but holds is no power)."""
     base = results[results["arch"] == "baseline"]
     if "a_tail" not in base:
         return []
@@ -287,22 +285,26 @@ def shape_verdicts(results: pd.DataFrame, prefix: str, layer_name: str) -> list[
     ratio = stats.t_interval(base["a_tail"] / base["k"])
     rows = []
     trend = interval_outcome(lo, hi)
-    if trend != HOLDS and np.isfinite(lo) and (hi - lo) / 2 >= MAPPING_GAP:
+    if gate and trend != HOLDS:
         trend = NO_POWER
     ev = (f"slope of the baseline's {layer_name} tail index a on k: {_fmt(b)} [{_fmt(lo)}, {_fmt(hi)}] (t 95%, n={n} "
           f"runs; a = k/2 predicts 0.5, a = k predicts 1); {means}")
+    if gate and trend == NO_POWER:
+        ev += f"; no power: {gate}"
     rows.append({"id": f"{prefix}.shape_trend", "claim": f"learned {layer_name} shape increases with the source's k",
                  "verdict": INCONCLUSIVE if issue else trend, "evidence": ev + (f"; inconclusive: {issue}" if issue else ""),
                  "estimate": b, "low": lo, "high": hi, "n": n, "sd": math.nan, "detectable": math.nan,
                  "seeds_needed": None, "unit": "slope"})
     for name, c, o in (("shape_half", 0.5, 1.0), ("shape_k", 1.0, 0.5)):
         v = mapping_outcome(lo, hi, c, o)
+        if gate and v != HOLDS:
+            v = NO_POWER
         ev = (f"slope of a on k {_fmt(b)} [{_fmt(lo)}, {_fmt(hi)}] (t 95%, n={n}); covers {c:g}: "
               f"{bool(np.isfinite(lo) and lo <= c <= hi)}, covers {o:g}: {bool(np.isfinite(lo) and lo <= o <= hi)}, "
               f"covers 0: {bool(np.isfinite(lo) and lo <= 0 <= hi)}; mean a/k = {_fmt(ratio.mean)} "
               f"[{_fmt(ratio.lo)}, {_fmt(ratio.hi)}] over {ratio.n} runs")
         if v == NO_POWER:
-            ev += f"; no power: the interval's half width {_fmt((hi - lo) / 2)} is at least the gap between the mappings ({MAPPING_GAP})"
+            ev += f"; no power: {gate}"
         rows.append({"id": f"{prefix}.{name}", "claim": f"learned shape follows a = {'k/2' if c == 0.5 else 'k'}",
                      "verdict": INCONCLUSIVE if issue else v, "evidence": ev + (f"; inconclusive: {issue}" if issue else ""),
                      "estimate": b, "low": lo, "high": hi, "n": n, "sd": math.nan, "detectable": math.nan,
@@ -315,12 +317,18 @@ def theory_verdicts(results: pd.DataFrame, *, source: str | None = None, oracle:
     factor study, the oracle table). Pure: no I/O."""
     if source is None:
         source = str(results["source"].iloc[0]) if "source" in results and len(results) else "factor"
-    if source == "tree":
-        rows = shape_verdicts(results, "theory.tree", "layer-2")
-        rows += [paired_verdict(results, c, relative=True) for c in TREE_CLAIMS]
-    else:
-        rows = [paired_verdict(results, c, relative=False, oracle=oracle) for c in FACTOR_CLAIMS]
-        rows += shape_verdicts(results, "theory.factor", "layer-1")
+    tree = source == "tree"
+    claims = TREE_CLAIMS if tree else FACTOR_CLAIMS
+    paired = [paired_verdict(results, c, relative=tree, oracle=None if tree else oracle) for c in claims]
+    first = next(c for c in claims if c.memory)
+    row = next(r for r in paired if r["id"] == first.id)
+    room = headroom(results, first.column)
+    gate = None
+    if np.isfinite(room) and np.isfinite(row["detectable"]) and row["detectable"] > room:
+        gate = (f"the study's long-memory contrast ({first.statement}) detects {_fmt(row['detectable'], 3)} "
+                f"{row['unit']} with 80% power, more than the source's headroom {_fmt(room, 3)} {row['unit']}")
+    shape = shape_verdicts(results, f"theory.{'tree' if tree else 'factor'}", "layer-2" if tree else "layer-1", gate)
+    rows = shape + paired if tree else paired + shape
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
