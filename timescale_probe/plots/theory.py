@@ -50,7 +50,7 @@ def figure_theory(results: pd.DataFrame, curves: pd.DataFrame, sources: pd.DataF
             if col in sub:
                 ax.axhline(float((sub[col] - sub[bayes]).mean()), color="0.5", lw=0.8, ls=ls, label=f"Bayes, last {w} tokens")
         ax.axhline(0, color="0.7", lw=0.8)
-        ax.set_xticks(range(len(arms)), [labels[a] for a in arms], rotation=35, fontsize=7)
+        ax.set_xticks(range(len(arms)), [labels[a] for a in arms], rotation=35, fontsize=7, ha="right")
         ax.set_title(f"k = {k:g}", fontsize=9)
         if j == 0:
             ax.set_ylabel(("slow-factor state loss" if factor else "test loss") + "\nabove the Bayes bound (nats)")
@@ -70,7 +70,11 @@ def figure_theory(results: pd.DataFrame, curves: pd.DataFrame, sources: pd.DataF
     if "a_tail" in base:
         yerr = np.vstack([base["a_tail"] - base["a_tail_low"], base["a_tail_high"] - base["a_tail"]])
         yerr = np.where(np.isfinite(yerr), np.clip(yerr, 0, None), 0)
-        ax.errorbar(base["k"], base["a_tail"], yerr=yerr, fmt="o", ms=3, color="0.2", lw=0.6, label="baseline a (tail)")
+        ax.errorbar(base["k"], base["a_tail"], yerr=yerr, fmt="o", ms=3, color="0.2", lw=0.6, alpha=0.7,
+                    label="baseline a (tail), bootstrap 95%")
+        top = np.nanmax(base["a_tail"].to_numpy(dtype=float)) if len(base) else np.nan
+        if np.isfinite(top):  # the per-run bootstrap intervals of a few dozen units can be very wide
+            ax.set_ylim(0, max(1.3 * top, 1.3 * max(ks)))
     kk = np.linspace(0, max(ks) * 1.1, 20)
     ax.plot(kk, kk / 2, "--", color="tab:blue", label="a = k/2")
     ax.plot(kk, kk, ":", color="tab:orange", label="a = k")
