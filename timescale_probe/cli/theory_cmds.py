@@ -29,13 +29,11 @@ def theory_test_cmd(opts: TheoryOptions) -> None:
     them. Writes theory_results.csv, theory_curves.csv, theory_summary.csv, theory_verdicts.csv,
     theory_headroom.csv, theory_sources.csv, theory_timescales.csv, theory_oracle.csv,
     theory.pdf/.png, claims.csv and run.json (only when everything succeeded)."""
-    import torch
-
+    from ..fileio import use_threads
     from ..progress import as_progress
     from ..theory import run_theory
 
-    if opts.threads is not None:
-        torch.set_num_threads(opts.threads)
+    use_threads(opts.threads, jobs=opts.jobs)  # the driver's own work (sources, Bayes, oracle fits)
     result = run_theory(opts, progress=as_progress(True), log=lambda msg: console.print(msg))
     result.save(opts.out)
     head = Table(title="headroom: exact Bayes loss with the whole past and the last n tokens (nats)", show_edge=False)

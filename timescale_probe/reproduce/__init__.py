@@ -63,7 +63,11 @@ def run_reproduce(out: str | Path, opts: ReproduceOptions, *, force: Iterable[st
     t0 = time.time()
     import torch
 
-    threads = opts.threads or opts.settings["threads"]
+    from ..fileio import default_threads
+
+    # --threads, else the profile's pin (smoke: 1, so its outputs are the same on every machine),
+    # else the one default rule shared by the executor's concurrent workers
+    threads = opts.threads or opts.settings["threads"] or default_threads(getattr(executor, "jobs", 1) or 1)
     prev = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))
@@ -104,7 +108,7 @@ def analysis_main(figure: str, doc: str, argv: list[str] | None = None) -> int:
     p.add_argument("--reference-dir", type=Path, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the profile's)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the profile's pin, 1 for smoke; otherwise the one rule, timescale_probe.fileio.default_threads)")
     p.add_argument("--force", action="append", default=[], help="redo this step (repeatable)")
     a = p.parse_args(argv)
     try:

@@ -105,8 +105,9 @@ class ReproduceOptions:
     #: models are combined with this run's, paired by seed; default: ``figures/seeds`` of the checkout
     #: for the small profile, none otherwise (smoke and paper models are not those folders' models)
     seeds_dir: Path | None = None
-    #: CPU threads for torch during the run (None: the profile's default; smoke uses 1, which on a
-    #: shared machine is several times faster for tiny models than 2 contending threads)
+    #: CPU threads for torch during the run (None: the profile's pin, smoke 1 so that its outputs are
+    #: the same on any machine; small and paper pin none and take the one default rule,
+    #: :func:`timescale_probe.fileio.default_threads`)
     threads: int | None = None
 
     def __post_init__(self) -> None:

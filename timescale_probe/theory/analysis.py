@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import Options, Result, option
+from ..analysis.options import threads_option
 from ..errors import OptionError
 from .profiles import ARM_LABELS, PROFILES, Profile, resolve_profile
 from .verdicts import theory_summary, theory_verdicts, verdict_claims
@@ -46,7 +47,8 @@ class TheoryOptions(Options):
     ks: str | None = option(None, "Nominal MI exponents k, comma-separated (default: the profile's).",
                             check=_numbers(float))
     jobs: int = option(1, "Training runs in parallel processes.", ge=1)
-    threads: int | None = option(None, "torch threads per run (1 on a busy machine).", ge=1)
+    threads: int | None = threads_option("torch threads per run; default: the one rule (timescale_probe.fileio.default_threads), "
+                                          "shared by --jobs runs.")
     device: str = option("cpu", "cpu, cuda or auto.", choices=("cpu", "cuda", "auto"))
     cache: Path | None = option(None, "Folder keeping every finished run (JSON); a rerun with the same settings "
                                 "reuses them (resume).")
@@ -201,7 +203,7 @@ def reproduce_step(ctx, opts) -> dict[str, Any]:
     ``<out>/theory/``, finished runs cached in ``<out>/models/theory-cache/`` so an interrupted
     reproduce resumes."""
     profile = "smoke" if opts.profile == "smoke" else "small"
-    threads = getattr(opts, "threads", None) or 1
+    threads = getattr(opts, "threads", None)  # None: the one default rule, in run_study
     topts = TheoryOptions(source="factor", profile=profile, threads=threads, out=Path(ctx.path("theory")),
                           cache=Path(ctx.path("models", "theory-cache")))
     result = run_theory(topts)

@@ -318,6 +318,10 @@ def run_study(prof: Profile, *, jobs: int = 1, device: str = "cpu", threads: int
                                     shuffles=prof.mi_shuffles)
         sources.append(s)
         log(f"source k={k:g}: measured k={s['k_measured']:.3f} [{s['k_measured_low']:.3f}, {s['k_measured_high']:.3f}]")
+    if threads is None:  # the one default rule, shared by the worker processes
+        from ..fileio import default_threads
+
+        threads = default_threads(jobs)
     rows, curves, tss, oracles = [], [], [], []
     bar = as_progress(progress)
     with tempfile.TemporaryDirectory(prefix="tsprobe-theory-") as work:
