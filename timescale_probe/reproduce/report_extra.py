@@ -58,7 +58,26 @@ def table1_full(records: dict) -> list[str]:
     return lines
 
 
-def seeds_lines(records: dict, claims: Sequence[Claim]) -> list[str]:
+def planned_lines(arms: dict, planned: Sequence[int]) -> list[str]:
+    """Which of the planned seeds have finished per PTB arm, and the two commands that resume the rest."""
+    if not planned:
+        return []
+    arms = {a: [int(s) for s in seeds] for a, seeds in arms.items() if a in ("ptb-baseline", "ptb-mts")}
+    lines = [f"- planned: {len(planned)} seeds per arm ({', '.join(map(str, planned))})"]
+    missing = sorted({s for seeds in arms.values() for s in planned if s not in set(seeds)} if arms else set(planned))
+    for arm, seeds in arms.items():
+        done = [s for s in planned if s in set(seeds)]
+        lines[0] += f"; {arm}: {len(done)} of {len(planned)} finished"
+    if missing:
+        ids = ",".join(map(str, missing))
+        lines.append(f"- still to train: seeds {ids}; the sweep resumes with `tsprobe train-sweep --corpus ptb --seeds "
+                     f"{ids} --arch baseline,mts --profile small --epochs 10 --jobs 2 --threads 1 --out "
+                     f"runs/evidence-seeds`, then `python -m timescale_probe.seeds ingest runs/evidence-seeds/*.pt "
+                     f"--into figures/seeds` (finished runs are skipped)")
+    return lines
+
+
+def seeds_lines(records: dict, claims: Sequence[Claim], planned: Sequence[int] = ()) -> list[str]:
     sr = seeds_results(records)
     ok, why = status(records, "seeds")
     if not ok:
@@ -73,6 +92,7 @@ def seeds_lines(records: dict, claims: Sequence[Claim]) -> list[str]:
         devs = sorted({sr.devices.get(f"{arm}-seed{s}", "?") for s in seeds})
         lines.append(f"- {arm}: {len(seeds)} seed(s) finished: {', '.join(map(str, seeds))}{recipe}; trained on "
                      f"{', '.join(devs)}")
+    lines += planned_lines(sr.arms, planned)
     for name, miss in sr.missing.items():
         lines.append(f"- {name}: missing {', '.join(miss)}")
     for w in sr.left_out:
