@@ -316,3 +316,19 @@ def test_seeds_figure_draws_the_tables_values():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_report_says_which_planned_seeds_finished_and_how_the_sweep_resumes():
+    from timescale_probe.reproduce.config import SETTINGS
+    from timescale_probe.reproduce.report_extra import planned_lines
+
+    planned = SETTINGS["small"]["planned_seeds"]
+    assert len(planned) >= 7 and 141 in planned
+    lines = planned_lines({"ptb-baseline": ["141", "2", "3", "4"], "ptb-mts": ["141", "2", "3"],
+                           "markov-ptb-baseline": ["141"]}, planned)
+    assert "ptb-baseline: 4 of 7 finished" in lines[0] and "ptb-mts: 3 of 7 finished" in lines[0]
+    assert "markov" not in lines[0]
+    assert "--seeds 4,5,6,7 " in lines[1] and "seeds ingest" in lines[1]
+    # all finished: nothing left to resume
+    done = {"ptb-baseline": list(map(str, planned)), "ptb-mts": list(map(str, planned))}
+    assert len(planned_lines(done, planned)) == 1 and planned_lines(done, ()) == []
