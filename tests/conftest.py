@@ -60,3 +60,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def reproduce_smoke(tmp_path_factory):
+    """``tsprobe reproduce --profile smoke`` run once per session (tests/test_reproduce.py and the
+    before/after comparison in tests/test_outputs_unchanged.py share it): ``(out, completed process)``."""
+    from helpers import run_cli
+
+    out = tmp_path_factory.mktemp("repro") / "out"
+    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out, r

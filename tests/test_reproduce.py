@@ -55,13 +55,8 @@ TABLES = {
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from helpers import run_cli
-
-    out = tmp_path_factory.mktemp("repro") / "out"
-    r = run_cli("reproduce", "--profile", "smoke", "--out", str(out), timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return out, r
+def smoke(reproduce_smoke):
+    return reproduce_smoke  # one smoke run per session (conftest.py)
 
 
 def test_smoke_profile_writes_every_figure_and_table(smoke):

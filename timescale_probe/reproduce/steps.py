@@ -175,3 +175,6 @@ def build_steps(opts: ReproduceOptions) -> list[Step]:
 
 
 # registered studies (beyond the paper): one register_study(...) line each
+register_study("theory", "theory test: MTS shape vs a known MI exponent", "theory test on sources of known MI exponent",
+               "timescale_probe.theory:reproduce_step",
+               options=lambda o: {"profile": "smoke" if o.profile == "smoke" else "small"})
