@@ -197,6 +197,24 @@ def relabel_tree_study(old_dir: str | Path, *, out: str | Path | None = None) ->
     return result
 
 
+def _seed_cache(cache: Path) -> None:
+    """Copy the small study's committed run records (``figures/theory/cache`` of a checkout) into
+    ``cache``, so that ``reproduce --profile small`` reuses the 180 finished runs instead of
+    retraining them (52 CPU-minutes). Records already there are kept; each record is checked
+    against the profile when it is read (:func:`timescale_probe.theory.study.cache_read`)."""
+    import shutil
+
+    from ..locations import checkout_path
+
+    committed = checkout_path("figures", "theory", "cache")
+    if committed is None or not Path(committed).is_dir():
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    for f in sorted(Path(committed).glob("*.json")):
+        if not (cache / f.name).exists():
+            shutil.copyfile(f, cache / f.name)
+
+
 def reproduce_step(ctx, opts) -> dict[str, Any]:
     """The ``theory`` step of ``tsprobe reproduce`` (a *beyond the paper* section): the factor study
     at the reproduce profile's size (``smoke`` -> smoke, otherwise small), outputs in
@@ -204,8 +222,11 @@ def reproduce_step(ctx, opts) -> dict[str, Any]:
     reproduce resumes."""
     profile = "smoke" if opts.profile == "smoke" else "small"
     threads = getattr(opts, "threads", None)  # None: the one default rule, in run_study
+    cache = Path(ctx.path("models", "theory-cache"))
+    if profile == "small":
+        _seed_cache(cache)
     topts = TheoryOptions(source="factor", profile=profile, threads=threads, out=Path(ctx.path("theory")),
-                          cache=Path(ctx.path("models", "theory-cache")))
+                          cache=cache)
     result = run_theory(topts)
     result.save(topts.out)
     rows = []
