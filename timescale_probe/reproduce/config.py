@@ -24,45 +24,85 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from .. import locations
 from ..errors import OptionError
 from ..paper import PAPER as _PAPER
+from ..profiles import Profile, ProfileRegistry, frozen_mapping
 from ..validation import check_int
-
-PROFILES = ("smoke", "small", "paper")
 
 #: Numbers published in the paper: one table, :data:`timescale_probe.paper.PAPER`.
 PAPER = _PAPER
 
-#: Per-profile settings. ``lm_profile``: training profile of :mod:`timescale_probe.training`.
-#: ``planned_seeds`` (small): the seeds per arm the evidence needs (>= 7 for Table 1 and Fig. 3, issue 21);
-#: the report says which have finished and how the sweep resumes.
-#: ``ablation_controls``: random control groups of this run's Fig. 3 (>= 200 enter the claims over
-#: seeds; the small profile's shipped seed-141 model takes its 230 from ``figures/seeds/ptb-mts-seed141``,
-#: made once by ``python -m timescale_probe.seeds ingest``, so its figure keeps 20 and stays cheap).
-SETTINGS: dict[str, dict[str, Any]] = {
-    "smoke": dict(
-        lm_profile="tiny", ptb_lines={"train": 1200, "valid": 150, "test": 250}, train_overrides={"epochs": 2, "batch_size": 16, "bptt": 35, "eval_batch_size": 8},
+
+@dataclass(frozen=True)
+class ReproduceProfile(Profile):
+    """What one ``tsprobe reproduce`` profile does (the one profile pattern, :mod:`timescale_probe.profiles`).
+
+    ``lm_profile``: training profile of :mod:`timescale_probe.training`; ``ptb_lines``: the first lines
+    of each PTB split (None: all); ``ablation_controls``: random control groups of this run's Fig. 3
+    (>= 200 enter the claims over seeds; the small profile's shipped seed-141 model takes its 230
+    from ``figures/seeds/ptb-mts-seed141``, made once by ``python -m timescale_probe.seeds ingest``,
+    so its figure keeps 20 and stays cheap); ``threads``: the profile's pin (None: the one default
+    rule); ``planned_seeds``: the seeds per arm the evidence needs (>= 7 for Table 1 and Fig. 3,
+    issue 21), the report saying which have finished and how the sweep resumes."""
+
+    lm_profile: str
+    ptb_lines: Mapping[str, int] | None
+    train_overrides: Mapping[str, Any]
+    markov_order: int
+    fit_boot: int
+    n_resamples: int
+    ablation_groups: str
+    ablation_controls: int
+    group_batch: int
+    mi_max_distance: int
+    mi_distances: int
+    mi_shuffles: int
+    mi_max_tokens: int | None
+    dyck_sizes: Mapping[str, int] | None
+    dyck_max_len: int
+    dyck_profile: str
+    dyck_seeds: tuple[int, ...] | None
+    ref_fit_boot: int
+    threads: int | None = None
+    planned_seeds: tuple[int, ...] = ()
+
+
+REPRODUCE_PROFILES: ProfileRegistry[ReproduceProfile] = ProfileRegistry("reproduce profile", [
+    ReproduceProfile(
+        "smoke", "minutes on 2 cores: tiny models on a PTB subset, every figure; numbers meaningless",
+        lm_profile="tiny", ptb_lines=frozen_mapping(train=1200, valid=150, test=250),
+        train_overrides=frozen_mapping(epochs=2, batch_size=16, bptt=35, eval_batch_size=8),
         markov_order=2, fit_boot=40, n_resamples=1000, ablation_groups="quantiles:6", ablation_controls=200, group_batch=8,
         mi_max_distance=150, mi_distances=12, mi_shuffles=3, mi_max_tokens=30_000,
-        dyck_sizes={"train": 300, "valid": 60, "test": 300}, dyck_max_len=100, dyck_profile="tiny", dyck_seeds=[1, 2],
+        dyck_sizes=frozen_mapping(train=300, valid=60, test=300), dyck_max_len=100, dyck_profile="tiny", dyck_seeds=(1, 2),
         ref_fit_boot=40, threads=1,
     ),
-    "small": dict(
-        lm_profile="small", ptb_lines=None, train_overrides={}, markov_order=2, fit_boot=500, n_resamples=10_000,
-        ablation_groups="quantiles:23", ablation_controls=20, group_batch=8, mi_max_distance=1000, mi_distances=40, mi_shuffles=10,
-        mi_max_tokens=None, dyck_sizes=None, dyck_max_len=200, dyck_profile="small", dyck_seeds=None,
-        ref_fit_boot=500, threads=None, planned_seeds=(141, 2, 3, 4, 5, 6, 7),
+    ReproduceProfile(
+        "small", "the shipped small checkpoints, the per-seed folders and the committed Dyck sweep",
+        lm_profile="small", ptb_lines=None, train_overrides=frozen_mapping(), markov_order=2, fit_boot=500,
+        n_resamples=10_000, ablation_groups="quantiles:23", ablation_controls=20, group_batch=8, mi_max_distance=1000,
+        mi_distances=40, mi_shuffles=10, mi_max_tokens=None, dyck_sizes=None, dyck_max_len=200, dyck_profile="small",
+        dyck_seeds=None, ref_fit_boot=500, threads=None, planned_seeds=(141, 2, 3, 4, 5, 6, 7),
     ),
-    "paper": dict(
-        lm_profile="paper", ptb_lines=None, train_overrides={}, markov_order=2, fit_boot=1000, n_resamples=10_000,
-        ablation_groups="chunks:50", ablation_controls=230, group_batch=8, mi_max_distance=1000, mi_distances=60, mi_shuffles=10,
-        mi_max_tokens=None, dyck_sizes={"train": 10_000, "valid": 2_000, "test": 5_000}, dyck_max_len=200,
-        dyck_profile="paper", dyck_seeds=list(range(1, 21)), ref_fit_boot=1000, threads=None,
+    ReproduceProfile(
+        "paper", "paper-size models (1150/1150/400, 1000 epochs; a GPU) and the paper's Dyck sweep",
+        lm_profile="paper", ptb_lines=None, train_overrides=frozen_mapping(), markov_order=2, fit_boot=1000,
+        n_resamples=10_000, ablation_groups="chunks:50", ablation_controls=230, group_batch=8, mi_max_distance=1000,
+        mi_distances=60, mi_shuffles=10, mi_max_tokens=None,
+        dyck_sizes=frozen_mapping(train=10_000, valid=2_000, test=5_000), dyck_max_len=200,
+        dyck_profile="paper", dyck_seeds=tuple(range(1, 21)), ref_fit_boot=1000, threads=None,
     ),
-}
+])
+
+PROFILES = REPRODUCE_PROFILES.names
+
+#: Each profile's settings as plain read-only data (``opts.settings[...]``; lists for tuples).
+SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {p.name: MappingProxyType(p.settings()) for p in REPRODUCE_PROFILES.values()})
 
 #: Shipped small-profile checkpoints (``checkpoints/`` of a source checkout).
 SHIPPED = {

@@ -15,7 +15,7 @@ import pandas as pd
 from ..analysis import Options, Result, option
 from ..analysis.options import threads_option
 from ..errors import OptionError
-from .profiles import ARM_LABELS, PROFILES, Profile, resolve_profile
+from .profiles import ARM_LABELS, PROFILES, StudyProfile, resolve_profile
 from .verdicts import theory_summary, theory_verdicts, verdict_claims
 
 TABLES = ("theory_results.csv", "theory_curves.csv", "theory_summary.csv", "theory_verdicts.csv",
@@ -61,7 +61,7 @@ class TheoryOptions(Options):
         if self.out.exists() and not self.out.is_dir():
             raise OptionError(f"out must be a directory, but {self.out} is a file", param="out")
 
-    def resolved(self) -> Profile:
+    def resolved(self) -> StudyProfile:
         """The profile with the seed and k overrides."""
         seeds = None if self.seeds is None else [int(v) for v in self.seeds.split(",")]
         ks = None if self.ks is None else [float(v) for v in self.ks.split(",")]
@@ -73,7 +73,7 @@ class TheoryResult(Result):
     """Everything one study measured; ``tables`` keyed by file name (:data:`TABLES`)."""
 
     command: ClassVar[str] = "tsprobe theory-test"
-    profile: Profile | None = None
+    profile: StudyProfile | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[f"theory_{name}.csv"]
@@ -126,7 +126,7 @@ def headroom_table(results: pd.DataFrame, windows=(5, 20, 50)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_result(opts: TheoryOptions, prof: Profile, tables: dict[str, pd.DataFrame], seconds: float) -> TheoryResult:
+def build_result(opts: TheoryOptions, prof: StudyProfile, tables: dict[str, pd.DataFrame], seconds: float) -> TheoryResult:
     """The :class:`TheoryResult` of a study's raw tables (results, curves, timescales, oracle, sources)."""
     from ..plots.theory import figure_theory
 

@@ -22,6 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import OptionError
+from ..profiles import Profile as BaseProfile
+from ..profiles import ProfileRegistry
 from .sources import FactorSource
 
 FACTOR_ARMS = ("baseline", "ig-half", "ig-k", "single", "short-only", "log-uniform")
@@ -83,11 +85,11 @@ class _TrainSizes:
 
 
 @dataclass(frozen=True)
-class FactorProfile:
-    """Sizes of a factor study. The test split is ``test_streams`` independent streams of
-    ``test_tokens`` (evaluated as that many columns, each from its own start)."""
+class FactorProfile(BaseProfile):
+    """Sizes of a factor study (the one profile pattern, :mod:`timescale_probe.profiles`). The test
+    split is ``test_streams`` independent streams of ``test_tokens`` (evaluated as that many columns,
+    each from its own start)."""
 
-    name: str
     ks: tuple[float, ...]
     seeds: tuple[int, ...]
     n_factors: int = 8
@@ -147,10 +149,9 @@ class FactorProfile:
 
 
 @dataclass(frozen=True)
-class TreeProfile:
+class TreeProfile(BaseProfile):
     """Sizes of a tree study (binary trees of ``depth`` levels, one tree per corpus line)."""
 
-    name: str
     ks: tuple[float, ...]
     seeds: tuple[int, ...]
     n_symbols: int
@@ -197,35 +198,36 @@ class TreeProfile:
         return d
 
 
-Profile = FactorProfile | TreeProfile
+#: a profile of either study
+StudyProfile = FactorProfile | TreeProfile
 
-PROFILES: dict[str, dict[str, Profile]] = {
-    "factor": {
+PROFILES: dict[str, ProfileRegistry] = {
+    "factor": ProfileRegistry("factor study profile", [
         # seconds: CI runs it end to end (2 seeds: every verdict must come out inconclusive)
-        "smoke": FactorProfile("smoke", ks=(0.6, 1.2), seeds=(1, 2), n_factors=4, tau_min=2.0, tau_max=300.0,
+        FactorProfile("smoke", "seconds, a check only (CI)", ks=(0.6, 1.2), seeds=(1, 2), n_factors=4, tau_min=2.0, tau_max=300.0,
                                slow_tau=100.0, train_tokens=4000, valid_tokens=1000, test_streams=2, test_tokens=800,
                                mi_tokens=40_000, mi_max_distance=200, mi_distances=12, mi_shuffles=2, imposed=8, free=8,
                                max_epochs=3, patience=1, min_epochs=0, batch_size=8, bptt=20, lr=1e-2,
                                oracle_seeds=(1,), oracle_train_tokens=4000, n_boot=100),
         # 3 k x 10 seeds x 6 arms of a 32/32 LSTM on 100k training tokens: see docs/theory.md for its time
-        "small": FactorProfile("small", ks=(0.3, 0.6, 1.2), seeds=tuple(range(1, 11))),
-    },
-    "tree": {
-        "smoke": TreeProfile("smoke", ks=(0.4, 1.2), seeds=(1, 2), n_symbols=4, depth=10, train_trees=2,
+        FactorProfile("small", "the study: 3 k x 10 seeds x 6 arms", ks=(0.3, 0.6, 1.2), seeds=tuple(range(1, 11))),
+    ]),
+    "tree": ProfileRegistry("tree study profile", [
+        TreeProfile("smoke", "seconds, a check only (CI)", ks=(0.4, 1.2), seeds=(1, 2), n_symbols=4, depth=10, train_trees=2,
                              valid_trees=1, test_trees=1, mi_trees=2, mi_max_distance=200, mi_distances=12,
                              mi_shuffles=2, emb_size=8, hidden=12, dropout=0.0, max_epochs=3, patience=1, min_epochs=0,
                              batch_size=8, eval_batch_size=4, bptt=20, lr=1e-2, n_boot=200),
         # the first study: 3 k x 3 seeds x 4 arms of a 64/64/32 LSTM on 98k training tokens per source
-        "small": TreeProfile("small", ks=(0.3, 0.8, 1.5), seeds=(1, 2, 3), n_symbols=8, depth=14, train_trees=6,
+        TreeProfile("small", "the first study: 3 k x 3 seeds x 4 arms", ks=(0.3, 0.8, 1.5), seeds=(1, 2, 3), n_symbols=8, depth=14, train_trees=6,
                              valid_trees=1, test_trees=2, mi_trees=16, mi_max_distance=4000, mi_distances=40,
                              mi_shuffles=5, emb_size=32, hidden=64, dropout=0.1, max_epochs=40, patience=5, min_epochs=12,
                              batch_size=32, eval_batch_size=16, bptt=50, lr=5e-3),
-    },
+    ]),
 }
 
 
 def resolve_profile(source: str, profile: str, seeds: Sequence[int] | None = None,
-                    ks: Sequence[float] | None = None) -> Profile:
+                    ks: Sequence[float] | None = None) -> StudyProfile:
     """The named profile of ``source`` with ``seeds``/``ks`` overrides, validated."""
     if source not in PROFILES:
         raise OptionError(f"unknown source '{source}': use {' or '.join(PROFILES)}", param="source")
@@ -245,8 +247,8 @@ def resolve_profile(source: str, profile: str, seeds: Sequence[int] | None = Non
     return prof
 
 
-def profile_from_dict(d: dict[str, Any]) -> Profile:
+def profile_from_dict(d: dict[str, Any]) -> StudyProfile:
     """A profile back from :meth:`to_dict` (a worker process gets its profile as data)."""
     cls = FactorProfile if "n_factors" in d else TreeProfile
     names = set(cls.__dataclass_fields__)
-    return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+    return cls(**{"description": "", **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}})

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError
-from .profiles import FactorProfile, Profile, TreeProfile, imposed_timescales, profile_from_dict
+from .profiles import FactorProfile, StudyProfile, TreeProfile, imposed_timescales, profile_from_dict
 
 
 def _stream_logprobs(model, streams: np.ndarray, bptt: int, device) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +107,7 @@ def bayes_tree_metrics(prof: TreeProfile, k: float, seed: int) -> dict[str, floa
     return out
 
 
-def build_corpus(prof: Profile, k: float, seed: int):
+def build_corpus(prof: StudyProfile, k: float, seed: int):
     """``(corpus, test)`` of one seed (``test``: the factor study's test streams, else None)."""
     if isinstance(prof, FactorProfile):
         from .sources import factor_corpus
@@ -225,7 +225,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 #: Profile fields that need not match for a cached run to be reused.
-_CACHE_IGNORED = ("seeds", "ks", "name", "oracle_seeds")
+_CACHE_IGNORED = ("seeds", "ks", "name", "description", "oracle_seeds")
 
 
 def cache_key(job: dict[str, Any]) -> str:
@@ -234,7 +234,7 @@ def cache_key(job: dict[str, Any]) -> str:
     return f"{kind}{src}-k{float(job['k']):g}-{job['arch']}-seed{int(job['seed'])}.json"
 
 
-def _cache_profile(prof: Profile) -> dict[str, Any]:
+def _cache_profile(prof: StudyProfile) -> dict[str, Any]:
     return json.loads(json.dumps({k: v for k, v in prof.to_dict().items() if k not in _CACHE_IGNORED}))
 
 
@@ -277,7 +277,7 @@ def cache_read(cache_dir: str | os.PathLike, job: dict[str, Any]) -> dict[str, A
 # the study loop
 # ----------------------------------------------------------------------------------------------
 
-def study_jobs(prof: Profile, *, device: str, threads: int | None, workdir: str) -> list[dict[str, Any]]:
+def study_jobs(prof: StudyProfile, *, device: str, threads: int | None, workdir: str) -> list[dict[str, Any]]:
     """Every run of a study, seed by seed (all k and arms of the first seed first, its oracle fits
     before its training runs), so a partial cache holds whole seeds."""
     jobs = []
@@ -293,7 +293,7 @@ def study_jobs(prof: Profile, *, device: str, threads: int | None, workdir: str)
     return jobs
 
 
-def run_study(prof: Profile, *, jobs: int = 1, device: str = "cpu", threads: int | None = None,
+def run_study(prof: StudyProfile, *, jobs: int = 1, device: str = "cpu", threads: int | None = None,
               cache_dir: str | os.PathLike | None = None, progress: Any = False,
               log=None) -> dict[str, pd.DataFrame]:
     """Run every job of ``prof`` (``jobs`` worker processes; cached runs reused) and return the
@@ -365,7 +365,7 @@ def run_study(prof: Profile, *, jobs: int = 1, device: str = "cpu", threads: int
     return assemble(prof, rows, curves, tss, oracles, sources)
 
 
-def assemble(prof: Profile, rows, curves, tss, oracles, sources) -> dict[str, pd.DataFrame]:
+def assemble(prof: StudyProfile, rows, curves, tss, oracles, sources) -> dict[str, pd.DataFrame]:
     """The study's tables from its runs, in a fixed order (k, seed, arm), whatever order they ran in."""
     order = {a: i for i, a in enumerate(prof.arms)}
 
