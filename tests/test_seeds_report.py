@@ -323,12 +323,12 @@ def test_report_says_which_planned_seeds_finished_and_how_the_sweep_resumes():
     from timescale_probe.reproduce.report_extra import planned_lines
 
     planned = SETTINGS["small"]["planned_seeds"]
-    assert len(planned) >= 7 and 141 in planned
+    assert len(planned["ptb"]) >= 7 and 141 in planned["ptb"] and len(planned["markov-ptb"]) >= 3
     lines = planned_lines({"ptb-baseline": ["141", "2", "3", "4"], "ptb-mts": ["141", "2", "3"],
                            "markov-ptb-baseline": ["141"]}, planned)
     assert "ptb-baseline: 4 of 7 finished" in lines[0] and "ptb-mts: 3 of 7 finished" in lines[0]
-    assert "markov" not in lines[0]
     assert "--seeds 4,5,6,7 " in lines[1] and "seeds ingest" in lines[1]
-    # all finished: nothing left to resume
-    done = {"ptb-baseline": list(map(str, planned)), "ptb-mts": list(map(str, planned))}
-    assert len(planned_lines(done, planned)) == 1 and planned_lines(done, ()) == []
+    assert "markov-ptb-baseline: 1 of 3 finished" in lines[2] and "--seeds 2,3 " in lines[3]
+    # all finished: counts only, nothing left to resume
+    done = {"ptb-baseline": planned["ptb"], "ptb-mts": planned["ptb"], "markov-ptb-baseline": planned["markov-ptb"]}
+    assert len(planned_lines(done, planned)) == 2 and planned_lines(done, {}) == []

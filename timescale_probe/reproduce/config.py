@@ -46,8 +46,9 @@ class ReproduceProfile(Profile):
     (>= 200 enter the claims over seeds; the small profile's shipped seed-141 model takes its 230
     from ``figures/seeds/ptb-mts-seed141``, made once by ``python -m timescale_probe.seeds ingest``,
     so its figure keeps 20 and stays cheap); ``threads``: the profile's pin (None: the one default
-    rule); ``planned_seeds``: the seeds per arm the evidence needs (>= 7 for Table 1 and Fig. 3,
-    issue 21), the report saying which have finished and how the sweep resumes."""
+    rule); ``planned_seeds``: per corpus, the seeds per arm the evidence needs (PTB: >= 7 for Table 1
+    and Fig. 3; Markov-PTB: >= 3 for the Markov control; issue 21), the report saying which have
+    finished and how the sweeps resume."""
 
     lm_profile: str
     ptb_lines: Mapping[str, int] | None
@@ -68,7 +69,7 @@ class ReproduceProfile(Profile):
     dyck_seeds: tuple[int, ...] | None
     ref_fit_boot: int
     threads: int | None = None
-    planned_seeds: tuple[int, ...] = ()
+    planned_seeds: Mapping[str, tuple[int, ...]] = field(default_factory=frozen_mapping)
 
 
 REPRODUCE_PROFILES: ProfileRegistry[ReproduceProfile] = ProfileRegistry("reproduce profile", [
@@ -86,7 +87,8 @@ REPRODUCE_PROFILES: ProfileRegistry[ReproduceProfile] = ProfileRegistry("reprodu
         lm_profile="small", ptb_lines=None, train_overrides=frozen_mapping(), markov_order=2, fit_boot=500,
         n_resamples=10_000, ablation_groups="quantiles:23", ablation_controls=20, group_batch=8, mi_max_distance=1000,
         mi_distances=40, mi_shuffles=10, mi_max_tokens=None, dyck_sizes=None, dyck_max_len=200, dyck_profile="small",
-        dyck_seeds=None, ref_fit_boot=500, threads=None, planned_seeds=(141, 2, 3, 4, 5, 6, 7),
+        dyck_seeds=None, ref_fit_boot=500, threads=None,
+        planned_seeds=frozen_mapping(ptb=(141, 2, 3, 4, 5, 6, 7), **{"markov-ptb": (141, 2, 3)}),
     ),
     ReproduceProfile(
         "paper", "paper-size models (1150/1150/400, 1000 epochs; a GPU) and the paper's Dyck sweep",

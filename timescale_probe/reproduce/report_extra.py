@@ -58,22 +58,40 @@ def table1_full(records: dict) -> list[str]:
     return lines
 
 
-def planned_lines(arms: dict, planned: Sequence[int]) -> list[str]:
-    """Which of the planned seeds have finished per PTB arm, and the two commands that resume the rest."""
+#: How each planned group of seeds is trained and ingested when some are missing: (arms, commands).
+RESUME = {
+    "ptb": (("ptb-baseline", "ptb-mts"),
+            "`tsprobe train-sweep --corpus ptb --seeds {ids} --arch baseline,mts --profile small --epochs 10 --jobs 2 "
+            "--threads 1 --out runs/evidence-seeds`, then `python -m timescale_probe.seeds ingest "
+            "runs/evidence-seeds/*.pt --into figures/seeds` (finished runs are skipped, killed ones resume)"),
+    "markov-ptb": (("markov-ptb-baseline",),
+                   "`tsprobe markov-corpus ptb --order 2 --seed 0 --out runs/markov-ptb` (the shipped seed's corpus), "
+                   "`tsprobe train-sweep --corpus runs/markov-ptb --seeds {ids} --arch baseline --profile small "
+                   "--epochs 10 --jobs 2 --threads 1 --out runs/markov-seeds`, then `python -m timescale_probe.seeds "
+                   "ingest runs/markov-seeds/*.pt --corpus runs/markov-ptb --no-ablation --into figures/seeds`"),
+}
+
+
+def planned_lines(arms: dict, planned) -> list[str]:
+    """Which of the planned seeds have finished per arm, and the commands that resume the rest.
+    ``planned``: seeds per corpus (``{"ptb": (141, 2, ...), "markov-ptb": (...)}``); a plain sequence
+    means the PTB arms."""
     if not planned:
         return []
-    arms = {a: [int(s) for s in seeds] for a, seeds in arms.items() if a in ("ptb-baseline", "ptb-mts")}
-    lines = [f"- planned: {len(planned)} seeds per arm ({', '.join(map(str, planned))})"]
-    missing = sorted({s for seeds in arms.values() for s in planned if s not in set(seeds)} if arms else set(planned))
-    for arm, seeds in arms.items():
-        done = [s for s in planned if s in set(seeds)]
-        lines[0] += f"; {arm}: {len(done)} of {len(planned)} finished"
-    if missing:
-        ids = ",".join(map(str, missing))
-        lines.append(f"- still to train: seeds {ids}; the sweep resumes with `tsprobe train-sweep --corpus ptb --seeds "
-                     f"{ids} --arch baseline,mts --profile small --epochs 10 --jobs 2 --threads 1 --out "
-                     f"runs/evidence-seeds`, then `python -m timescale_probe.seeds ingest runs/evidence-seeds/*.pt "
-                     f"--into figures/seeds` (finished runs are skipped)")
+    if not isinstance(planned, dict):
+        planned = {"ptb": tuple(planned)}
+    lines = []
+    for corpus, seeds_planned in planned.items():
+        names, how = RESUME[corpus]
+        done = {a: {int(s) for s in arms.get(a, [])} for a in names}
+        counts = "; ".join(f"{a}: {len([s for s in seeds_planned if s in done[a]])} of {len(seeds_planned)} finished"
+                           for a in names)
+        lines.append(f"- planned ({corpus}): {len(seeds_planned)} seeds per arm ({', '.join(map(str, seeds_planned))}); "
+                     f"{counts}")
+        missing = [s for s in seeds_planned if any(s not in done[a] for a in names)]
+        if missing:
+            ids = ",".join(map(str, missing))
+            lines.append(f"  - still to train: seeds {ids}; resume with " + how.format(ids=ids))
     return lines
 
 
