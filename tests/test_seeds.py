@@ -222,3 +222,23 @@ def test_committed_seeds_pool_one_recipe_per_arm_across_devices():
     assert len(groups) == 2 and sum(len(v) for v in groups.values()) == len(cards)
     devices = {str(c.get("device")).split()[0] for c in cards.values()}
     assert len(cards) >= 6 and {"cpu", "cuda"} <= devices  # CPU and GPU seeds of one recipe, pooled
+
+
+def test_cards_written_before_and_after_a_model_field_was_added_share_a_recipe():
+    """Seed 4 was trained after wave 3 added cell/gate_activation/activation/layer_cells to the model
+    config; its card spells them out at their defaults, the older seeds' cards lack them. Same recipe
+    (the report left seed 4 out before); a different cell is a different recipe."""
+    import copy
+
+    from timescale_probe.seeds import recipe_hash, recipe_of
+
+    old = {"corpus": "ptb", "arch": "mts", "profile": "small",
+           "model_config": {"vocab_size": 10000, "layer_sizes": [300, 300, 200], "mts_spec": None},
+           "train_config": {"epochs": 10, "seed": 2}}
+    new = copy.deepcopy(old)
+    new["model_config"].update(cell="lstm", gate_activation="sigmoid", activation=None, layer_cells=None)
+    new["train_config"]["seed"] = 4
+    assert recipe_hash(recipe_of(old)) == recipe_hash(recipe_of(new))
+    gru = copy.deepcopy(new)
+    gru["model_config"]["cell"] = "gru"
+    assert recipe_hash(recipe_of(gru)) != recipe_hash(recipe_of(old))

@@ -117,9 +117,13 @@ def _normal_mts(spec: Any) -> Any:
 
 def recipe_of(card: dict[str, Any]) -> dict[str, Any]:
     """Everything that defines a training run but its seed: corpus, arch, profile, the model config
-    (MTS spec normalised) and the train config with its defaults filled in (``None`` = default)."""
+    (MTS spec normalised; fields the card predates, e.g. ``cell``, at their defaults) and the train
+    config with its defaults filled in (``None`` = default), so that cards written before and after
+    a field was added compare equal when they describe the same run."""
+    import dataclasses
     from dataclasses import asdict
 
+    from .models import LMConfig
     from .training import TrainConfig
 
     tc = asdict(TrainConfig())
@@ -129,6 +133,9 @@ def recipe_of(card: dict[str, Any]) -> dict[str, Any]:
     tc.pop("seed", None)
     mc = dict(card.get("model_config") or {})
     mc["mts_spec"] = _normal_mts(mc.get("mts_spec"))
+    for f in dataclasses.fields(LMConfig):  # fields a later version added (cell, gate_activation, ...): their defaults
+        if f.name not in mc and f.default is not dataclasses.MISSING:
+            mc[f.name] = f.default
     return {"corpus": corpus_key(card), "arch": card.get("arch"), "profile": card.get("profile"),
             "model_config": mc, "train_config": tc}
 
