@@ -43,15 +43,20 @@ def demo_out(tmp_path_factory):
     return out
 
 
-def _compare(old: pd.DataFrame, new: pd.DataFrame, where: str) -> None:
+def _compare(old: pd.DataFrame, new: pd.DataFrame, where: str, *, rtol: dict[str, float] | None = None,
+             ignored: frozenset[str] = frozenset()) -> None:
+    """Every column of ``old`` in ``new``, same rows; numbers at relative 1e-9 (``rtol`` per column
+    where looser), other values as strings; ``ignored`` columns are not compared."""
     missing = [c for c in old.columns if c not in new.columns]
     assert not missing, f"{where}: columns gone: {missing}"
     assert len(old) == len(new), f"{where}: {len(old)} rows before, {len(new)} now"
     for col in old.columns:
+        if col in ignored:
+            continue
         a, b = old[col], new[col]
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-            np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-9, atol=0, equal_nan=True,
-                                       err_msg=f"{where}: column {col}")
+            np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=(rtol or {}).get(col, 1e-9), atol=0,
+                                       equal_nan=True, err_msg=f"{where}: column {col}")
         else:
             assert a.astype(str).tolist() == b.astype(str).tolist(), f"{where}: column {col}"
 
@@ -73,7 +78,7 @@ SMOKE = Path(__file__).parent / "data" / "golden" / "smoke"
 SMOKE_TABLES = sorted(p.relative_to(SMOKE).as_posix() for p in SMOKE.rglob("*.csv") if p.name != "claims.csv")
 #: columns compared more loosely, and why
 SMOKE_RTOL = {"f_sd": 1e-7}  # SD over windows from float64 sums of squares the runner regroups (was within 2.3e-8)
-SMOKE_IGNORED = {"seconds"}  # wall-clock time of each epoch
+SMOKE_IGNORED = frozenset({"seconds"})  # wall-clock time of each epoch
 
 #: pre-wave claim (its prose) -> (new id, which number of the old 'ours' text, scale of the new estimate)
 SAME_CLAIMS = {
@@ -146,27 +151,15 @@ def test_golden_smoke_is_vendored():
 def test_reproduce_smoke_tables_unchanged_since_before_the_wave(reproduce_smoke, shared_dir, name):
     # shared_dir: the golden run had ../shared beside the checkout (the published arrays' rows)
     out, _ = reproduce_smoke
-    old, new = pd.read_csv(SMOKE / name), pd.read_csv(out / name)
-    missing = [c for c in old.columns if c not in new.columns]
-    assert not missing and len(old) == len(new), f"{name}: columns gone {missing} or rows {len(old)} -> {len(new)}"
-    for col in old.columns:
-        if col in SMOKE_IGNORED:
-            continue
-        a, b = old[col], new[col]
-        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-            np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=SMOKE_RTOL.get(col, 1e-9), atol=0,
-                                       equal_nan=True, err_msg=f"{name}: column {col}")
-        else:
-            assert a.astype(str).tolist() == b.astype(str).tolist(), f"{name}: column {col}"
+    _compare(pd.read_csv(SMOKE / name), pd.read_csv(out / name), name, rtol=SMOKE_RTOL, ignored=SMOKE_IGNORED)
 
 
 def _number(text: str, index: int) -> tuple[float, int]:
     """The ``index``-th number in a pre-wave 'ours' text and its decimals."""
     import re
 
-    found = re.findall(r"-?\d+(?:\.(\d+))?", str(text))
-    nums = re.findall(r"-?\d+(?:\.\d+)?", str(text))
-    return float(nums[index]), len(found[index])
+    found = re.findall(r"(-?\d+(?:\.(\d+))?)", str(text))[index]
+    return float(found[0]), len(found[1])
 
 
 def test_reproduce_smoke_claims_unchanged_since_before_the_wave(reproduce_smoke, shared_dir):

@@ -108,7 +108,9 @@ def analysis_main(figure: str, doc: str, argv: list[str] | None = None) -> int:
     p.add_argument("--reference-dir", type=Path, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the profile's pin, 1 for smoke; otherwise the one rule, timescale_probe.fileio.default_threads)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: the profile's pin, 1 for smoke; otherwise the one rule, "
+                        "timescale_probe.fileio.default_threads)")
     p.add_argument("--force", action="append", default=[], help="redo this step (repeatable)")
     a = p.parse_args(argv)
     try:

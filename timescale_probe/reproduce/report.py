@@ -153,7 +153,7 @@ def render_markdown(claims: Sequence[Claim], records: dict[str, dict], opts: Rep
         lines += ["", "# Beyond the paper", "", "Claims the paper does not make: an outcome, not a verdict on the paper."]
         for name in beyond_secs:
             section(name)
-    lines += seeds_lines(records, claims, opts.settings.get("planned_seeds", ()))
+    lines += seeds_lines(records, claims, opts.settings["planned_seeds"])
     lines += models_and_steps(records)
     lines += ["", "## Figures", ""]
     for stem, caption in figures:
@@ -190,7 +190,7 @@ def render_html(claims: Sequence[Claim], records: dict[str, dict], opts: Reprodu
                 f"<td style='background:{COLORS.get(c.verdict, '#fff')}'>{e(d[k])}</td>" if k == "verdict"
                 else f"<td>{e(d[k])}</td>" for k, _ in COLUMNS) + "</tr>")
         parts.append("</table>")
-    extra = table1_full(records) + seeds_lines(records, claims, opts.settings.get("planned_seeds", ())) + models_and_steps(records)
+    extra = table1_full(records) + seeds_lines(records, claims, opts.settings["planned_seeds"]) + models_and_steps(records)
     parts.append("<pre style='white-space:pre-wrap'>" + e("\n".join(extra)) + "</pre>")
     parts.append("<h2>Figures</h2>")
     for stem, caption in figures:

@@ -4,7 +4,7 @@ and the steps."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..analysis.claims import Claim
 from .claims_base import num, seeds_results, status
@@ -72,14 +72,10 @@ RESUME = {
 }
 
 
-def planned_lines(arms: dict, planned) -> list[str]:
+def planned_lines(arms: dict, planned: Mapping[str, Sequence[int]]) -> list[str]:
     """Which of the planned seeds have finished per arm, and the commands that resume the rest.
-    ``planned``: seeds per corpus (``{"ptb": (141, 2, ...), "markov-ptb": (...)}``); a plain sequence
-    means the PTB arms."""
-    if not planned:
-        return []
-    if not isinstance(planned, dict):
-        planned = {"ptb": tuple(planned)}
+    ``planned``: seeds per corpus (``{"ptb": (141, 2, ...), "markov-ptb": (...)}``, a profile's
+    ``planned_seeds``; empty: no lines)."""
     lines = []
     for corpus, seeds_planned in planned.items():
         names, how = RESUME[corpus]
@@ -95,7 +91,7 @@ def planned_lines(arms: dict, planned) -> list[str]:
     return lines
 
 
-def seeds_lines(records: dict, claims: Sequence[Claim], planned: Sequence[int] = ()) -> list[str]:
+def seeds_lines(records: dict, claims: Sequence[Claim], planned: Mapping[str, Sequence[int]]) -> list[str]:
     sr = seeds_results(records)
     ok, why = status(records, "seeds")
     if not ok:
