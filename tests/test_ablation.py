@@ -131,6 +131,42 @@ def test_output_ablation_batched_equals_weight_surgery(model, tokens, layer):
         assert not np.allclose(abl[j], intact)
 
 
+def test_a_stopped_ablation_resumes_after_its_finished_passes(model, tokens, tmp_path, monkeypatch):
+    """Passes finished before a stop are read back, not rerun; the numbers equal an uninterrupted
+    run bit for bit; the folder goes once the run completes; other inputs do not reuse them."""
+    import timescale_probe.ablation.passes as passes
+
+    groups = make_groups("chunks:3", np.linspace(20, 1, 12), 2)  # 4 groups + intact = 5 copies, 3 passes of 2
+    ref = ablated_nll(model, tokens, groups, group_batch=2)
+    real, calls = passes.run_stream, []
+
+    def stop_after_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(passes, "run_stream", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        ablated_nll(model, tokens, groups, group_batch=2, resume_dir=tmp_path)
+    (store,) = tmp_path.iterdir()
+    assert sorted(p.name for p in store.iterdir()) == ["pass-00000.npy", "pass-00001.npy"]
+    calls.clear()
+    got = ablated_nll(model, tokens, groups, group_batch=2, resume_dir=tmp_path)
+    assert len(calls) == 1  # only the third pass ran again
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert list(tmp_path.iterdir()) == []
+    fp = passes.pass_fingerprint
+    batches = [[[g] for g in groups]]
+    assert fp(model, tokens, batches, mode="output", bptt=70, device="cpu") != \
+        fp(model, tokens[:-1], batches, mode="output", bptt=70, device="cpu")
+    assert fp(model, tokens, batches, mode="output", bptt=70, device="cpu") != \
+        fp(model, tokens, batches, mode="silence", bptt=70, device="cpu")
+    assert fp(model, tokens, batches, mode="output", bptt=70, device="cpu") != \
+        fp(model, tokens, [[[g] for g in groups[::-1]]], mode="output", bptt=70, device="cpu")
+
+
 def test_intact_nll_matches_a_direct_forward(model, tokens):
     with torch.no_grad():
         logits, _, _ = model(tokens[:-1].unsqueeze(1), model.init_hidden(1))

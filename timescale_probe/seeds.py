@@ -18,7 +18,9 @@ checkpoint with the library's own evaluation, gate and ablation functions:
   drawn with the model's own training seed, so every seed has its own controls, taking the
   timescale groups' sizes in turn; the ratio table of
   :func:`timescale_probe.ablation.run_ablation_study` (``kind``: ``group`` or ``control``) with each
-  group's size and T range, at the one interval level (95%);
+  group's size and T range, at the one interval level (95%); its batched passes are kept under
+  ``--resume-dir`` (default :data:`DEFAULT_RESUME_DIR`) as they finish, so an ingestion stopped
+  part-way (about an hour per MTS seed on one CPU core) picks up where it stopped when run again;
 - ``timescales.csv``: per unit ``layer, unit, forget_bias, T_bias, T_data, ...`` (T_data: batch 1,
   windows of 70, test split).
 
@@ -54,6 +56,8 @@ SEED_FILES = ("card.json", "metrics.csv", "token_nll.npy", "perplexity.csv", "ab
 MIN_CONTROLS = 200
 #: controls drawn per seed by default: 10 per timescale group of ``quantiles:23``
 DEFAULT_CONTROLS = 230
+#: where ``ingest`` / ``write`` keep an ablation's finished passes until the seed's folder is written
+DEFAULT_RESUME_DIR = Path(tempfile.gettempdir()) / "tsprobe-ablation"
 #: the interval level of every per-seed table (the report's one level)
 LEVEL = 0.95
 
@@ -234,7 +238,7 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
                       control_seed: int | None = None, order_by: str = "bias", mode: str = "output", seed: int = 0,
                       n_resamples: int = 10000, level: float = LEVEL, bptt: int = 70, group_batch: int | None = None,
                       bins_from: str = "train", bin_edges=None, max_tokens: int = 0, ablation: bool = True,
-                      model_name: str | None = None) -> dict[str, Any]:
+                      model_name: str | None = None, resume_dir: str | Path | None = None) -> dict[str, Any]:
     """Write one per-seed folder (see the module docstring) into ``out_dir``; return a summary dict.
 
     ``checkpoint``: a checkpoint path (any supported format) or an ``LSTMStack``. ``corpus``: a
@@ -245,7 +249,9 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
     ``seed``: the chunk bootstrap's. ``order_by``: ``bias`` (T_bias, the assigned timescales of an
     MTS layer, as Fig. 3) or ``data``. ``group_batch``: ablation copies per batched pass (default
     all groups in one pass on CUDA, 8 on the CPU). ``max_tokens`` > 0 uses only the first tokens of
-    the test split (tests, dry runs). Files appear only when everything succeeded.
+    the test split (tests, dry runs). ``resume_dir``: where the ablation keeps its finished passes,
+    so that a run stopped part-way (an hour per seed on a CPU) resumes (see
+    :func:`~timescale_probe.ablation.ablated_nll`). Files appear only when everything succeeded.
     """
     from .ablation import run_ablation_study
     from .checkpoints import load_checkpoint, read_card
@@ -328,7 +334,7 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
             study = run_ablation_study(model, tokens, T, layer=layer, groups=main + ctl, mode=mode,
                                        binnings=[("frequency", bin_of, labels)], controls=0, seed=seed,
                                        bptt=bptt, group_batch=gb, n_resamples=n_resamples, level=level,
-                                       device=device)
+                                       device=device, resume_dir=resume_dir)
             timings["ablation_s"] = time.perf_counter() - t0
             g = study.groups_[["group", "size", "T_mean", "T_median", "T_min", "T_max"]]
             abl = study.ratios_.merge(g, on="group", how="left")
@@ -447,11 +453,14 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--max-tokens", type=int, default=0, help="first N test tokens only (0 = all)")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--resume-dir", type=Path, default=DEFAULT_RESUME_DIR,
+                    help="where the ablation keeps finished passes so that a stopped run resumes "
+                         "(default: %(default)s)")
 
 
 def _kw(a) -> dict[str, Any]:
     return dict(layer=a.layer, groups=a.groups, controls=a.controls, order_by=a.order_by, n_resamples=a.bootstrap,
-                max_tokens=a.max_tokens)
+                max_tokens=a.max_tokens, resume_dir=a.resume_dir)
 
 
 def _say(path, res) -> None:

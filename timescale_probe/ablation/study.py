@@ -55,11 +55,13 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
                        mode: str = "output", binnings: Sequence[tuple[str, np.ndarray, Sequence[str]]] = (),
                        controls: int = 0, control_size: int | None = None, seed: int = 0, bptt: int = 70,
                        group_batch: int = 8, chunk: int = 100, n_resamples: int = 10000, level: float = 0.999,
-                       top: int = 3, device: Any = "cpu", progress: ProgressLike = False) -> AblationStudy:
+                       top: int = 3, device: Any = "cpu", progress: ProgressLike = False,
+                       resume_dir: Any = None) -> AblationStudy:
     """Ablate groups of ``layer``'s units (ordered by ``T``, the timescale of every unit of that
     layer) and tabulate per-bin perplexity ratios for every binning ``(name, category_of_vocab,
     labels)``. Control groups: ``controls`` random groups of ``control_size`` units (default: the
-    most common group size), drawn with ``seed``; the bootstrap uses ``seed`` too."""
+    most common group size), drawn with ``seed``; the bootstrap uses ``seed`` too. ``resume_dir``:
+    where finished NLL passes are kept so that a stopped run resumes (see :func:`ablated_nll`)."""
     check_ablation_options(groups=groups, layer=layer, mode=mode, controls=controls, control_size=control_size,
                            bptt=bptt, group_batch=group_batch, chunk=chunk, n_resamples=n_resamples, level=level,
                            top=top)
@@ -76,7 +78,7 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
     ctl = control_groups(sizes[layer - 1], control_size, controls, T, layer, seed)
     all_groups = main + ctl
     intact, ablated = ablated_nll(model, tokens, all_groups, mode=mode, bptt=bptt, group_batch=group_batch,
-                                  device=device, progress=progress)
+                                  device=device, progress=progress, resume_dir=resume_dir)
     targets = torch.as_tensor(tokens).long().numpy()[1:]
     counts = bootstrap_chunk_counts(len(targets), chunk, n_resamples, seed)
     if not binnings:

@@ -69,6 +69,8 @@ class AblateOptions(StreamOptions):
     top: int = option(3, "Groups listed per bin in the routing summary.", ge=1)
     reference: Optional[Path] = option(None, "reference-results dir: draw the authors' Fig. 3 numbers too.")
     max_tokens: int = option(0, "Use only the first N tokens of the split (0 = all).", ge=0)
+    resume_dir: Optional[Path] = option(None, "Keep each finished batched pass here; a stopped run started again "
+                                              "with the same options resumes after them.")
 
     def check(self) -> None:
         window = 2 * self.chunk
@@ -129,7 +131,7 @@ def run_ablate(opts: AblateOptions, *, progress: Any = None) -> AblateResult:
                                binnings=binnings, controls=opts.controls, control_size=opts.control_size,
                                seed=opts.seed, bptt=opts.bptt, group_batch=opts.group_batch, chunk=opts.chunk,
                                n_resamples=opts.bootstrap, level=opts.level, top=opts.top, device=env["device"],
-                               progress=progress)
+                               progress=progress, resume_dir=opts.resume_dir)
     title = f"{opts.checkpoint.name}: layer {opts.layer}, {opts.groups} by {opts.by}, mode {opts.mode}"
     figures = {"ablation_fig3.pdf": lambda: plot_routing(study.ratios_, study.groups_, study.controls_, ref,
                                                          title=title)}
