@@ -793,7 +793,7 @@ def analyse_study(ctx: dict[str, Any]) -> None:
         fb, fm = seeds_dir / f"ptb-baseline-seed{seed}" / "token_nll.npy", seeds_dir / f"ptb-mts-seed{seed}" / "token_nll.npy"
         if not (fb.is_file() and fm.is_file()):
             continue
-        a, m = np.load(fb, allow_pickle=False), np.load(fm, allow_pickle=False)
+        a, m = (np.asarray(np.load(f, allow_pickle=False), dtype=np.float64) for f in (fb, fm))
         tk = ptb.tokens("test")
         if S["table_tokens"]:
             tk = tk[: S["table_tokens"]]

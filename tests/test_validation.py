@@ -291,3 +291,22 @@ def test_empty_vocab_file_is_called_a_vocabulary_file(tiny, tmp_path):
                          "--out", tmp_path / "o"))
     assert "vocabulary file" in line and "is empty" in line and "corpus file" not in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]
+
+
+def test_npy_files_are_narrowed_only_where_nothing_is_lost(tmp_path):
+    """Token NLLs of a float32 model (float32 values held as float64) are stored as float32, half
+    the bytes, and read back to the same float64 numbers; a float64 value that float32 cannot hold
+    keeps the file float64; nothing is ever pickled."""
+    from timescale_probe.fileio import save_npy
+
+    exact = np.random.default_rng(0).random(1000).astype(np.float32).astype(np.float64)
+    exact[3] = np.nan
+    p = save_npy(tmp_path / "nll.npy", exact, exact_narrow=True)
+    back = np.load(p, allow_pickle=False)
+    assert back.dtype == np.float32 and p.stat().st_size < 0.6 * exact.nbytes
+    np.testing.assert_array_equal(back.astype(np.float64), exact)
+    fine = exact.copy()
+    fine[0] = 0.1  # not a float32 value
+    assert np.load(save_npy(tmp_path / "f.npy", fine, exact_narrow=True)).dtype == np.float64
+    assert np.load(save_npy(tmp_path / "g.npy", exact)).dtype == np.float64  # only when asked
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["f.npy", "g.npy", "nll.npy"]  # no temporary left

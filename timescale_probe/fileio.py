@@ -64,6 +64,35 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], Any]) ->
     return Path(path)
 
 
+def exact_float32(array: Any) -> Any:
+    """``array`` as float32 when that loses nothing (every float64 value is a float32 value, as the
+    NLLs of a float32 model cast to float64 are), else unchanged: half the bytes on disk, the same
+    numbers once read back as float64."""
+    import numpy as np
+
+    a = np.asarray(array)
+    if a.dtype == np.float64:
+        b = a.astype(np.float32)
+        if np.array_equal(b.astype(np.float64), a, equal_nan=True):
+            return b
+    return a
+
+
+def save_npy(path: str | os.PathLike, array: Any, *, exact_narrow: bool = False) -> Path:
+    """``array`` as ``.npy`` at exactly ``path`` (no '.npy' appended), atomically, never pickled;
+    ``exact_narrow``: stored as float32 where :func:`exact_float32` finds that lossless (readers
+    cast back to float64)."""
+    import numpy as np
+
+    data = exact_float32(array) if exact_narrow else np.asarray(array)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, data, allow_pickle=False)
+
+    return atomic_write_with(path, write)
+
+
 def write_table(df, path: str | os.PathLike) -> Path:
     """Write a DataFrame as CSV, Parquet or JSON (by suffix), atomically."""
     path = Path(path)

@@ -9,8 +9,9 @@ checkpoint with the library's own evaluation, gate and ablation functions:
   version that made them, and the training ``recipe`` (:func:`recipe_of`: everything that
   defines the training but the seed; pooled seeds must share it, :func:`check_recipes`);
 - ``metrics.csv``: the trainer's per-epoch curve (``X.metrics.csv`` beside the checkpoint);
-- ``token_nll.npy``: float64 NLL (nats) of every target of the test stream, batch 1, hidden state
-  carried, windows of ``bptt`` (70), in stream order;
+- ``token_nll.npy``: NLL (nats) of every target of the test stream, batch 1, hidden state
+  carried, windows of ``bptt`` (70), in stream order; stored as float32 where that is exact (the
+  NLLs of a float32 model are float32 values), read back as float64;
 - ``perplexity.csv``: per-bin perplexity (``model, bin, tokens, nll_mean, ppl``; bins counted over
   train);
 - ``ablation.csv`` (MTS models): layer 2 ablated in ``groups`` (23 quantile groups, longest T first)
@@ -88,12 +89,6 @@ def _plain(obj: Any) -> Any:
     from .fileio import jsonable
 
     return jsonable(obj)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to exactly ``path`` (through an open file, so no '.npy' is appended)."""
-    with open(path, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,7 +252,7 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
     from .checkpoints import load_checkpoint, read_card
     from .corpora import DEFAULT_BIN_EDGES, Corpus, check_vocab_compatible, load_corpus
     from .evaluation import perplexity_by_bin, token_nll
-    from .fileio import atomic_write_with, write_table
+    from .fileio import atomic_write_with, save_npy, write_table
     from .gates import estimate_timescales, timescales_table
     from .models import LanguageModel
     from .stack import LSTMStack
@@ -310,7 +305,7 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
         t0 = time.perf_counter()
         nll, targets = token_nll(model, tokens, batch_size=1, bptt=bptt, device=device)
         timings["evaluate_s"] = time.perf_counter() - t0
-        _save_npy(work / "token_nll.npy", nll.astype(np.float64))
+        save_npy(work / "token_nll.npy", nll.astype(np.float64), exact_narrow=True)
         ppl = perplexity_by_bin(nll, targets, bin_of, labels)
         ppl.insert(0, "model", name)
         write_table(ppl, work / "perplexity.csv")
@@ -431,7 +426,7 @@ def read_seed_folder(path: str | Path) -> dict[str, Any]:
         elif f.endswith(".json"):
             out[key] = json.loads(fp.read_text())
         elif f.endswith(".npy"):
-            out[key] = np.load(fp, allow_pickle=False)
+            out[key] = np.asarray(np.load(fp, allow_pickle=False), dtype=np.float64)
         else:
             out[key] = pd.read_csv(fp)
     return out

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import OptionError
-from ..fileio import atomic_write_with
+from ..fileio import save_npy
 from ..progress import ProgressLike, advance_only, progress_bar
 from ..runner import LSTM_MATHS, Hook, cell_maths, mask_output, model_layers, run_stream, silence
 from ..validation import check_choice, check_int
@@ -77,11 +77,6 @@ def _load_pass(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     return arr if arr.shape == shape and arr.dtype == np.float64 else None
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:  # a file object: np.save would add ".npy" to the temporary name
-        np.save(fh, array, allow_pickle=False)
-
-
 def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mode: str = "output",
                 bptt: int = 70, group_batch: int = 8, device: Any = "cpu", progress: ProgressLike = False,
                 resume_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -127,7 +122,7 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
                                  progress=advance_only(bar))
                 nll = np.ascontiguousarray(run.nll_by_copy(), dtype=np.float64)
                 if path is not None:
-                    atomic_write_with(path, lambda q, a=nll: _save(q, a))
+                    save_npy(path, nll)
             for c, j in enumerate(batch):
                 if j is None:
                     intact[:] = nll[c]

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..fileio import atomic_write_text, write_table
@@ -55,17 +54,6 @@ def save_figure(ctx: StepContext, fig, name: str) -> list[str]:
 def write_step_table(ctx: StepContext, df: pd.DataFrame, name: str) -> str:
     write_table(df, ctx.path(name))
     return name
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """``array`` as ``.npy`` at exactly ``path``, atomically, never pickled."""
-    from ..fileio import atomic_write_with
-
-    def write(tmp):
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(array), allow_pickle=False)
-
-    atomic_write_with(Path(path), write)
 
 
 def timescale_summary(T) -> dict[str, Any]:

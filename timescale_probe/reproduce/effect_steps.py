@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OptionError
-from ..fileio import atomic_write_text, finite_or_none, write_table
+from ..fileio import atomic_write_text, finite_or_none, save_npy, write_table
 from ..paper import PAPER
 from ..pipeline import StepContext, StepSkipped
-from .common import OTHER_CORPORA, corpus_spec, load_model, save_figure, save_npy, write_step_table
+from .common import OTHER_CORPORA, corpus_spec, load_model, save_figure, write_step_table
 from .config import ReproduceOptions
 from .results import DyckResult, MIResult, RoutingResult, Table1Result, WT2Result, as_results, from_results
 from .rules import LEVEL
@@ -78,7 +78,7 @@ def step_table1(ctx: StepContext, opts: ReproduceOptions) -> dict[str, Any]:
     files += save_figure(ctx, figure_table1(table, paper), "table1_perplexity.pdf")
     for name, nll in (("ptb-baseline", nb), ("ptb-mts", nm)):
         path = ctx.path("tables", f"token_nll_{name}.npy")
-        save_npy(path, np.asarray(nll, dtype=np.float64))
+        save_npy(path, np.asarray(nll, dtype=np.float64), exact_narrow=True)  # float32 NLLs: stored exactly in half
         files.append(ctx.relative(path))
     bins = bin_counting_statement(corpus, "train")
     return as_results(Table1Result(table.to_dict(orient="records"), notes_b + notes_m, bins, int(len(targets))), files)

@@ -87,7 +87,7 @@ def own_runs(ctx: StepContext) -> list[SeedRun]:
         run.metrics = pd.read_csv(mpath) if mpath.is_file() else None
         nll_file = ctx.out / "tables" / f"token_nll_{label}.npy"
         if t1 and nll_file.is_file():
-            run.token_nll = np.load(nll_file, allow_pickle=False)
+            run.token_nll = np.asarray(np.load(nll_file, allow_pickle=False), dtype=np.float64)
         ts = ctx.out / "tables" / f"timescales_{label}.csv"
         run.timescales = pd.read_csv(ts) if ts.is_file() else None
         if arch == "mts" and corpus == "ptb" and (ctx.out / "fig3_routing.csv").is_file():
