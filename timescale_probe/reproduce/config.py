@@ -47,7 +47,9 @@ class ReproduceProfile(Profile):
     from ``figures/seeds/ptb-mts-seed141``, made once by ``python -m timescale_probe.seeds ingest``,
     so its figure keeps 20 and stays cheap); ``threads``: the profile's pin (None: the one default
     rule); ``planned_seeds``: per corpus, the seeds per arm the evidence needs (PTB: >= 7 for Table 1
-    and Fig. 3; Markov-PTB: >= 3 for the Markov control; issue 21), the report saying which have
+    and >= 7 MTS seeds with >= 200 controls for Fig. 3: seeds 2 and 3 were trained on a GPU that
+    kept their tables and not their weights, so they cannot be ablated again and Fig. 3's seven are
+    141 and 4-9; Markov-PTB: >= 3 for the Markov control; issue 21), the report saying which have
     finished and how the sweeps resume."""
 
     lm_profile: str
@@ -88,7 +90,7 @@ REPRODUCE_PROFILES: ProfileRegistry[ReproduceProfile] = ProfileRegistry("reprodu
         n_resamples=10_000, ablation_groups="quantiles:23", ablation_controls=20, group_batch=8, mi_max_distance=1000,
         mi_distances=40, mi_shuffles=10, mi_max_tokens=None, dyck_sizes=None, dyck_max_len=200, dyck_profile="small",
         dyck_seeds=None, ref_fit_boot=500, threads=None,
-        planned_seeds=frozen_mapping(ptb=(141, 2, 3, 4, 5, 6, 7), **{"markov-ptb": (141, 2, 3)}),
+        planned_seeds=frozen_mapping(ptb=(141, 2, 3, 4, 5, 6, 7, 8, 9), **{"markov-ptb": (141, 2, 3)}),
     ),
     ReproduceProfile(
         "paper", "paper-size models (1150/1150/400, 1000 epochs; a GPU) and the paper's Dyck sweep",

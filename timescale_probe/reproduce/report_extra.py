@@ -116,6 +116,12 @@ def seeds_lines(records: dict, claims: Sequence[Claim], planned: Mapping[str, Se
                      f"{', '.join(map(str, sr.fig3.get('seeds_controls', []))) or 'none yet'}")
         for w in sr.fig3.get("left_out", []):
             lines.append(f"  - not in the contrasts: {w}")
+        if sr.fig3.get("left_out"):
+            lines.append("  - a seed's controls are added by `python -m timescale_probe.seeds ingest "
+                         "runs/evidence-seeds/ptb-mts-seed<N>.pt --into figures/seeds --force --threads 1` (about an hour "
+                         "per seed on one CPU core; a stopped run resumes from its finished passes), or on a GPU by "
+                         "`benchmarks/gpu_check.py --ablate`; a seed whose weights were not kept cannot be ablated "
+                         "again")
     need = [c for c in claims if c.verdict == "inconclusive" and c.seeds_needed is not None and c.more_seeds]
     if need:
         lines += ["", "Seeds still needed for 80% power (inconclusive effects):", ""]
