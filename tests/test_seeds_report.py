@@ -68,7 +68,9 @@ def test_reader_tolerates_missing_and_unreadable_files(tmp_path):
     d = _write_folder(tmp_path, "ptb", "baseline", 2, nll=np.ones(10))
     r = read_seed_run(d)
     assert r.key == ("ptb", "baseline", 2) and r.card["seed"] == 2 and r.token_nll.shape == (10,)
-    assert "metrics.csv" in r.missing and "ablation.csv" in r.missing and "token_nll.npy" not in r.missing
+    assert "metrics.csv" in r.missing and "token_nll.npy" not in r.missing
+    assert "ablation.csv" not in r.missing  # a baseline is never ablated: nothing is missing
+    assert "ablation.csv" in read_seed_run(_write_folder(tmp_path, "ptb", "mts", 2, nll=np.ones(10))).missing
     (d / "card.json").write_text("{not json")
     np.save(d / "token_nll.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
     r = read_seed_run(d)
