@@ -563,8 +563,7 @@ def worker_main(job_file: str) -> int:
             from timescale_probe.seeds import ingest
 
             now = time.time()  # trained elsewhere: no training time here; epochs as its card says
-            card = json.loads(Path(job["checkpoint"]).with_suffix(".json").read_text())
-            save_status(state="writing tables", train_started=now, train_finished=now, epochs=card.get("epochs", 0))
+            save_status(state="writing tables", train_started=now, train_finished=now, epochs=job["card_epochs"])
             folder, res = ingest(job["checkpoint"], job["seeds_dir"], device=dev, force=True, ablation=True,
                                  controls=job["controls"], n_resamples=job["n_resamples"],
                                  max_tokens=job["table_tokens"], resume_dir=None)
@@ -641,13 +640,14 @@ def study_jobs(ctx: dict[str, Any]) -> list[dict[str, Any]]:
             jobs.append(dict(name=f"markov-ptb-baseline-seed{seed}", arch="baseline", seed=seed, corpus="markov",
                              mts_spec=None))
         notes.append("Markov-PTB: order-2 resample of PTB made on the device as `tsprobe markov-corpus ptb --order 2 --seed 0` does")
+    from timescale_probe.seeds import corpus_key, seed_folder_name
+
     for ck in ctx.get("ablate") or []:
         card = json.loads(Path(ck).with_suffix(".json").read_text())
-        from timescale_probe.seeds import corpus_key, seed_folder_name
-
         name = seed_folder_name(corpus_key(card), str(card.get("arch")), int(card.get("seed")))
         jobs.append(dict(name=name, arch=str(card.get("arch")), seed=int(card.get("seed")), corpus="ptb",
-                         mts_spec=None, tables_only=True, checkpoint=str(Path(ck).resolve())))
+                         mts_spec=None, tables_only=True, checkpoint=str(Path(ck).resolve()),
+                         card_epochs=int(card.get("epochs", 0))))
         notes.append(f"`{ck}`: not trained here; its per-seed folder ({name}) written with the layer-2 ablation and "
                      f"{ctx['S']['controls']} controls")
     ctx["study_notes"] = notes

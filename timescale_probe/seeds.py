@@ -85,6 +85,12 @@ def seed_folders(directory: str | Path | None) -> list[Path]:
     return sorted(q for q in Path(directory).iterdir() if q.is_dir() and parse_folder_name(q.name))
 
 
+def is_ablated(arch: str) -> bool:
+    """Whether a per-seed folder of this arch carries ``ablation.csv``: only MTS models are ablated
+    (Fig. 3), so a baseline folder without one misses nothing."""
+    return arch == "mts"
+
+
 def _plain(obj: Any) -> Any:
     from .fileio import jsonable
 
@@ -401,7 +407,7 @@ def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = Non
         if prev == stamp:
             return out, None
     res = write_seed_tables(ckpt, corpus, out, device=device, card=card,
-                            ablation=(arch == "mts") if ablation is None else ablation, model_name=out.name, **kw)
+                            ablation=is_ablated(arch) if ablation is None else ablation, model_name=out.name, **kw)
     data = json.loads(old.read_text(encoding="utf-8"))
     data["seed_tables"]["checkpoint_stamp"] = stamp
     from .fileio import atomic_write_text

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..seeds import FOLDER_RE, parse_folder_name, seed_folders  # noqa: F401 - re-exported names
+from ..seeds import FOLDER_RE, is_ablated, parse_folder_name, seed_folders  # noqa: F401 - re-exported names
 
 
 @dataclass
@@ -68,7 +68,7 @@ def read_seed_run(path: str | Path) -> SeedRun:
     for fname, (attr, read) in readers.items():
         f = p / fname
         if not f.is_file():
-            if not (fname == "ablation.csv" and arch != "mts"):  # only MTS models are ablated (Fig. 3)
+            if fname != "ablation.csv" or is_ablated(arch):
                 run.missing.append(fname)
             continue
         try:
