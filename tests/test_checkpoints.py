@@ -168,6 +168,32 @@ def test_lm_state_dict_embedding_decoder_tied(tmp_path, tie):
     assert stack.num_parameters() == n
 
 
+def test_decoder_under_an_unknown_name_is_found_by_its_shape(tmp_path):
+    """A head called 'dec' or 'hidden2word' is the one (V, H_last) weight beside a V-row embedding."""
+    class Odd(nn.Module):
+        def __init__(self, extra: bool):
+            super().__init__()
+            self.emb = nn.Embedding(20, 4)
+            self.rnn = nn.LSTM(4, 6, 2)
+            self.hidden2word = nn.Linear(6, 20)
+            if extra:                                    # a second candidate: ambiguous, so none is taken
+                self.aux = nn.Linear(6, 20)
+
+    m = Odd(False)
+    stack = load_checkpoint(_save_sd(tmp_path / "odd.pt", m.state_dict()))
+    assert torch.equal(stack.decoder_weight, m.hidden2word.weight.detach())
+    assert torch.equal(stack.decoder_bias, m.hidden2word.bias.detach()) and not stack.tied
+    assert any("hidden2word.weight found by its shape" in n for n in stack.provenance.notes)
+    two = load_checkpoint(_save_sd(tmp_path / "two.pt", Odd(True).state_dict()))
+    assert two.decoder_weight is None and any("no decoder found" in n for n in two.provenance.notes)
+
+    sd = {("wordvecs.weight" if k == "emb.weight" else k): v for k, v in m.state_dict().items()}
+    sd = {("decoder." + k.split(".", 1)[1] if k.startswith("hidden2word.") else k): v for k, v in sd.items()}
+    named_head = load_checkpoint(_save_sd(tmp_path / "vecs.pt", sd))  # the embedding's name is the unknown one
+    assert torch.equal(named_head.embedding, m.emb.weight.detach()) and named_head.vocab_size == 20
+    assert any("wordvecs.weight found by its shape" in n for n in named_head.provenance.notes)
+
+
 def test_word_language_model_state_dict_in_a_nested_dict(tmp_path):
     class RNNModel(nn.Module):
         def __init__(self):

@@ -250,7 +250,23 @@ def _find_embedding_decoder(tensors: dict[str, torch.Tensor], found: FoundLSTM, 
         V = found.embedding.shape[0]
         same_v = [k for k in dec if tensors[k].shape[0] == V]
         dec = same_v or dec
+        if not dec:  # an output layer under a name we do not know ('dec', 'hidden2word'): one weight of shape (V, H)
+            by_shape = [k for k, t in tensors.items() if k not in lstm_keys and k != emb_key and k.endswith("weight")
+                        and t.ndim == 2 and tuple(t.shape) == (V, H_last)]
+            if len(by_shape) == 1:
+                dec = by_shape
+                found.notes.append(f"decoder {by_shape[0]} found by its shape ({V} x {H_last}: the embedding's "
+                                   "vocabulary by the last layer's width), not by its name")
     dec_key = _pick(dec, anchor)
+    if dec_key is not None and emb_key is None:  # the same for an embedding under a name we do not know
+        V = tensors[dec_key].shape[0]
+        by_shape = [k for k, t in tensors.items() if k not in lstm_keys and k != dec_key and k.endswith("weight")
+                    and t.ndim == 2 and tuple(t.shape) == (V, I)]
+        if len(by_shape) == 1:
+            emb_key = by_shape[0]
+            found.embedding, found.embedding_key = _as_float(tensors[emb_key]), emb_key
+            found.notes.append(f"embedding {emb_key} found by its shape ({V} x {I}: the decoder's vocabulary by "
+                               "the first layer's input width), not by its name")
     if dec_key is not None:
         found.decoder_weight_key = dec_key
         bias_key = dec_key[: -len("weight")] + "bias"
