@@ -109,11 +109,23 @@ def payloads(sentinel: Path) -> dict[str, tuple[bytes, str]]:
 PAYLOAD_NAMES = list(payloads(Path("/x")))
 
 
+def torchscript_file(path: Path, data_pkl: bytes) -> Path:
+    """A TorchScript archive's layout (code/, constants.pkl) around a hostile data.pkl."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("m/data.pkl", data_pkl)
+        zf.writestr("m/code/__torch__.py", "import os\nos.system('touch never')\n")
+        zf.writestr("m/constants.pkl", pickle.dumps((), protocol=2))
+        zf.writestr("m/byteorder", "little")
+        zf.writestr("m/version", "8\n")
+    return path
+
+
 def _write(kind: str, path: Path, body: bytes) -> Path:
-    return zip_torch_file(path, body + b".") if kind == "zip" else legacy_torch_file(path, body + b".")
+    write = {"zip": zip_torch_file, "legacy": legacy_torch_file, "torchscript": torchscript_file}[kind]
+    return write(path, body + b".")
 
 
-@pytest.mark.parametrize("kind", ["zip", "legacy"])
+@pytest.mark.parametrize("kind", ["zip", "legacy", "torchscript"])
 @pytest.mark.parametrize("name", PAYLOAD_NAMES)
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path, name, kind):
     sentinel = tmp_path / "PWNED"

@@ -199,6 +199,16 @@ def _newobj_ex(cls, args=(), kwargs=None):
     return _newobj(cls, *tuple(args or ()))
 
 
+def _restore_type_tag(value, type_str=None):
+    return value
+
+
+def _as_list(data):
+    if not isinstance(data, (list, tuple)):
+        raise CheckpointError("a TorchScript list in the file is not a list; the file is corrupt")
+    return list(data)
+
+
 def _unsupported_tensor(name: str):
     def refuse(*args, **kwargs):
         raise CheckpointError(f"the file holds a tensor kind tsprobe does not read (torch._utils.{name}); save dense CPU tensors")
@@ -241,6 +251,11 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch", "Size"): _torch_size,
     ("torch", "device"): _torch_device,
 }
+# TorchScript archives (torch.jit.save) tag containers with their static type; the helpers of
+# torch.jit._pickle return their first argument, so ours do exactly that and nothing else
+ALLOWED_GLOBALS[("torch.jit._pickle", "restore_type_tag")] = _restore_type_tag
+for _name in ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist"):
+    ALLOWED_GLOBALS[("torch.jit._pickle", _name)] = _as_list
 for _name, _dtype in _STORAGE_DTYPES.items():
     ALLOWED_GLOBALS[("torch", _name)] = _Marker(f"torch.{_name}", _dtype)
 ALLOWED_GLOBALS[("torch.storage", "UntypedStorage")] = _Marker("torch.UntypedStorage", torch.uint8)

@@ -15,12 +15,18 @@ from pathlib import Path
 
 from ..errors import CheckpointError
 
-__all__ = ["check_zip_records", "LEGACY_NO_CHECKSUM_NOTE"]
+__all__ = ["check_zip_records", "is_torchscript_names", "LEGACY_NO_CHECKSUM_NOTE"]
 
 LEGACY_NO_CHECKSUM_NOTE = ("torch legacy (non-zip) format: the file carries no checksum, so damage to it cannot be "
                            "detected; compare its sha256 with the source's")
 
 _CHUNK = 1 << 20
+
+
+def is_torchscript_names(names: list[str]) -> bool:
+    """Whether a zip's record names are a TorchScript archive's (``torch.jit.save``: ``code/`` and
+    ``constants.pkl`` beside ``data.pkl``), which ``torch.load`` would hand to ``torch.jit.load``."""
+    return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
 
 def check_zip_records(path: str | os.PathLike) -> int:

@@ -13,6 +13,7 @@ file. ``provenance.source_format`` says what was found:
 ``pickle:awd-lstm``             whole pickled AWD-LSTM / reference-repo model
 ``pickle:word_language_model``  whole pickled pytorch/examples ``RNNModel`` (LSTM, GRU, RNN_TANH, RNN_RELU)
 ``pickle:module``               any other whole pickled module holding a recurrent layer
+``torchscript``                 the weights of a TorchScript archive (``torch.jit.save``); its code is never run
 ``keras-npz`` / ``tf1-npz``     Keras / TensorFlow-1 LSTM weights saved with ``np.savez``
 ``keras``                       Keras 3 ``.keras`` archive (:mod:`.keras_h5`, h5py only)
 ``keras-weights-h5``            Keras 3 ``.weights.h5``
@@ -45,6 +46,7 @@ from ..errors import CheckpointError, OptionError
 from ..fileio import file_sha256, require_file
 from ..stack import LSTMStack, Provenance, RecurrentStack
 from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
+from .integrity import is_torchscript_names
 from .pickled import describe_model, flatten
 from .safe_unpickle import is_inert, load_torch_file_restricted
 from .state_dict import _LSTM_KEY, NO_VOCAB_NOTE, find_lstm
@@ -64,14 +66,14 @@ def sniff(path: Path) -> str:
                 names = zf.namelist()
         except (zipfile.BadZipFile, OSError, ValueError):
             return "torch-zip"  # let the torch readers report the damage
+        if is_torchscript_names(names):
+            return "torchscript"  # it has a data.pkl too, but torch.load would hand it to torch.jit.load
         if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             return "torch-zip"
         if names and all(n.endswith(".npy") for n in names):
             return "npz"
         if any(n.endswith("model.weights.h5") for n in names):
             return "keras"
-        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-            return "torchscript"
         return "zip"
     if head[:6] == b"\x93NUMPY":
         return "npy"
@@ -99,7 +101,7 @@ _NOT_A_CHECKPOINT = {
     "png": "a PNG image, not a checkpoint",
     "text": "a text file, not a checkpoint",
     "zip": "a zip archive without data.pkl: not a PyTorch checkpoint",
-    "torchscript": "a TorchScript archive (torch.jit.save); load it in a trusted environment and torch.save its state_dict()",
+    "torchscript": "a TorchScript archive (torch.jit.save): leave out --format (or give --format pickle) to read its weights",
     "unknown": "not a recognised checkpoint (neither a torch.save file, safetensors, a Keras file, nor a Keras/TF .npz)",
 }
 
@@ -171,6 +173,18 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
         return load_npz_lstm(p, sha256=sha, format=None if fmt == "auto" else fmt, tf_forget_bias=tf_forget_bias)
     if fmt == "safetensors" or (fmt == "auto" and kind == "safetensors"):
         return _stack_from_tree(_read_safetensors(p), p, sha, loaded_by="safetensors", fmt=fmt)
+    if kind == "torchscript":
+        # only the weights: data.pkl through the restricted unpickler (a hostile one is refused as such
+        # whatever --format says); the archive's code is never compiled or run, as torch.load would
+        # (it hands these archives to torch.jit.load)
+        from .integrity import check_zip_records
+        from .safe_unpickle import load_zip_torch_file
+
+        check_zip_records(p)
+        tree = load_zip_torch_file(p)
+        if fmt not in ("auto", "pickle"):
+            raise CheckpointError(f"{p} cannot be read as --format {fmt}: it is {_NOT_A_CHECKPOINT[kind]}")
+        return _stack_from_tree(tree, p, sha, loaded_by="torchscript", fmt=fmt)
     if kind in ("torch-zip", "pickle"):
         from .integrity import LEGACY_NO_CHECKSUM_NOTE, check_zip_records
 
@@ -265,7 +279,9 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
     mts_spec = None
     if flat.modules:
         desc = describe_model(root, flat, found.prefix)
-        source = desc.source_format
+        source = "torchscript" if loaded_by == "torchscript" else desc.source_format
+        if loaded_by == "torchscript":
+            notes.append("weights read from a TorchScript archive (torch.jit.save); its code was neither compiled nor run")
         config.update(desc.config)
         notes.extend(desc.notes)
         if isinstance(config.get("tie_weights"), bool) and found.is_lm and config["tie_weights"] != found.tied:
@@ -308,8 +324,14 @@ def _pickled_cell(flat, notes: list[str]):
 
     modes = []
     for _, m in flat.modules:
-        mode = m.attributes.get("mode")
-        if m.tsprobe_module.startswith("torch.nn.modules.rnn") and isinstance(mode, str) and mode.upper() in _TORCH_MODES:
+        if not m.tsprobe_module.removeprefix("__torch__.").startswith("torch.nn.modules.rnn"):
+            continue
+        mode, nonlinearity = m.attributes.get("mode"), m.attributes.get("nonlinearity")
+        if not isinstance(mode, str) and m.tsprobe_name in ("LSTM", "GRU"):  # TorchScript keeps no mode
+            mode = m.tsprobe_name
+        if not isinstance(mode, str) and m.tsprobe_name == "RNN" and nonlinearity in ("tanh", "relu"):
+            mode = f"RNN_{nonlinearity}"
+        if isinstance(mode, str) and mode.upper() in _TORCH_MODES:
             modes.append(mode.upper())
     modes = list(dict.fromkeys(modes))
     if len(modes) == 1:

@@ -19,6 +19,7 @@ instead of reading it as a standard LSTM; standard LSTMs are still written as ve
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..cells import CellSpec
 from ..errors import CheckpointError
 from ..fileio import atomic_write_with
 from ..stack import LSTMStack, Provenance, RecurrentLayer
+from .integrity import is_torchscript_names
 
 FORMAT_NAME = "tsprobe-checkpoint"
 FORMAT_VERSION = 2
@@ -123,6 +125,12 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     from ..fileio import require_file
 
     p = require_file(path, "checkpoint")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            if is_torchscript_names(zf.namelist()):
+                return {}  # torch.load would hand it to torch.jit.load: never ours
+    except (zipfile.BadZipFile, OSError):
+        pass  # a legacy pickle, or damage that torch.load reports below
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 (not our format: no card)

@@ -73,6 +73,8 @@ def flatten(obj: Any, prefix: str = "", out: Flattened | None = None, _seen: set
                 if isinstance(k, str) and v is not None:
                     flatten(v, f"{prefix}{k}.", out, seen, _depth + 1)
     elif is_inert(obj) and not _is_optimizer(obj):
+        if obj.tsprobe_module.split(".")[0] == "__torch__":  # a TorchScript module: parameters are attributes
+            out.modules.append((prefix[:-1], obj))
         for k, v in obj.attributes.items():
             if isinstance(k, str) and not k.startswith("_"):
                 flatten(v, f"{prefix}{k}.", out, seen, _depth + 1)
