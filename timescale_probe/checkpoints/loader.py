@@ -45,8 +45,8 @@ from ..activations import ACTIVATIONS, GATE_ACTIVATIONS, check_activation
 from ..errors import CheckpointError, OptionError
 from ..fileio import file_sha256, require_file
 from ..stack import LSTMStack, Provenance, RecurrentStack
-from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
 from .integrity import is_torchscript_names
+from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
 from .pickled import describe_model, flatten
 from .safe_unpickle import is_inert, load_torch_file_restricted
 from .state_dict import _LSTM_KEY, NO_VOCAB_NOTE, find_lstm
