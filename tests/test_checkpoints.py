@@ -194,6 +194,31 @@ def test_decoder_under_an_unknown_name_is_found_by_its_shape(tmp_path):
     assert any("wordvecs.weight found by its shape" in n for n in named_head.provenance.notes)
 
 
+def test_numbered_single_layer_lstms_that_chain_are_one_stack(tmp_path):
+    """'lstm1', 'lstm2', ... (a stack written by hand) are read in the order of their numbers when each
+    reads the previous one's output; numbered LSTMs that do not chain are still refused."""
+    class ByHand(nn.Module):
+        def __init__(self, second_input: int):
+            super().__init__()
+            self.embedding = nn.Embedding(20, 4)
+            self.lstm1 = nn.LSTM(4, 6)
+            self.lstm2 = nn.LSTM(second_input, 5)
+            self.lstm10 = nn.LSTM(5, 3)                  # natural order: 1, 2, 10
+            self.fc = nn.Linear(3, 20)
+
+    torch.manual_seed(4)
+    m = ByHand(6)
+    stack = load_checkpoint(_save_sd(tmp_path / "hand.pt", m.state_dict()))
+    assert stack.layer_sizes == [6, 5, 3] and stack.input_size == 4 and stack.vocab_size == 20
+    for layer, lstm in zip(stack.layers, (m.lstm1, m.lstm2, m.lstm10)):
+        assert torch.equal(layer.weight_hh, lstm.weight_hh_l0.detach())
+        assert torch.equal(layer.bias_ih + layer.bias_hh, (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach())
+    assert torch.equal(stack.decoder_weight, m.fc.weight.detach())
+    assert any("'lstm1.', 'lstm2.', 'lstm10.' read as one stack" in n for n in stack.provenance.notes)
+    with pytest.raises(CheckpointError, match="several separate LSTMs"):
+        load_checkpoint(_save_sd(tmp_path / "towers.pt", ByHand(4).state_dict()))   # lstm2 reads the embedding
+
+
 def test_word_language_model_state_dict_in_a_nested_dict(tmp_path):
     class RNNModel(nn.Module):
         def __init__(self):

@@ -159,6 +159,19 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file", cell: CellSpe
     families: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
     for g in lstm_groups:
         families[_family(g[0])].append(g)
+    notes: list[str] = []
+    if len(families) > 1 and len({re.sub(r"\d+", "#", f) for f in families}) == 1:
+        # numbered modules, each its own LSTM ('lstm1.', 'lstm2.'): one stack when, in the order of their
+        # numbers, each layer reads the previous one's output
+        order = sorted(lstm_groups, key=lambda g: (natural_key(g[0]), -1 if g[1] is None else g[1]))
+        hh = {g: kinds.get("weight_hh_raw", kinds.get("weight_hh")) for g, kinds in lstm_groups.items()}
+        shapes = [(tensors[lstm_groups[g]["weight_ih"]].shape[1], tensors[hh[g]].shape[1])
+                  for g in order if "weight_ih" in lstm_groups[g]]
+        if len(shapes) == len(order) and all(shapes[i][0] == shapes[i - 1][1] for i in range(1, len(shapes))):
+            names = list(dict.fromkeys(g[0] for g in order))
+            notes.append(f"separate recurrent modules {', '.join(repr(n) for n in names)} read as one stack in the "
+                         "order of their numbers (each one's input width is the previous one's output width)")
+            families = {_family(names[0]): order}
     if len(families) > 1:
         raise CheckpointError(
             f"{where} holds several separate LSTMs (prefixes {', '.join(repr(f or '<none>') for f in sorted(families))}); "
@@ -174,7 +187,6 @@ def find_lstm(tensors: Mapping[str, Any], where: str = "the file", cell: CellSpe
     kind = kinds_found[0]
     if cell is not None and cell.kind != kind:
         raise CheckpointError(f"{where}: the model says its cell is {cell.name} but the weights have a {kind}'s shapes")
-    notes: list[str] = []
     if cell is None:
         cell = CellSpec(kind)
         if kind == "rnn":
