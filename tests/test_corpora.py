@@ -185,6 +185,31 @@ def test_read_text_tokens_validation(tmp_path):
     assert read_text_tokens(_write(tmp_path / "ok.txt", "\ufeffa b\nc")) == ["a b", "c"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+def test_byte_order_marks_and_utf16_read_as_the_same_text(tmp_path, encoding):
+    """Editors on Windows save a BOM (UTF-8) or UTF-16 with one; both readers (corpora and the MI
+    streams) give the same tokens as plain UTF-8, and no BOM glued to the first word."""
+    from timescale_probe.mutual_info import load_token_stream
+
+    text = "the cat sat\r\non the mat\n"
+    p = tmp_path / "t.txt"
+    data = text.encode(encoding)
+    if encoding in ("utf-16-le", "utf-16-be"):  # these codecs write no BOM: add the one an editor writes
+        data = ("\ufeff" + text).encode(encoding)
+    p.write_bytes(data)
+    assert read_text_tokens(p) == ["the cat sat", "on the mat"]
+    stream = load_token_stream(str(p))
+    words = [stream.vocab[i] for i in stream.tokens]
+    assert [w for w in words if w != "<eos>"] == "the cat sat on the mat".split()
+
+
+def test_utf16_without_its_mark_is_still_refused_as_binary(tmp_path):
+    p = tmp_path / "t.txt"
+    p.write_bytes("the cat".encode("utf-16-le"))
+    with pytest.raises(CorpusError, match="looks binary"):
+        read_text_tokens(p)
+
+
 def test_vocab_compatibility(tmp_path):
     d = tmp_path / "c"
     _write(d / "train.txt", "a b c\n")

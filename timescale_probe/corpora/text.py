@@ -23,7 +23,14 @@ def split_lines(text: str) -> list[str]:
 
 
 def decode_text(data: bytes, where: str) -> str:
-    """Decode ``data`` as UTF-8 text; binary or undecodable input is a one-line CorpusError."""
+    """Decode ``data`` as UTF-8 text (a byte-order mark dropped; UTF-16 with its byte-order mark, as
+    some Windows editors save, decoded as such); binary or undecodable input is a one-line CorpusError."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"{where} starts like UTF-16 but is not valid UTF-16 (byte {exc.start}); "
+                              "re-encode it as UTF-8") from None
     if b"\x00" in data[:65536]:
         raise CorpusError(f"{where} looks binary (NUL bytes), expected a UTF-8 text file")
     try:

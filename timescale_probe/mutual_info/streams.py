@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..corpora.text import decode_text
 from ..errors import CorpusError, InputError, OptionError
 
 EOS = "<eos>"
@@ -82,13 +83,7 @@ def check_within(within: str | None) -> str:
 
 
 def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    if b"\x00" in data[:65536]:
-        raise CorpusError(f"{path} looks binary (NUL bytes), expected a UTF-8 text corpus")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} is not valid UTF-8 (byte {exc.start}); convert it to UTF-8 first") from None
+    return decode_text(path.read_bytes(), str(path))
 
 
 def split_lines(text: str) -> list[str]:
