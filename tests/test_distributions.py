@@ -285,6 +285,22 @@ def test_bad_npy_inputs(tmp_path, make, match):
         load_timescales(path)
 
 
+def test_headerless_number_files_as_np_savetxt_writes_them(tmp_path):
+    """One timescale per line without a header (np.savetxt, a shell pipe) is read exactly, not as a
+    table whose first number is a column name."""
+    T = np.array([0.5, 3.25, 1e6, 17.0, np.inf])
+    np.savetxt(tmp_path / "t.txt", T)
+    (tmp_path / "t.csv").write_text("0.5\n3.25\n1000000\n17\ninf\n")
+    for name in ("t.txt", "t.csv"):
+        df = load_timescales(tmp_path / name)
+        assert df["T"].tolist() == T.tolist() and df.attrs["column"] == "T", name
+    with pytest.raises(InputError, match="no column 'T_data'"):
+        load_timescales(tmp_path / "t.txt", "T_data")
+    np.savetxt(tmp_path / "two.txt", np.ones((3, 2)))
+    with pytest.raises(InputError, match="no header and 2 columns"):
+        load_timescales(tmp_path / "two.txt")
+
+
 def test_load_csv(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("layer,unit,T_bias,T_data\n1,0,1.5,2.0\n1,1,2.5,\n2,0,inf,4.0\n")

@@ -99,6 +99,27 @@ def _load_npy(path: Path) -> np.ndarray:
     return arr.astype(np.float64)
 
 
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is a number as float() reads it ('1.5', '2e-3', 'inf', 'nan')."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _headerless(path: Path, column: str | None) -> pd.DataFrame:
+    """A table without a header whose cells are numbers: one column of timescales."""
+    if column not in (None, "T"):
+        raise InputError(f"{path} has no header (its first line holds numbers), so it has no column '{column}'")
+    df = pd.read_csv(path, sep=r"[,\t ]+", engine="python", header=None, skipinitialspace=True)
+    if df.shape[1] != 1:
+        raise InputError(f"{path} has no header and {df.shape[1]} columns; write one timescale per line, "
+                         "or add a header with a T column")
+    df.columns = ["T"]
+    return df
+
+
 def _load_csv(path: Path, column: str | None) -> pd.DataFrame:
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
@@ -108,6 +129,9 @@ def _load_csv(path: Path, column: str | None) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"cannot read {path} as a CSV table: {str(exc).splitlines()[0]}") from None
     df.columns = [str(c).strip() for c in df.columns]
+    if len(df.columns) and all(_is_number(part) for c in df.columns for part in c.split()):
+        df = _headerless(path, column)  # one number per line, as np.savetxt writes: the first line is data
+        column = "T"
     if column is None:
         for cand in ("T", "T_data", "T_bias"):
             if cand in df.columns:
