@@ -81,6 +81,26 @@ def test_null_rule_against_k_seed_means_of_controls():
     assert R.null_rule([0.02], null).verdict == R.INCONCLUSIVE  # one seed
 
 
+
+def test_a_null_range_is_shown_as_the_controls_not_as_an_interval_of_ours():
+    """null_rule's lo/hi are the controls' 95% range of k-seed means: the claim says so, the report
+    shows 'controls [lo, hi]', and all_of keeps it from its weakest part."""
+    from timescale_probe.analysis import Claim
+    from timescale_probe.reproduce.report import cells
+
+    rng = np.random.default_rng(4)
+    d = R.null_rule([0.02, 0.025, 0.018], rng.normal(0.0, 0.002, 5000))
+    assert d.interval_of == "controls" and d.lo < 0 < d.hi < d.estimate
+    c = Claim("x.null", "s", "reproduction", **d.claim_fields())
+    assert c.interval_of == "controls" and cells(c)["interval"].startswith("controls [")
+    both = R.all_of([d, R.effect_rule(np.array([0.3, 0.2, 0.4]))], ["a", "b"], "both")
+    assert both.interval_of == ("controls" if both.p == d.p else "estimate")
+    t = Claim("x.t", "s", "reproduction", **R.effect_rule(np.array([0.3, 0.2, 0.4])).claim_fields())
+    assert t.interval_of == "estimate" and cells(t)["interval"].startswith("[")
+    with pytest.raises(ValueError, match="interval_of"):
+        Claim("x.bad", "s", "reproduction", "holds", interval_of="band")
+
+
 def _ablation(seed: int, *, long_hurts_rare: float, short_hurts_rare: float, n_controls: int = 230):
     """A synthetic ablation table: 23 groups (1-6 long T, 20-23 short T) + controls of log ratio
     N(0, 0.003) (the groups' >10K bin N(0, 0.001)); long groups add ``long_hurts_rare`` to the <100 log ratio, short ones ``short_hurts_rare``."""

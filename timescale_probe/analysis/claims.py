@@ -28,6 +28,8 @@ __all__ = ["Claim", "LABELS", "VERDICTS", "claims_table", "find_claim"]
 
 LABELS = ("code check", "reproduction", "beyond the paper", "by construction")
 VERDICTS = ("holds", "fails", "inconclusive", "not comparable", "not run")
+#: what a claim's ``lo``/``hi`` bound: an interval of the estimate, or the null range of controls
+INTERVALS = ("estimate", "controls")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +38,9 @@ class Claim:
     number the paper prints for it (None when it prints none) and ``expected`` what the paper (or,
     beyond the paper, the hypothesis) says in words. For an effect over seeds: ``n`` seeds,
     ``sd`` the between-seed SD, ``effect`` the standardised effect ``(estimate - null) / sd``,
-    ``p`` the p value of the rule's test and ``seeds_needed`` the seeds 80% power needs."""
+    ``p`` the p value of the rule's test and ``seeds_needed`` the seeds 80% power needs.
+    ``interval_of`` says what ``lo``/``hi`` bound: ``estimate`` (an interval of ours) or
+    ``controls`` (the range of the null that decides, e.g. k-seed means of random control groups)."""
 
     id: str
     statement: str
@@ -58,6 +62,7 @@ class Claim:
     expected: str = ""
     effect: float | None = None
     p: float | None = None
+    interval_of: str = "estimate"
 
     def __post_init__(self) -> None:
         if not self.id or any(c.isspace() for c in self.id):
@@ -66,6 +71,8 @@ class Claim:
             raise ValueError(f"claim {self.id}: label must be one of {LABELS} (got {self.label!r})")
         if self.verdict not in VERDICTS:
             raise ValueError(f"claim {self.id}: verdict must be one of {VERDICTS} (got {self.verdict!r})")
+        if self.interval_of not in INTERVALS:
+            raise ValueError(f"claim {self.id}: interval_of must be one of {INTERVALS} (got {self.interval_of!r})")
 
     @property
     def is_evidence(self) -> bool:

@@ -63,7 +63,8 @@ RULES = [
     "Claims are pre-specified as the paper states them: a gain is a one-sided paired t over seeds; 'largest' a "
     "contrast against every alternative (all must hold); 'never' an equivalence test (TOST) with its margin stated; "
     "'specifically' a comparison against random control groups, the null of a k-seed mean being the distribution of "
-    "k-seed means of controls. No claim is decided by a correction over tests it does not need.",
+    "k-seed means of controls; such rows show that null's 95% range as 'controls [lo, hi]' where other rows show "
+    "the interval of ours. No claim is decided by a correction over tests it does not need.",
     "*inconclusive* says why and how many more seeds 80% power needs; *not comparable*: an absolute number of a "
     "smaller / shorter-trained model than the paper's; *not run*: the step was skipped or failed (the reason is given).",
 ]
@@ -105,6 +106,8 @@ def cells(c: Claim) -> dict[str, str]:
     if c.paper is not None and c.expected:
         paper = f"{printed} ({c.expected})"
     iv = f"[{fmt(c.lo)}, {fmt(c.hi)}]" if c.lo is not None and c.hi is not None else "-"
+    if iv != "-" and c.interval_of == "controls":
+        iv = f"controls {iv}"  # the null's range that decides, not an interval of ours
     power = "-"
     if c.seeds_needed is not None:
         more = c.more_seeds

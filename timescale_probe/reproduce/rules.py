@@ -67,12 +67,14 @@ class Decision:
     seeds_needed: int | None = None
     level: float | None = LEVEL
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what ``lo``/``hi`` bound: ``estimate`` (an interval of ours) or ``controls`` (the null's range)
+    interval_of: str = "estimate"
 
     def claim_fields(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~timescale_probe.analysis.Claim` (``note`` = the reason)."""
         return dict(verdict=self.verdict, rule=self.rule, note=self.reason, estimate=self.estimate, lo=self.lo,
                     hi=self.hi, n=self.n, sd=self.sd, effect=self.effect, p=self.p, seeds_needed=self.seeds_needed,
-                    level=self.level)
+                    level=self.level, interval_of=self.interval_of)
 
 
 def power_text(n: int, needed: int | None, *, why_none: str = "") -> str:
@@ -234,7 +236,7 @@ def null_rule(per_seed: Sequence[float], null: np.ndarray, *, min_seeds: int = M
     need, why = _needed(obs - center, sd, int(v.size))
     base = dict(rule=rule, estimate=obs, lo=q_lo, hi=q_hi, n=int(v.size), sd=sd,
                 effect=_f((obs - center) / sd) if sd else None, p=p, seeds_needed=need,
-                extra={"null_mean": center, "null_lo": q_lo, "null_hi": q_hi})
+                extra={"null_mean": center, "null_lo": q_lo, "null_hi": q_hi}, interval_of="controls")
     where = f"observed {_g(obs)} vs the controls' 95% range [{_g(q_lo)}, {_g(q_hi)}] (p {_g(p, 3)})"
     pw = power_text(int(v.size), need, why_none=why)
     if v.size < min_seeds:
@@ -260,7 +262,7 @@ def all_of(decisions: Sequence[Decision], names: Sequence[str], rule: str) -> De
         NOT_RUN if all(x == NOT_RUN for x in verdicts) else INCONCLUSIVE
     need = [d.seeds_needed for d in decisions]
     return Decision(v, rule, reason, estimate=w.estimate, lo=w.lo, hi=w.hi, n=w.n, sd=w.sd, effect=w.effect, p=w.p,
-                    seeds_needed=None if any(x is None for x in need) else max(need))
+                    seeds_needed=None if any(x is None for x in need) else max(need), interval_of=w.interval_of)
 
 
 # ----------------------------------------------------------------------------------------------
