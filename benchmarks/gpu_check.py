@@ -19,11 +19,13 @@ about 400 s sharing an H100/H200 (8 took 500 s in November), and each per-seed f
 layer-2 ablation with 230 random controls (``controls`` below)::
 
     python3 benchmarks/gpu_check.py --out $OUT --budget-s 560 --only study --seeds 8,9 \\
-      --extras markov --markov-seeds 2,3 --ablate checkpoints/ptb-mts-small.pt
+      --extras markov --markov-seeds 2,3 --ablate runs/evidence-seeds/ptb-mts-seed7.pt
 
 (``--ablate``: finished checkpoints with their cards, tracked or carried, whose folders are written
-untrained, e.g. the shipped seed 141 with its controls.) The per-seed folders come back in
-``study.zip``; copy them into ``figures/seeds/``.
+untrained; MTS seeds 141 and 4-6 have their 230 controls since 2026-12-07, so name only the seeds
+whose ``ablation.csv`` is still missing in ``figures/seeds/`` and carry their ``.pt`` and ``.json``,
+which live in the ignored ``runs/``; leave out Markov seeds that the CPU sweep has finished.) The
+per-seed folders come back in ``study.zip``; copy them into ``figures/seeds/``.
 
 On the CPU, the same code path at tiny sizes (tiny models, a PTB subset, 2 epochs; < 2 minutes)::
 
