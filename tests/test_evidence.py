@@ -97,6 +97,11 @@ def test_a_null_range_is_shown_as_the_controls_not_as_an_interval_of_ours():
     assert both.interval_of == ("controls" if both.p == d.p else "estimate")
     t = Claim("x.t", "s", "reproduction", **R.effect_rule(np.array([0.3, 0.2, 0.4])).claim_fields())
     assert t.interval_of == "estimate" and cells(t)["interval"].startswith("[")
+    # parts tied at the Monte-Carlo floor: the weakest is the one with the smallest standardised effect
+    strong = R.Decision(R.HOLDS, "r", p=5e-5, effect=9.0, estimate=0.3)
+    weak = R.Decision(R.HOLDS, "r", p=5e-5, effect=2.5, estimate=0.1)
+    assert R.all_of([strong, weak], ["s", "w"], "both").estimate == 0.1
+    assert R.all_of([weak, strong], ["w", "s"], "both").estimate == 0.1
     with pytest.raises(ValueError, match="interval_of"):
         Claim("x.bad", "s", "reproduction", "holds", interval_of="band")
 

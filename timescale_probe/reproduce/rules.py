@@ -251,12 +251,18 @@ def null_rule(per_seed: Sequence[float], null: np.ndarray, *, min_seeds: int = M
 
 def all_of(decisions: Sequence[Decision], names: Sequence[str], rule: str) -> Decision:
     """Several pre-specified parts that must all hold (intersection-union): holds when all hold,
-    fails when any fails, else inconclusive; numbers of the weakest part (largest p)."""
+    fails when any fails, else inconclusive; numbers of the weakest part (largest p; among equal p,
+    as when Monte-Carlo p values all sit at their floor, the smallest standardised effect)."""
     if not decisions:
         return Decision(NOT_RUN, rule, "nothing measured")
     verdicts = [d.verdict for d in decisions]
-    ps = [d.p if d.p is not None else math.inf for d in decisions]
-    w = decisions[int(np.argmax(ps))]
+
+    def weakness(d: Decision) -> tuple[float, float]:
+        p = d.p if d.p is not None and math.isfinite(d.p) else math.inf
+        e = d.effect if d.effect is not None and math.isfinite(d.effect) else -math.inf
+        return (p, -e)
+
+    w = max(decisions, key=weakness)
     reason = "; ".join(f"{nm}: {d.verdict} ({d.reason})" for nm, d in zip(names, decisions))
     v = FAILS if FAILS in verdicts else HOLDS if all(x == HOLDS for x in verdicts) else \
         NOT_RUN if all(x == NOT_RUN for x in verdicts) else INCONCLUSIVE
