@@ -107,13 +107,15 @@ def write_table(df, path: str | os.PathLike) -> Path:
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Save a matplotlib figure atomically (format from the suffix, PDF by default) and close it."""
+    """Save a matplotlib figure atomically (format from the suffix, PDF by default) and close it.
+    A PDF carries no creation date, so the same figure gives the same bytes on every run."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "pdf"
+    meta = {"CreationDate": None} if fmt == "pdf" else None
     try:
-        return atomic_write_with(path, lambda p: fig.savefig(p, format=fmt, bbox_inches="tight"))
+        return atomic_write_with(path, lambda p: fig.savefig(p, format=fmt, bbox_inches="tight", metadata=meta))
     finally:
         plt.close(fig)
 

@@ -255,7 +255,7 @@ def figure_seeds(gaps: pd.DataFrame | None, fig3: pd.DataFrame | None, band: pd.
     if gaps is not None and not gaps.empty:
         sns.lineplot(data=gaps, x="epoch", y="gap_pct", units="seed", estimator=None, color="0.6", lw=0.7, ax=ax)
         if gaps["seed"].nunique() > 1:
-            sns.lineplot(data=gaps, x="epoch", y="gap_pct", errorbar=("ci", 95), color=PALETTE["mts"], lw=1.6,
+            sns.lineplot(data=gaps, x="epoch", y="gap_pct", errorbar=("ci", 95), seed=0, color=PALETTE["mts"], lw=1.6,
                          marker="o", ms=3, ax=ax, label=f"mean of {gaps['seed'].nunique()} seeds")
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_xlabel("epoch")
@@ -266,7 +266,11 @@ def figure_seeds(gaps: pd.DataFrame | None, fig3: pd.DataFrame | None, band: pd.
     ax = axes[0, 1]
     if per_seed is not None and not per_seed.empty:
         order = list(dict.fromkeys(per_seed["bin"]))
-        sns.stripplot(data=per_seed, x="bin", y="rel_nll_pct", order=order, size=4, jitter=0.08, color="0.35", ax=ax)
+        # per-seed points spread evenly around their bin (a fixed spread, so the figure is the same every run)
+        for i, b in enumerate(order):
+            v = per_seed.loc[per_seed["bin"] == b].sort_values("seed")["rel_nll_pct"].to_numpy(float)
+            ax.scatter(i + (np.linspace(-0.08, 0.08, len(v)) if len(v) > 1 else np.zeros(len(v))), v, s=12, color="0.35")
+        ax.set_xticks(range(len(order)), order)
         ax.scatter([], [], color="0.35", s=12, label=f"per seed ({per_seed['seed'].nunique()})")
         if combined is not None and not combined.empty:
             c = combined.set_index("bin").reindex(order)
