@@ -45,7 +45,7 @@ from ..activations import ACTIVATIONS, GATE_ACTIVATIONS, check_activation
 from ..errors import CheckpointError, OptionError
 from ..fileio import file_sha256, require_file
 from ..stack import LSTMStack, Provenance, RecurrentStack
-from .integrity import is_torchscript_names
+from .integrity import LEGACY_NO_CHECKSUM_NOTE, check_zip_records, is_torchscript_names
 from .ours import FORMAT_NAME, is_our_payload, payload_to_stack
 from .pickled import describe_model, flatten
 from .safe_unpickle import is_inert, load_torch_file_restricted
@@ -177,7 +177,6 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
         # only the weights: data.pkl through the restricted unpickler (a hostile one is refused as such
         # whatever --format says); the archive's code is never compiled or run, as torch.load would
         # (it hands these archives to torch.jit.load)
-        from .integrity import check_zip_records
         from .safe_unpickle import load_zip_torch_file
 
         check_zip_records(p)
@@ -186,8 +185,6 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
             raise CheckpointError(f"{p} cannot be read as --format {fmt}: it is {_NOT_A_CHECKPOINT[kind]}")
         return _stack_from_tree(tree, p, sha, loaded_by="torchscript", fmt=fmt)
     if kind in ("torch-zip", "pickle"):
-        from .integrity import LEGACY_NO_CHECKSUM_NOTE, check_zip_records
-
         if kind == "torch-zip":
             check_zip_records(p)  # torch itself does not check the records' CRC-32s
         obj, loaded_by = _read_torch(p, fmt)
@@ -279,8 +276,9 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
     mts_spec = None
     if flat.modules:
         desc = describe_model(root, flat, found.prefix)
-        source = "torchscript" if loaded_by == "torchscript" else desc.source_format
+        source = desc.source_format
         if loaded_by == "torchscript":
+            source = "torchscript"
             notes.append("weights read from a TorchScript archive (torch.jit.save); its code was neither compiled nor run")
         config.update(desc.config)
         notes.extend(desc.notes)

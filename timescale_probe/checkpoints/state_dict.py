@@ -249,6 +249,13 @@ def _module_name(key: str) -> str:
     return parts[-2] if len(parts) >= 2 else ""
 
 
+def _one_by_shape(tensors: dict[str, torch.Tensor], exclude: set[str], shape: tuple[int, int]) -> str | None:
+    """The one ``*weight`` matrix of ``shape`` outside ``exclude`` (None when there is none, or several)."""
+    hits = [k for k, t in tensors.items() if k not in exclude and k.endswith("weight") and t.ndim == 2
+            and tuple(t.shape) == shape]
+    return hits[0] if len(hits) == 1 else None
+
+
 def _find_embedding_decoder(tensors: dict[str, torch.Tensor], found: FoundLSTM, anchor: str) -> None:
     lstm_keys = {v for d in found.keys for v in d.values()}
     I, H_last = found.layers[0].input_size, found.layers[-1].hidden_size
@@ -262,20 +269,17 @@ def _find_embedding_decoder(tensors: dict[str, torch.Tensor], found: FoundLSTM, 
         V = found.embedding.shape[0]
         same_v = [k for k in dec if tensors[k].shape[0] == V]
         dec = same_v or dec
-        if not dec:  # an output layer under a name we do not know ('dec', 'hidden2word'): one weight of shape (V, H)
-            by_shape = [k for k, t in tensors.items() if k not in lstm_keys and k != emb_key and k.endswith("weight")
-                        and t.ndim == 2 and tuple(t.shape) == (V, H_last)]
-            if len(by_shape) == 1:
-                dec = by_shape
-                found.notes.append(f"decoder {by_shape[0]} found by its shape ({V} x {H_last}: the embedding's "
+        if not dec:  # an output layer under a name we do not know ('dec', 'hidden2word')
+            key = _one_by_shape(tensors, lstm_keys | {emb_key}, (V, H_last))
+            if key is not None:
+                dec = [key]
+                found.notes.append(f"decoder {key} found by its shape ({V} x {H_last}: the embedding's "
                                    "vocabulary by the last layer's width), not by its name")
     dec_key = _pick(dec, anchor)
     if dec_key is not None and emb_key is None:  # the same for an embedding under a name we do not know
         V = tensors[dec_key].shape[0]
-        by_shape = [k for k, t in tensors.items() if k not in lstm_keys and k != dec_key and k.endswith("weight")
-                    and t.ndim == 2 and tuple(t.shape) == (V, I)]
-        if len(by_shape) == 1:
-            emb_key = by_shape[0]
+        emb_key = _one_by_shape(tensors, lstm_keys | {dec_key}, (V, I))
+        if emb_key is not None:
             found.embedding, found.embedding_key = _as_float(tensors[emb_key]), emb_key
             found.notes.append(f"embedding {emb_key} found by its shape ({V} x {I}: the decoder's vocabulary by "
                                "the first layer's input width), not by its name")
