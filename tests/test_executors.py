@@ -121,12 +121,26 @@ def test_local_processes_retry_a_killed_worker_and_report_a_failure(tmp_path):
     """The local executor's process pool: a dead worker's task is rerun, an exception is reported."""
     marker = tmp_path / "crashed"
     tasks = _tasks([5], marker=str(marker)) + [Task(f"s{s}", fail_on_three, (s,), labels={"seed": s}) for s in (2, 3)]
-    with LocalExecutor(jobs=2) as ex:
+    with LocalExecutor(jobs=2, storage=tmp_path / "tasks") as ex:
         results = {r.task.key: r for r in ex.run(tasks, namespace=str(tmp_path))}
     assert marker.read_text() == "crashed once"
     assert results["t5"].ok and results["t5"].value["y"] == 25 and results["t5"].attempts >= 2
     assert results["s2"].ok and results["s2"].value == {"seed": 2}
     assert not results["s3"].ok and results["s3"].failure_line() == "seed 3: ValueError: diverged (seed 3)"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_work_folders_are_removed_except_a_failed_tasks(tmp_path, jobs):
+    """After a run only a failed task's folder (its files, for the user to look at) stays under the
+    storage folder; a run whose tasks all finished leaves nothing, not even its run folder."""
+    store = tmp_path / "tasks"
+    with LocalExecutor(jobs=jobs, storage=store) as ex:
+        assert all(r.ok for r in ex.run(_tasks([2, 4]), namespace="all-ok"))
+        assert list(store.iterdir()) == []
+        results = list(ex.run([Task(f"s{s}", fail_on_three, (s,)) for s in (2, 3)], namespace="one-fails"))
+    assert sorted(r.ok for r in results) == [False, True]
+    (run,) = store.iterdir()
+    assert [p.name for p in run.iterdir()] == ["s3"]
 
 
 def test_retry_resumes_from_the_work_folder(ray_cluster, tmp_path):

@@ -71,7 +71,7 @@ def test_failed_sweep_run_exits_1_and_others_are_reported(tmp_path):
     corpus, _ = write_tiny_lm(tmp_path, (40, 10, 10))
     out = tmp_path / "sweep"
     res = run_cli("train-sweep", "--corpus", corpus, "--seeds", "1", "--arch", "baseline", "--profile", "tiny",
-                  "--lr", "1e30", "--threads", "1", "--out", out)
+                  "--lr", "1e30", "--threads", "1", "--out", out, "--storage", tmp_path / "tasks")
     assert res.returncode == 1, (res.stdout, res.stderr)
     assert "failed" in res.stdout and "1 failed" in res.stdout
     assert (out / f"{corpus.name}-baseline-seed1.log").is_file()

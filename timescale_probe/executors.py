@@ -244,11 +244,15 @@ class LocalExecutor(Executor):
         tasks = list(tasks)
         _check_keys(tasks)
         rid = run_id(self.run_key, namespace)
-        if self.jobs == 1:
-            for t in tasks:
-                yield _result(t, execute_task(t.fn, t.args, t.kwargs, t.key, rid, self.storage))
-            return
-        yield from self._run_processes(tasks, rid)
+        try:
+            if self.jobs == 1:
+                for t in tasks:
+                    yield _result(t, execute_task(t.fn, t.args, t.kwargs, t.key, rid, self.storage))
+            else:
+                yield from self._run_processes(tasks, rid)
+        finally:  # the run's folder goes once no task left one (a failed task keeps its folder for its files)
+            with contextlib.suppress(OSError):
+                _workdir(self.storage, rid, "").rmdir()
 
     def _run_processes(self, tasks: list[Task], rid: str) -> Iterator[TaskResult]:
         """A pool of ``jobs`` spawned worker processes (started once, reused until :meth:`close`). When a worker dies
