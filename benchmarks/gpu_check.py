@@ -808,7 +808,7 @@ def analyse_study(ctx: dict[str, Any]) -> None:
             m = pd.read_csv(mpath)
             m.insert(0, "model", job["name"])
             curves.append(m)
-        card = (have or {}).get("card") or {}
+        card = (have.card if have else None) or {}
         tables = card.get("seed_tables", {})
         train_s = (status.get("train_finished") or status.get("finished") or time.time()) - status.get("train_started", time.time())
         rows.append(dict(model=job["name"], state=status.get("state"), epochs=status.get("epochs", 0),
@@ -816,7 +816,7 @@ def analyse_study(ctx: dict[str, Any]) -> None:
                          test_ppl=tables.get("test_ppl"), train_seconds=train_s,
                          epoch_seconds=" ".join(f"{x:.1f}" for x in status.get("epoch_seconds", [])),
                          tables_seconds=(tables.get("seconds") or {}).get("total_s"),
-                         missing=" ".join((have or {}).get("missing", SEED_FILE_NAMES)) if have else "folder",
+                         missing=" ".join(have.missing) if have else "folder",
                          error=(status.get("error") or "").strip().splitlines()[-1] if status.get("error") else ""))
     summary = pd.DataFrame(rows)
     write_csv(summary, work / "study_models.csv")
@@ -927,9 +927,6 @@ def analyse_study(ctx: dict[str, Any]) -> None:
     text += ["", f"Files: `study.zip` (per-seed folders under `seeds/`, study CSVs, worker logs"
                  f"{', study.png' if fig_ok else ''}), `study.csv`; analysis copies: {', '.join(copies) or 'none'}.\n"]
     report.set("study", "\n".join(text))
-
-
-SEED_FILE_NAMES = ("card.json", "metrics.csv", "token_nll.npy", "perplexity.csv", "ablation.csv", "timescales.csv")
 
 
 def fp16_copy(src: Path, dst: Path) -> str:

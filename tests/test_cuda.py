@@ -165,9 +165,9 @@ def test_train_and_seed_tables_on_device(device, tmp_path):
     write_seed_tables(ckpt, corpus, out_dev, device=device, groups="quantiles:6", controls=3, n_resamples=50)
     write_seed_tables(ckpt, corpus, out_cpu, device="cpu", groups="quantiles:6", controls=3, n_resamples=50)
     a, b = read_seed_folder(out_dev), read_seed_folder(out_cpu)
-    assert a["missing"] == [] and b["missing"] == []
-    np.testing.assert_allclose(a["token_nll"], b["token_nll"], atol=1e-4, rtol=0)
-    np.testing.assert_allclose(a["timescales"]["T_data"], b["timescales"]["T_data"], rtol=1e-3)
-    np.testing.assert_allclose(a["ablation"]["ratio"], b["ablation"]["ratio"], rtol=1e-4)
-    assert a["card"]["seed_tables"]["device"].startswith(torch.device(device).type)
-    assert math.isclose(a["card"]["seed_tables"]["test_ppl"], math.exp(a["token_nll"].mean()), rel_tol=1e-9)
+    assert a.missing == [] and b.missing == []
+    np.testing.assert_allclose(a.token_nll, b.token_nll, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(a.timescales["T_data"], b.timescales["T_data"], rtol=1e-3)
+    np.testing.assert_allclose(a.ablation["ratio"], b.ablation["ratio"], rtol=1e-4)
+    assert a.card["seed_tables"]["device"].startswith(torch.device(device).type)
+    assert math.isclose(a.card["seed_tables"]["test_ppl"], math.exp(a.token_nll.mean()), rel_tol=1e-9)

@@ -168,7 +168,7 @@ def test_table1_decisions_overall_rare_and_largest():
 
 def test_a_seed_enters_the_fig3_contrasts_only_with_200_controls_drawn_with_its_own_seed():
     from timescale_probe.reproduce.multiseed import _qualified_ablation
-    from timescale_probe.reproduce.seedruns import SeedRun
+    from timescale_probe.seeds import SeedRun
 
     run = SeedRun("ptb", "mts", 4, "folder", ablation=_ablation(4, long_hurts_rare=0.0, short_hurts_rare=0.0),
                   ablation_meta={"controls": 230, "control_seed": 4})

@@ -56,15 +56,15 @@ def test_folder_contents(trained, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(SEED_FILES)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch folder left
     f = read_seed_folder(out)
-    assert f["missing"] == []
+    assert f.missing == []
     # token NLL: batch 1, state carried; the same as a token-by-token pass
     stack, model, corp = load_language_model(ckpt, corpus)
     tokens = corp.tokens("test")
     ref = _manual_nll(model, tokens)
-    assert f["token_nll"].dtype == np.float64 and f["token_nll"].shape == ref.shape
-    np.testing.assert_allclose(f["token_nll"], ref, atol=2e-5, rtol=0)
+    assert f.token_nll.dtype == np.float64 and f.token_nll.shape == ref.shape
+    np.testing.assert_allclose(f.token_nll, ref, atol=2e-5, rtol=0)
     # per-bin perplexity from the NLL and the train counts
-    ppl = f["perplexity"]
+    ppl = f.perplexity
     bin_of, labels = corpus.bins("train")
     b = bin_of[tokens.numpy()[1:]]
     for i, lab in enumerate(labels):
@@ -73,14 +73,14 @@ def test_folder_contents(trained, tmp_path):
         if row.tokens:
             assert math.isclose(row.ppl, math.exp(ref[b == i].mean()), rel_tol=1e-5)
     assert math.isclose(ppl.iloc[-1].ppl, math.exp(ref.mean()), rel_tol=1e-5) and ppl.iloc[-1].bin == "overall"
-    assert math.isclose(res["test_ppl"], math.exp(f["token_nll"].mean()), rel_tol=1e-12)
+    assert math.isclose(res["test_ppl"], math.exp(f.token_nll.mean()), rel_tol=1e-12)
     # timescales: T_bias from the biases by the paper's formula; T_data finite and positive
-    ts = f["timescales"]
+    ts = f.timescales
     fb = np.concatenate([l.forget_bias.numpy() for l in stack.layers])
     np.testing.assert_allclose(ts["T_bias"], forget_bias_to_timescale(fb), rtol=1e-9)
     assert (ts["T_data"] > 0).all() and len(ts) == sum(stack.layer_sizes)
     # ablation: 23 quantile groups of layer 2, longest T first, + 20 controls taking the groups' sizes in turn
-    abl = f["ablation"]
+    abl = f.ablation
     g = abl[abl.kind == "group"].drop_duplicates("group")
     c = abl[abl.kind == "control"].drop_duplicates("group")
     H2 = stack.layer_sizes[1]
@@ -102,7 +102,7 @@ def test_folder_contents(trained, tmp_path):
     assert st["device"] == "cpu" and st["torch"] == torch.__version__ and st["recipe"]["arch"] == "mts"
     assert "seed" not in st["recipe"]["train_config"] and len(st["recipe_hash"]) == 12
     m = pd.read_csv(ckpt.with_suffix(".metrics.csv"))
-    pd.testing.assert_frame_equal(f["metrics"], m)
+    pd.testing.assert_frame_equal(f.metrics, m)
 
 
 def test_missing_files_are_reported(trained, tmp_path):
@@ -111,8 +111,8 @@ def test_missing_files_are_reported(trained, tmp_path):
     write_seed_tables(ckpt, corpus, out, ablation=False, metrics=None, max_tokens=150, n_resamples=10)
     (out / "metrics.csv").unlink()
     f = read_seed_folder(out)
-    assert sorted(f["missing"]) == ["ablation.csv", "metrics.csv"]
-    assert f["ablation"] is None and f["token_nll"].size == 149
+    assert sorted(f.missing) == ["ablation.csv", "metrics.csv"]
+    assert f.ablation is None and f.token_nll.size == 149
 
 
 def test_command_line(trained, tmp_path, capsys):

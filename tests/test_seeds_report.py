@@ -14,15 +14,11 @@ from scipy import stats
 
 from timescale_probe.ablation import adjust_p_values, combine_seed_ratios, routing_facts
 from timescale_probe.analysis import find_claim
+from timescale_probe.errors import OptionError
 from timescale_probe.evaluation import seed_paired_comparison
 from timescale_probe.reproduce.report import build_claims
-from timescale_probe.reproduce.seedruns import (
-    collect_seed_runs,
-    mean_gap_by_epoch,
-    parse_folder_name,
-    read_seed_run,
-    validation_gaps,
-)
+from timescale_probe.reproduce.seedruns import collect_seed_runs, mean_gap_by_epoch, validation_gaps
+from timescale_probe.seeds import parse_folder_name, read_seed_folder
 
 LABELS = [">10K", "1K-10K", "100-1K", "<100"]
 
@@ -66,17 +62,30 @@ def test_folder_names():
 
 def test_reader_tolerates_missing_and_unreadable_files(tmp_path):
     d = _write_folder(tmp_path, "ptb", "baseline", 2, nll=np.ones(10))
-    r = read_seed_run(d)
+    r = read_seed_folder(d)
     assert r.key == ("ptb", "baseline", 2) and r.card["seed"] == 2 and r.token_nll.shape == (10,)
     assert "metrics.csv" in r.missing and "token_nll.npy" not in r.missing
     assert "ablation.csv" not in r.missing  # a baseline is never ablated: nothing is missing
-    assert "ablation.csv" in read_seed_run(_write_folder(tmp_path, "ptb", "mts", 2, nll=np.ones(10))).missing
+    assert "ablation.csv" in read_seed_folder(_write_folder(tmp_path, "ptb", "mts", 2, nll=np.ones(10))).missing
     (d / "card.json").write_text("{not json")
     np.save(d / "token_nll.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
-    r = read_seed_run(d)
+    r = read_seed_folder(d)
     assert r.card is None and r.token_nll is None
     assert "card.json (unreadable: JSONDecodeError)" in r.missing
     assert "token_nll.npy (unreadable: ValueError)" in r.missing
+
+
+def test_reader_names_a_folder_from_its_card_when_its_name_does_not(tmp_path):
+    """The one reader also serves folders written under another name (``write_seed_tables(out=...)``):
+    the model is named by its card; without a card that says, one clear error."""
+    d = _write_folder(tmp_path, "ptb", "mts", 5, nll=np.ones(4)).rename(tmp_path / "on-device")
+    r = read_seed_folder(d)
+    assert r.key == ("ptb", "mts", 5) and r.name == "ptb-mts-seed5" and r.source == str(d)
+    (d / "card.json").unlink()
+    with pytest.raises(OptionError, match="neither its name"):
+        read_seed_folder(d)
+    with pytest.raises(OptionError, match="not found"):
+        read_seed_folder(tmp_path / "nowhere")
 
 
 def test_collect_keeps_one_run_per_seed_and_leaves_out_other_profiles_and_streams(tmp_path):
@@ -87,7 +96,7 @@ def test_collect_keeps_one_run_per_seed_and_leaves_out_other_profiles_and_stream
     _write_folder(root, "ptb", "mts", 4, nll=np.ones(49))  # another test stream
     _write_folder(root, "ptb", "mts", 5, nll=np.ones(50), profile="tiny")  # another training profile
     (root / "README.txt").write_text("not a folder")
-    own = [read_seed_run(_write_folder(tmp_path / "own", "ptb", "mts", 2, nll=np.zeros(50)))]
+    own = [read_seed_folder(_write_folder(tmp_path / "own", "ptb", "mts", 2, nll=np.zeros(50)))]
     own[0].source = "this run"
     coll = collect_seed_runs(own, [root, tmp_path / "absent"], profile="small", test_lengths={"ptb": 50})
     assert coll.seeds("ptb", "baseline") == [2, 3] and coll.seeds("ptb", "mts") == [2, 3]

@@ -43,6 +43,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -416,26 +417,77 @@ def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = Non
     return out, res
 
 
-def read_seed_folder(path: str | Path) -> dict[str, Any]:
-    """Read a per-seed folder: ``{'card', 'metrics', 'token_nll', 'perplexity', 'ablation',
-    'timescales'}`` (None for each missing file) plus ``'missing'`` (names of absent files)."""
+@dataclass
+class SeedRun:
+    """One per-seed folder's tables (any part may be missing; ``missing`` says which). ``source``:
+    the folder, or ``this run`` for a model the report trained itself."""
+
+    corpus: str
+    arch: str
+    seed: int
+    source: str
+    card: dict[str, Any] | None = None
+    metrics: pd.DataFrame | None = None
+    token_nll: np.ndarray | None = None
+    perplexity: pd.DataFrame | None = None
+    ablation: pd.DataFrame | None = None
+    timescales: pd.DataFrame | None = None
+    missing: list[str] = field(default_factory=list)
+    #: how the ablation's controls were drawn: ``{"controls": n, "control_seed": s}`` (from the card)
+    ablation_meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.corpus, self.arch, self.seed)
+
+    @property
+    def name(self) -> str:
+        return seed_folder_name(self.corpus, self.arch, self.seed)
+
+    @property
+    def profile(self) -> str | None:
+        return None if not self.card else self.card.get("profile")
+
+
+_READERS = {"card.json": ("card", lambda f: json.loads(f.read_text(encoding="utf-8"))),
+            "metrics.csv": ("metrics", pd.read_csv),
+            "token_nll.npy": ("token_nll", lambda f: np.asarray(np.load(f, allow_pickle=False), dtype=np.float64)),
+            "perplexity.csv": ("perplexity", pd.read_csv),
+            "ablation.csv": ("ablation", lambda f: pd.read_csv(f, dtype={"group": str})),
+            "timescales.csv": ("timescales", pd.read_csv)}
+
+
+def read_seed_folder(path: str | Path) -> SeedRun:
+    """A per-seed folder as a :class:`SeedRun` (the one reader of the format). Missing or unreadable
+    files are listed in ``missing`` (an unreadable one as ``name (unreadable: why)``), never raised;
+    ``ablation.csv`` counts as missing only for an arch that is ablated (:func:`is_ablated`). The
+    corpus, arch and seed come from the folder's name, else from its card; :class:`OptionError`
+    when the folder does not exist or neither names them."""
     p = Path(path)
     if not p.is_dir():
         raise OptionError(f"per-seed folder not found: {p}")
-    out: dict[str, Any] = {"path": p, "missing": []}
-    for f in SEED_FILES:
-        fp = p / f
-        key = f.split(".")[0]
-        if not fp.is_file():
-            out[key] = None
-            out["missing"].append(f)
-        elif f.endswith(".json"):
-            out[key] = json.loads(fp.read_text())
-        elif f.endswith(".npy"):
-            out[key] = np.asarray(np.load(fp, allow_pickle=False), dtype=np.float64)
-        else:
-            out[key] = pd.read_csv(fp)
-    return out
+    tables: dict[str, Any] = {}
+    missing: list[str] = []
+    for fname, (attr, read) in _READERS.items():
+        f = p / fname
+        if not f.is_file():
+            missing.append(fname)
+            continue
+        try:
+            tables[attr] = read(f)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:  # json/csv/npy errors are ValueErrors
+            missing.append(f"{fname} (unreadable: {type(exc).__name__})")
+    card = tables.get("card")
+    parsed = parse_folder_name(p.name)
+    if parsed is None and isinstance(card, dict) and card.get("arch") and card.get("seed") is not None:
+        parsed = (corpus_key(card), str(card["arch"]), int(card["seed"]))
+    if parsed is None:
+        raise OptionError(f"{p}: neither its name (<corpus>-<arch>-seed<N>) nor a card.json says which model it holds")
+    run = SeedRun(*parsed, source=str(p), **tables)
+    run.missing = [m for m in missing if m != "ablation.csv" or is_ablated(run.arch)]
+    meta = ((card or {}).get("seed_tables") or {}).get("ablation") or {}
+    run.ablation_meta = {"controls": meta.get("controls"), "control_seed": meta.get("control_seed")}
+    return run
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,76 +8,13 @@ out, with the reason, runs trained at another profile or scored on another test 
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
-from ..seeds import FOLDER_RE, is_ablated, parse_folder_name, seed_folders  # noqa: F401 - re-exported names
-
-
-@dataclass
-class SeedRun:
-    """One trained model's tables. ``source``: the folder, or ``this run``."""
-
-    corpus: str
-    arch: str
-    seed: int
-    source: str
-    card: dict[str, Any] | None = None
-    metrics: pd.DataFrame | None = None
-    token_nll: np.ndarray | None = None
-    perplexity: pd.DataFrame | None = None
-    ablation: pd.DataFrame | None = None
-    timescales: pd.DataFrame | None = None
-    missing: list[str] = field(default_factory=list)
-    #: how the ablation's controls were drawn: ``{"controls": n, "control_seed": s}`` (from the card)
-    ablation_meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.corpus, self.arch, self.seed)
-
-    @property
-    def name(self) -> str:
-        return f"{self.corpus}-{self.arch}-seed{self.seed}"
-
-    @property
-    def profile(self) -> str | None:
-        return None if not self.card else self.card.get("profile")
-
-
-def read_seed_run(path: str | Path) -> SeedRun:
-    """A per-seed folder as a :class:`SeedRun`; missing or unreadable files are listed in ``missing``
-    (an unreadable one as ``name (unreadable: why)``), never raised."""
-    p = Path(path)
-    parsed = parse_folder_name(p.name)
-    if parsed is None:
-        raise ValueError(f"{p.name} is not a per-seed folder name (<corpus>-<arch>-seed<N>)")
-    corpus, arch, seed = parsed
-    run = SeedRun(corpus, arch, seed, str(p))
-    readers = {"card.json": ("card", lambda f: json.loads(f.read_text(encoding="utf-8"))),
-               "metrics.csv": ("metrics", pd.read_csv),
-               "token_nll.npy": ("token_nll", lambda f: np.asarray(np.load(f, allow_pickle=False), dtype=np.float64)),
-               "perplexity.csv": ("perplexity", pd.read_csv),
-               "ablation.csv": ("ablation", lambda f: pd.read_csv(f, dtype={"group": str})),
-               "timescales.csv": ("timescales", pd.read_csv)}
-    for fname, (attr, read) in readers.items():
-        f = p / fname
-        if not f.is_file():
-            if fname != "ablation.csv" or is_ablated(arch):
-                run.missing.append(fname)
-            continue
-        try:
-            setattr(run, attr, read(f))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:  # json/csv/npy errors are ValueErrors
-            run.missing.append(f"{fname} (unreadable: {type(exc).__name__})")
-    meta = ((run.card or {}).get("seed_tables") or {}).get("ablation") or {}
-    run.ablation_meta = {"controls": meta.get("controls"), "control_seed": meta.get("control_seed")}
-    return run
+from ..seeds import SeedRun, read_seed_folder, seed_folders
 
 
 @dataclass
@@ -143,7 +80,7 @@ def collect_seed_runs(own: Iterable[SeedRun], directories: Sequence[str | Path |
         consider(r)
     for d in directories:
         for q in seed_folders(d):
-            consider(read_seed_run(q))
+            consider(read_seed_folder(q))
     return SeedCollection(sorted(kept.values(), key=lambda r: (r.corpus, r.arch, r.seed)), left)
 
 
