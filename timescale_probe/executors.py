@@ -18,7 +18,8 @@ where they belong (see :func:`write_files`). ``workdir`` is
 ``<storage>/<run id>/<task key>`` with ``storage`` a folder the caller names (give one that every
 node sees, e.g. NFS, to let a retried task resume on another node) or the node's temporary
 folder; it survives a crash, so a task that keeps its resume state there continues where the
-killed attempt stopped, and it is removed once the task succeeded.
+killed attempt stopped, and it is removed once the task succeeded (the run's folder too, on the local
+executor, once no task is left in it; a failed task's folder stays, with whatever it wrote).
 
 Faults:
 
