@@ -357,6 +357,30 @@ def test_safetensors_state_dict(tmp_path):
     assert any("safetensors" in n for n in stack.provenance.notes)
 
 
+def test_npz_under_state_dict_names_is_that_state_dict(tmp_path):
+    """``np.savez(f, **{k: v.numpy() for k, v in sd.items()})``, a pickle-free way people share weights:
+    read as the state dict it names, exactly; a GRU's too; ``--format state-dict`` refuses a Keras npz."""
+    lm = _LM(tie=False)
+    sd = {k: v.detach() for k, v in lm.state_dict().items()}
+    np.savez(tmp_path / "lm.npz", **{k: v.numpy() for k, v in sd.items()}, note=np.array(["not a tensor"]))
+    stack = load_checkpoint(tmp_path / "lm.npz")
+    ref = load_checkpoint(_write_safetensors(tmp_path / "lm.safetensors", sd))
+    assert stack.provenance.source_format == ref.provenance.source_format == "state-dict:lm"
+    for a, b in zip(stack.layers, ref.layers):
+        assert torch.equal(a.bias_hh, b.bias_hh) and torch.equal(a.weight_ih, b.weight_ih)
+    assert torch.equal(stack.decoder_weight, sd["fc.weight"])
+    assert any(".npz of arrays under PyTorch state-dict names" in n for n in stack.provenance.notes)
+    gru = nn.GRU(6, 5, 2)
+    np.savez(tmp_path / "gru.npz", **{k: v.detach().numpy() for k, v in gru.state_dict().items()})
+    g = load_checkpoint(tmp_path / "gru.npz")
+    assert g.cell.kind == "gru" and torch.equal(g.layers[1].bias_ih, gru.bias_ih_l1.detach())
+    np.savez(tmp_path / "keras.npz", **{"lstm/kernel": np.zeros((3, 8)), "lstm/recurrent_kernel": np.zeros((2, 8)),
+                                        "lstm/bias": np.zeros(8)})
+    with pytest.raises(CheckpointError, match="without PyTorch state-dict names"):
+        load_checkpoint(tmp_path / "keras.npz", format="state-dict")
+    assert load_checkpoint(tmp_path / "keras.npz").provenance.source_format == "keras-npz"
+
+
 # --------------------------------------------------------------------------- Keras / TF1 .npz
 
 def _sigmoid(x):

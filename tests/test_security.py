@@ -168,6 +168,21 @@ def test_reduce_payloads_inside_state_dicts_and_modules(tmp_path, legacy):
     assert not sentinel.exists()
 
 
+def test_npz_with_a_pickled_array_under_state_dict_names_never_unpickles(tmp_path):
+    """An .npz whose 'weight' is an object array (a pickle inside the archive) is refused with one
+    line; its payload never runs (arrays are read with allow_pickle=False)."""
+    import numpy as np
+
+    sentinel = tmp_path / "PWNED"
+    evil = np.empty(1, dtype=object)
+    evil[0] = Reduce(os.system, (f"touch {sentinel}",))
+    np.savez(tmp_path / "evil.npz", **{"rnn.weight_ih_l0": evil, "rnn.bias_hh_l0": np.zeros(8, np.float32)})
+    for fmt in ("auto", "state-dict"):
+        with pytest.raises(CheckpointError, match="Object arrays cannot be loaded"):
+            load_checkpoint(tmp_path / "evil.npz", format=fmt)
+    assert not sentinel.exists()
+
+
 def test_malicious_persistent_id_from_a_pickler(tmp_path):
     """A torch-like file whose persistent id (the storage record) carries a __reduce__ payload."""
     sentinel = tmp_path / "PWNED"

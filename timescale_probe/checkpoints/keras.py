@@ -148,7 +148,7 @@ def _tf1_layer(kernel: np.ndarray, bias: np.ndarray | None, forget_bias: float, 
     return LSTMLayer(_t(k[:I].T), _t(k[I:].T), _t(b), torch.zeros(4 * H))
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
@@ -158,7 +158,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 def load_npz_lstm(path: Path, *, sha256: str | None = None, format: str | None = None, tf_forget_bias: float = 1.0) -> LSTMStack:
     """Keras / TF1 LSTM weights in an ``.npz`` as an :class:`LSTMStack` (``format`` forces keras-npz or tf1-npz)."""
-    arrays = _read_npz(path)
+    arrays = read_npz(path)
     groups: dict[str, dict[str, str]] = {}
     for key in sorted(arrays, key=natural_key):
         m = _KEY.match(key)

@@ -15,6 +15,7 @@ file. ``provenance.source_format`` says what was found:
 ``pickle:module``               any other whole pickled module holding a recurrent layer
 ``torchscript``                 the weights of a TorchScript archive (``torch.jit.save``); its code is never run
 ``keras-npz`` / ``tf1-npz``     Keras / TensorFlow-1 LSTM weights saved with ``np.savez``
+``state-dict:*`` from ``.npz``  a PyTorch state dict saved with ``np.savez`` (its names kept)
 ``keras``                       Keras 3 ``.keras`` archive (:mod:`.keras_h5`, h5py only)
 ``keras-weights-h5``            Keras 3 ``.weights.h5``
 ``keras-h5``                    legacy Keras 2 / tf.keras ``.h5`` (``model_config``, ``layer_names``)
@@ -165,6 +166,13 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
         if kind not in ("keras", "hdf5"):
             raise CheckpointError(f"{p} is neither a .keras archive nor an HDF5 file, so it cannot be read as --format keras")
         return load_keras_file(p, sha256=sha, direction=direction)
+    if kind == "npz" and fmt in ("auto", "state-dict"):
+        state = _torch_names_npz(p)
+        if state is not None:
+            return _stack_from_tree(state, p, sha, loaded_by="npz", fmt=fmt)
+        if fmt == "state-dict":
+            raise CheckpointError(f"{p} is an .npz without PyTorch state-dict names (weight_ih_l0, ...); leave out "
+                                  "--format to read Keras or TF1 weights")
     if fmt in ("keras-npz", "tf1-npz") or (fmt == "auto" and kind == "npz"):
         from .keras import load_npz_lstm
 
@@ -218,6 +226,17 @@ def _read_torch(p: Path, fmt: str) -> tuple[Any, str]:
                     "it holds pickled objects: leave out --format to read it safely"
                 ) from None
     return load_torch_file_restricted(p), "restricted-unpickler"
+
+
+def _torch_names_npz(p: Path) -> dict[str, torch.Tensor] | None:
+    """An ``.npz`` whose arrays carry PyTorch state-dict names (``np.savez(f, **{k: v.numpy() ...})``)
+    as that state dict (numeric arrays only; read with ``allow_pickle=False``); None for other names."""
+    from .keras import read_npz
+
+    arrays = read_npz(p)
+    if not any(_LSTM_KEY.match(k) for k in arrays):
+        return None
+    return {k: torch.from_numpy(np.array(a)) for k, a in arrays.items() if a.dtype.kind in "fiub"}
 
 
 def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
@@ -292,8 +311,9 @@ def _stack_from_tree(obj: Any, p: Path, sha: str, *, loaded_by: str, fmt: str) -
         source = "state-dict:lm" if (found.is_lm or found.style == "awd-lstm") else f"state-dict:{found.style}"
         config["arch"] = "awd-lstm" if found.style == "awd-lstm" else (
             found.kind + ("-cells" if found.style.endswith("Cell") else ""))
-        if loaded_by == "safetensors":
-            notes.append("read from a safetensors file")
+        if loaded_by in ("safetensors", "npz"):
+            notes.append("read from a safetensors file" if loaded_by == "safetensors"
+                         else "read from an .npz of arrays under PyTorch state-dict names")
     if found.is_lm:
         config["tie_weights"] = found.tied
     notes.extend(found.notes)
