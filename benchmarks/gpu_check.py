@@ -19,10 +19,11 @@ about 400 s sharing an H100/H200 (8 took 500 s in November), and each per-seed f
 layer-2 ablation with 230 random controls (``controls`` below)::
 
     python3 benchmarks/gpu_check.py --out $OUT --budget-s 560 --only study --seeds 8,9 \\
-      --extras markov --markov-seeds 2,3 --ablate runs/evidence-seeds/ptb-mts-seed7.pt
+      --extras markov --markov-seeds 2,3 --ablate runs/evidence-seeds/ptb-mts-seed8.pt,runs/evidence-seeds/ptb-mts-seed9.pt
 
 (``--ablate``: finished checkpoints with their cards, tracked or carried, whose folders are written
-untrained; MTS seeds 141 and 4-6 have their 230 controls since 2026-12-07, so name only the seeds
+untrained; MTS seeds 141 and 4-7 have their 230 controls since 2026-12-07, and MTS seeds 8 and 9 were
+trained on the CPU that evening (their ablations resume on the CPU too), so name only the seeds
 whose ``ablation.csv`` is still missing in ``figures/seeds/`` and carry their ``.pt`` and ``.json``,
 which live in the ignored ``runs/``; leave out Markov seeds that the CPU sweep has finished.) The
 per-seed folders come back in ``study.zip``; copy them into ``figures/seeds/``.
