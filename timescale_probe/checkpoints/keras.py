@@ -156,9 +156,12 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"cannot read {path} as an .npz of arrays: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
-def load_npz_lstm(path: Path, *, sha256: str | None = None, format: str | None = None, tf_forget_bias: float = 1.0) -> LSTMStack:
-    """Keras / TF1 LSTM weights in an ``.npz`` as an :class:`LSTMStack` (``format`` forces keras-npz or tf1-npz)."""
-    arrays = read_npz(path)
+def load_npz_lstm(path: Path, *, sha256: str | None = None, format: str | None = None, tf_forget_bias: float = 1.0,
+                  arrays: dict[str, np.ndarray] | None = None) -> LSTMStack:
+    """Keras / TF1 LSTM weights in an ``.npz`` as an :class:`LSTMStack` (``format`` forces keras-npz or tf1-npz;
+    ``arrays`` are the file's arrays when the caller has already read them)."""
+    if arrays is None:
+        arrays = read_npz(path)
     groups: dict[str, dict[str, str]] = {}
     for key in sorted(arrays, key=natural_key):
         m = _KEY.match(key)

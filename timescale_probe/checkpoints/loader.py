@@ -166,8 +166,13 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
         if kind not in ("keras", "hdf5"):
             raise CheckpointError(f"{p} is neither a .keras archive nor an HDF5 file, so it cannot be read as --format keras")
         return load_keras_file(p, sha256=sha, direction=direction)
+    arrays = None
+    if kind == "npz" and fmt in ("auto", "state-dict", "keras-npz", "tf1-npz"):
+        from .keras import read_npz
+
+        arrays = read_npz(p)  # read once: the state-dict sniff and the Keras/TF1 reader share the arrays
     if kind == "npz" and fmt in ("auto", "state-dict"):
-        state = _torch_names_npz(p)
+        state = _torch_names_npz(arrays)
         if state is not None:
             return _stack_from_tree(state, p, sha, loaded_by="npz", fmt=fmt)
         if fmt == "state-dict":
@@ -178,7 +183,8 @@ def _load(p: Path, fmt: str, tf_forget_bias: float, direction: str) -> Recurrent
 
         if kind not in ("npz",):
             raise CheckpointError(f"{p} is not an .npz archive, so it cannot be read as --format {fmt}")
-        return load_npz_lstm(p, sha256=sha, format=None if fmt == "auto" else fmt, tf_forget_bias=tf_forget_bias)
+        return load_npz_lstm(p, sha256=sha, format=None if fmt == "auto" else fmt, tf_forget_bias=tf_forget_bias,
+                             arrays=arrays)
     if fmt == "safetensors" or (fmt == "auto" and kind == "safetensors"):
         return _stack_from_tree(_read_safetensors(p), p, sha, loaded_by="safetensors", fmt=fmt)
     if kind == "torchscript":
@@ -228,12 +234,9 @@ def _read_torch(p: Path, fmt: str) -> tuple[Any, str]:
     return load_torch_file_restricted(p), "restricted-unpickler"
 
 
-def _torch_names_npz(p: Path) -> dict[str, torch.Tensor] | None:
-    """An ``.npz`` whose arrays carry PyTorch state-dict names (``np.savez(f, **{k: v.numpy() ...})``)
-    as that state dict (numeric arrays only; read with ``allow_pickle=False``); None for other names."""
-    from .keras import read_npz
-
-    arrays = read_npz(p)
+def _torch_names_npz(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor] | None:
+    """The arrays of an ``.npz`` (read with ``allow_pickle=False``) that carry PyTorch state-dict names
+    (``np.savez(f, **{k: v.numpy() ...})``) as that state dict (numeric arrays only); None for other names."""
     if not any(_LSTM_KEY.match(k) for k in arrays):
         return None
     return {k: torch.from_numpy(np.array(a)) for k, a in arrays.items() if a.dtype.kind in "fiub"}
