@@ -403,3 +403,35 @@ def test_a_registered_study_becomes_a_beyond_the_paper_section(tmp_path, monkeyp
     assert set(toy["section"]) == {"toy theory test"} and list(toy["id"]) == ["study.toy.1", "study.toy.2"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## toy theory test" in md and "learned shape tracks k/2" in md and "# Beyond the paper" in md
+
+
+def test_input_fingerprints_follow_content_not_modification_times(tmp_path):
+    """A step's cache key holds its inputs' fingerprints: a corpus or checkpoint copied again (a fresh
+    ``../shared`` every session, a ``git checkout``) keeps the cache; a same-size edit whose mtime is
+    put back, which a size+mtime stamp would miss, reruns the step."""
+    import os
+
+    from timescale_probe.reproduce.common import fingerprint
+
+    d = tmp_path / "corpus"
+    (d / "sub").mkdir(parents=True)
+    f = d / "sub" / "train.txt"
+    f.write_text("the cat sat\n")
+    (d / "valid.txt").write_text("a dog ran\n")
+    file0, dir0 = fingerprint(f), fingerprint(d)
+    os.utime(f, ns=(1, 1))  # only the time changes
+    assert fingerprint(f) == file0 and fingerprint(d) == dir0
+    st = f.stat()
+    f.write_text("the rat sat\n")  # same size, one letter
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert fingerprint(f)["size"] == file0["size"]
+    assert fingerprint(f) != file0 and fingerprint(d) != dir0
+    edited = fingerprint(d)
+    f.rename(d / "train.txt")  # the same bytes under another name inside the folder
+    assert fingerprint(d)["sha256"] != edited["sha256"]
+    (d / ".steps").mkdir()
+    before = fingerprint(d)
+    (d / ".steps" / "x.json").write_text("{}")  # a pipeline's own records inside an input folder do not count
+    assert fingerprint(d) == before
+    assert fingerprint(tmp_path / "nothing") == {"path": str(tmp_path / "nothing"), "missing": True}
+    assert fingerprint(None) == {"path": None}

@@ -5,6 +5,7 @@ step module, so the step modules import this one and not each other.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +25,24 @@ WINDOW = 70
 
 
 def fingerprint(path: Path | None) -> dict[str, Any]:
-    """Cheap identity of an input file or folder (its presence, size and mtime): part of a step's
-    options, so a checkpoint that appears or changes makes the step run again."""
+    """Identity of an input file or folder by content (SHA-256 of each file, with its path inside a
+    folder): part of a step's options, so a checkpoint or corpus that appears or changes makes the
+    step run again, and one that is only copied, touched or checked out again (new modification
+    times, as a fresh ``../shared`` has) keeps the cache. A few tens of MB: well under a second."""
+    from ..fileio import file_sha256
+
     if path is None:
         return {"path": None}
     p = Path(path)
     if p.is_file():
-        st = p.stat()
-        return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"path": str(p), "size": p.stat().st_size, "sha256": file_sha256(p)}
     if p.is_dir():
-        files = sorted(q for q in p.rglob("*") if q.is_file() and ".steps" not in q.parts)
-        return {"path": str(p), "files": len(files),
-                "mtime_ns": max((q.stat().st_mtime_ns for q in files), default=0),
-                "size": sum(q.stat().st_size for q in files)}
+        files = sorted(q for q in p.rglob("*") if q.is_file() and ".steps" not in q.relative_to(p).parts)
+        h = hashlib.sha256()
+        for q in files:
+            h.update(f"{q.relative_to(p).as_posix()}\x00{file_sha256(q)}\n".encode())
+        return {"path": str(p), "files": len(files), "size": sum(q.stat().st_size for q in files),
+                "sha256": h.hexdigest()}
     return {"path": str(p), "missing": True}
 
 
