@@ -152,8 +152,10 @@ def test_a_stopped_ablation_resumes_after_its_finished_passes(model, tokens, tmp
     (store,) = tmp_path.iterdir()
     assert sorted(p.name for p in store.iterdir()) == ["pass-00000.npy", "pass-00001.npy"]
     calls.clear()
-    got = ablated_nll(model, tokens, groups, group_batch=2, resume_dir=tmp_path)
+    stats: dict[str, int] = {}
+    got = ablated_nll(model, tokens, groups, group_batch=2, resume_dir=tmp_path, stats=stats)
     assert len(calls) == 1  # only the third pass ran again
+    assert stats == {"passes": 3, "passes_resumed": 2}
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_array_equal(got[1], ref[1])
     assert list(tmp_path.iterdir()) == []

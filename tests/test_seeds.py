@@ -97,6 +97,9 @@ def test_folder_contents(trained, tmp_path):
     assert card["seed"] == 7 and card["epochs"] == 2 and card["seed_tables"]["ablation"]["controls"] == 20
     # controls are drawn with the model's own training seed (independent draws per seed)
     assert card["seed_tables"]["ablation"]["control_seed"] == 7
+    # the card says how many batched passes its ablation_s timed (none read back from a stopped run here)
+    a = card["seed_tables"]["ablation"]
+    assert a["passes"] == math.ceil((23 + 20 + 1) / a["group_batch"]) and a["passes_resumed"] == 0
     # device, torch version and recipe recorded
     st = card["seed_tables"]
     assert st["device"] == "cpu" and st["torch"] == torch.__version__ and st["recipe"]["arch"] == "mts"

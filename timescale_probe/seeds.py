@@ -347,7 +347,9 @@ def write_seed_tables(checkpoint: Any, corpus: Any, out_dir: str | Path, *, devi
             abl_summary = dict(layer=layer, groups=groups, controls=controls,
                                control_sizes=sorted({int(c.size) for c in ctl}), control_seed=int(control_seed),
                                mode=mode, order_by=col, group_batch=gb, seed=seed, n_resamples=n_resamples,
-                               level=level)
+                               level=level, passes=study.passes.get("passes"),
+                               # read back from resume_dir, not run: seconds.ablation_s times only the others
+                               passes_resumed=study.passes.get("passes_resumed"))
         if metrics is not None:
             write_table(metrics, work / "metrics.csv")
         timings["total_s"] = time.perf_counter() - t_start

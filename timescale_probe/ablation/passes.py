@@ -79,7 +79,8 @@ def _load_pass(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
 
 def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mode: str = "output",
                 bptt: int = 70, group_batch: int = 8, device: Any = "cpu", progress: ProgressLike = False,
-                resume_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+                resume_dir: str | Path | None = None, stats: dict[str, int] | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Token NLL of the intact model and of each ablated group.
 
     Returns ``(intact (N-1,), ablated (G, N-1))`` in nats. The stream runs as batch 1 with the
@@ -91,7 +92,9 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
     ``resume_dir``: each finished pass is saved under ``resume_dir/<fingerprint>/`` (see
     :func:`pass_fingerprint`) and a later call with the same inputs starts after the passes found
     there, so a long CPU ablation stopped part-way picks up where it left off; the folder is removed
-    once every pass is done. The numbers are those of an uninterrupted run.
+    once every pass is done. The numbers are those of an uninterrupted run. ``stats``: a dict that
+    receives ``passes`` (batched passes in all) and ``passes_resumed`` (read back, not run), so a
+    caller that times the call can say which part of the work that time covers.
     """
     check_choice(mode, "mode", MODES)
     check_int(group_batch, "group_batch", minimum=1)
@@ -110,11 +113,13 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
     if resume_dir is not None:
         store = Path(resume_dir) / pass_fingerprint(model, tokens, copies_of, mode=mode, bptt=bptt, device=device)
         store.mkdir(parents=True, exist_ok=True)
+    resumed = 0
     with progress_bar(n_windows * len(batches), f"ablate ({mode}, {len(batches)} batched passes)", progress) as bar:
         for p, (batch, copies) in enumerate(zip(batches, copies_of)):
             path = store / f"pass-{p:05d}.npy" if store is not None else None
             nll = _load_pass(path, (len(batch), n)) if path is not None else None
             if nll is not None:
+                resumed += 1
                 bar.advance(n_windows)
             else:
                 hooks = ablation_hooks(model, copies, mode)
@@ -130,4 +135,6 @@ def ablated_nll(model, tokens: torch.Tensor, groups: Sequence[UnitGroup], *, mod
                     ablated[j] = nll[c]
     if store is not None:
         shutil.rmtree(store, ignore_errors=True)
+    if stats is not None:
+        stats.update(passes=len(batches), passes_resumed=resumed)
     return intact, ablated

@@ -49,6 +49,9 @@ class AblationStudy:
     controls_: pd.DataFrame
     routing_: pd.DataFrame
     options: dict[str, Any] = field(default_factory=dict)
+    #: ``passes`` and ``passes_resumed`` of :func:`ablated_nll` (kept out of ``options``, which
+    #: describe the numbers: a resumed run gives the same ones)
+    passes: dict[str, int] = field(default_factory=dict)
 
 
 def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int, groups: str | Sequence[UnitGroup],
@@ -77,8 +80,9 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
         control_size = int(vals[np.argmax(cnt)])
     ctl = control_groups(sizes[layer - 1], control_size, controls, T, layer, seed)
     all_groups = main + ctl
+    passes: dict[str, int] = {}
     intact, ablated = ablated_nll(model, tokens, all_groups, mode=mode, bptt=bptt, group_batch=group_batch,
-                                  device=device, progress=progress, resume_dir=resume_dir)
+                                  device=device, progress=progress, resume_dir=resume_dir, stats=passes)
     targets = torch.as_tensor(tokens).long().numpy()[1:]
     counts = bootstrap_chunk_counts(len(targets), chunk, n_resamples, seed)
     if not binnings:
@@ -95,4 +99,4 @@ def run_ablation_study(model, tokens: torch.Tensor, T: np.ndarray, *, layer: int
                 control_size=control_size, seed=seed, bptt=bptt, group_batch=group_batch, chunk=chunk,
                 n_resamples=n_resamples, level=level, n_targets=len(targets),
                 ppl_intact=float(math.exp(intact.mean())))
-    return AblationStudy(gtab, ratios, band, routing, opts)
+    return AblationStudy(gtab, ratios, band, routing, opts, passes)
