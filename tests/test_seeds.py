@@ -2,8 +2,10 @@
 independent computations: a token-by-token forward pass, the bias formula, group sizes and order."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -153,6 +155,22 @@ def test_ingest_names_the_folder_from_the_card_and_refuses_unfinished_runs(train
     assert path.name == "ptb-mts-seed7" and res is not None and (path / "ablation.csv").is_file()
     again, res2 = ingest(run / "x.pt", tmp_path / "seeds", corpus=str(corpus_dir))
     assert again == path and res2 is None  # same checkpoint file: kept
+    os.utime(run / "x.pt", ns=(1, 1))  # copied or touched, same bytes: still kept (an ablation is an hour on a CPU)
+    assert ingest(run / "x.pt", tmp_path / "seeds", corpus=str(corpus_dir))[1] is None
+    # a folder stamped before stamps held a hash (size and mtime) is kept while those match
+    cj = path / "card.json"
+    data = json.loads(cj.read_text())
+    st = (run / "x.pt").stat()
+    data["seed_tables"]["checkpoint_stamp"] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    cj.write_text(json.dumps(data))
+    assert ingest(run / "x.pt", tmp_path / "seeds", corpus=str(corpus_dir))[1] is None
+    # a folder made from other bytes (another stamp) is made again
+    data["seed_tables"]["checkpoint_stamp"] = {"size": st.st_size, "sha256": "0" * 64}
+    cj.write_text(json.dumps(data))
+    assert ingest(run / "x.pt", tmp_path / "seeds", corpus=str(corpus_dir), controls=3, groups="quantiles:4",
+                  n_resamples=10, max_tokens=301)[1] is not None
+    stamp = json.loads(cj.read_text())["seed_tables"]["checkpoint_stamp"]
+    assert stamp == {"size": st.st_size, "sha256": hashlib.sha256((run / "x.pt").read_bytes()).hexdigest()}
     card["status"] = "training"
     (run / "x.json").write_text(json.dumps(card))
     with pytest.raises(InputError, match="still training"):

@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from .errors import InputError, OptionError, TsprobeError
+from .fileio import file_sha256
 
 SEED_FILES = ("card.json", "metrics.csv", "token_nll.npy", "perplexity.csv", "ablation.csv", "timescales.csv")
 #: the fewest random control groups a seed's ablation needs to enter Fig. 3 over seeds
@@ -382,7 +383,7 @@ def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = Non
     ``corpus``: the corpus spec to evaluate on (default: ``ptb`` for a PTB model; a Markov-PTB model
     needs its resample's folder). ``ablation``: default True for MTS models only (Fig. 3). A run
     whose card is not ``complete`` is refused (still training); a folder already made from the same
-    checkpoint file (same size and modification time) is kept unless ``force``. Returns the folder
+    checkpoint (same bytes: SHA-256; a copied or touched file counts as the same) is kept unless ``force``. Returns the folder
     and the summary (None when kept)."""
     from .fileio import require_file
     from .training import companion_paths
@@ -403,11 +404,13 @@ def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = Non
     arch = str(card.get("arch"))
     seed = int(card.get("seed", (card.get("train_config") or {}).get("seed")))
     out = Path(into) / seed_folder_name(key, arch, seed)
-    stamp = {"size": ckpt.stat().st_size, "mtime_ns": ckpt.stat().st_mtime_ns}
+    st = ckpt.stat()
+    stamp = {"size": st.st_size, "sha256": file_sha256(ckpt)}
     old = out / "card.json"
     if old.is_file() and not force:
-        prev = json.loads(old.read_text(encoding="utf-8")).get("seed_tables", {}).get("checkpoint_stamp")
-        if prev == stamp:
+        prev = json.loads(old.read_text(encoding="utf-8")).get("seed_tables", {}).get("checkpoint_stamp") or {}
+        legacy = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}  # folders ingested before stamps held a hash
+        if prev == stamp or prev == legacy:
             return out, None
     res = write_seed_tables(ckpt, corpus, out, device=device, card=card,
                             ablation=is_ablated(arch) if ablation is None else ablation, model_name=out.name, **kw)
