@@ -383,8 +383,8 @@ def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = Non
     ``corpus``: the corpus spec to evaluate on (default: ``ptb`` for a PTB model; a Markov-PTB model
     needs its resample's folder). ``ablation``: default True for MTS models only (Fig. 3). A run
     whose card is not ``complete`` is refused (still training); a folder already made from the same
-    checkpoint (same bytes: SHA-256; a copied or touched file counts as the same) is kept unless ``force``. Returns the folder
-    and the summary (None when kept)."""
+    checkpoint (same bytes: SHA-256; a copied or touched file counts as the same) is kept unless
+    ``force``. Returns the folder and the summary (None when kept)."""
     from .fileio import require_file
     from .training import companion_paths
 
@@ -408,7 +408,7 @@ def ingest(checkpoint: str | Path, into: str | Path, *, corpus: str | None = Non
     stamp = {"size": st.st_size, "sha256": file_sha256(ckpt)}
     old = out / "card.json"
     if old.is_file() and not force:
-        prev = json.loads(old.read_text(encoding="utf-8")).get("seed_tables", {}).get("checkpoint_stamp") or {}
+        prev = json.loads(old.read_text(encoding="utf-8")).get("seed_tables", {}).get("checkpoint_stamp")
         legacy = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}  # folders ingested before stamps held a hash
         if prev == stamp or prev == legacy:
             return out, None
